@@ -1,0 +1,53 @@
+"""hakurei: unprivileged Linux containers for Python.
+
+This module is the API map.  Names are loaded lazily (PEP 562) because init
+imports ``hakurei.init`` and ``hakurei.ops`` for every container and the CLI
+must not pay for trio: importing ``hakurei`` itself costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .container import Container, run, run_sync
+    from .errors import (
+        EXIT_NOEXEC,
+        EXIT_NOTFOUND,
+        EXIT_SETUP,
+        HakureiError,
+        MountError,
+        OpError,
+        ProgramError,
+        SetupError,
+        StartError,
+    )
+    from .ops import Ops
+
+_LAZY = {
+    "Container": "container",
+    "run": "container",
+    "run_sync": "container",
+    "Ops": "ops",
+    "EXIT_NOEXEC": "errors",
+    "EXIT_NOTFOUND": "errors",
+    "EXIT_SETUP": "errors",
+    "HakureiError": "errors",
+    "MountError": "errors",
+    "OpError": "errors",
+    "ProgramError": "errors",
+    "SetupError": "errors",
+    "StartError": "errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'hakurei' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value

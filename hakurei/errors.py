@@ -1,0 +1,182 @@
+"""Typed errors shared by the parent, the shim and init.
+
+Every error here renders as one line a user can act on (``str(e)``), so the
+CLI and init can print it without a traceback, and carries the values a caller
+may want to match (an errno, a step, a path).  This module is imported by init
+for every container: it must import nothing beyond ``os``.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Exit statuses shared by init, the shim, the library and the CLI.
+EXIT_SETUP = 125
+EXIT_NOEXEC = 126
+EXIT_NOTFOUND = 127
+
+
+def strerror(err: int) -> str:
+    """Go-style lowercase strerror (``no such file or directory``).
+
+    The reference messages use Go's lowercase text; CPython's is capitalised.
+    """
+    text = os.strerror(err)
+    return text[:1].lower() + text[1:] if text else f"errno {err}"
+
+
+def describe(exc: BaseException) -> str:
+    """One line for any exception, without Python's ``[Errno N]`` noise."""
+    if isinstance(exc, HakureiError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = exc.filename
+        if name is not None:
+            return f"{os.fsdecode(name)}: {strerror(exc.errno)}"
+        return strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+class HakureiError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    #: exit status a process reports when this error ends it
+    status = EXIT_SETUP
+
+
+class SetupError(HakureiError):
+    """Container setup failed; ``str()`` is the whole message."""
+
+
+class StartError(HakureiError):
+    """The parent could not start a container: ``cannot <step>: <cause>``.
+
+    ``step`` names what was being done, ``cause`` is the underlying exception
+    (if any), so callers can match ``isinstance(e.cause, FileNotFoundError)``.
+    """
+
+    def __init__(self, step: str, cause: BaseException | None = None) -> None:
+        super().__init__(step, cause)
+        self.step = step
+        self.cause = cause
+
+    def __str__(self) -> str:
+        if self.cause is None:
+            return self.step
+        return f"cannot {self.step}: {describe(self.cause)}"
+
+
+class OpError(HakureiError, ValueError):
+    """An op was built with values that can never work (caught before any syscall)."""
+
+
+class AbsoluteError(OpError):
+    """A path that must be absolute was not (Go ``check.AbsoluteError``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"path {self.path!r} is not absolute".replace("'", '"')
+
+
+class PathError(HakureiError, OSError):
+    """An operation on a path failed: ``cannot <op> <path>: <errno text>``."""
+
+    def __init__(self, op: str, path: str, err: int) -> None:
+        OSError.__init__(self, err, strerror(err), path)
+        self.op = op
+        self.path = path
+
+    def __str__(self) -> str:
+        assert self.errno is not None
+        return f"cannot {self.op} {self.path}: {strerror(self.errno)}"
+
+
+class MountError(HakureiError, OSError):
+    """mount(2) failed; the message says which kind of mount (reference §10.3)."""
+
+    def __init__(
+        self, source: str, target: str, fstype: str, flags: int, data: str, err: int
+    ) -> None:
+        OSError.__init__(self, err, strerror(err), target)
+        self.source = source
+        self.target = target
+        self.fstype = fstype
+        self.flags = flags
+        self.data = data
+
+    def __str__(self) -> str:
+        assert self.errno is not None
+        why = strerror(self.errno)
+        ms_bind, ms_remount = 0x1000, 0x20
+        if self.flags & ms_bind and self.flags & ms_remount:
+            return f"cannot remount {self.target}: {why}"
+        if self.flags & ms_bind:
+            return f"cannot bind {self.source} on {self.target}: {why}"
+        if self.fstype:
+            return f"cannot mount {self.fstype} on {self.target}: {why}"
+        return f"cannot mount {self.target}: {why}"
+
+
+class OpRepeatError(HakureiError):
+    """A non-repeatable op (autoetc, autoroot) appeared twice."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"{self.name} is not repeatable"
+
+
+class OpStateError(HakureiError):
+    """An op reached a state its validation should have made impossible."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"impossible {self.name} state reached"
+
+
+class TmpfsSizeError(OpError):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+    def __str__(self) -> str:
+        return f"tmpfs size {self.size} out of bounds"
+
+
+class OverlayArgumentError(OpError):
+    """Bad overlay arguments; ``str()`` carries the reference's message."""
+
+
+class MountinfoError(HakureiError):
+    """/proc/self/mountinfo could not be parsed or lacks a mount point."""
+
+    def __init__(self, op: str, msg: str, line: int = -1) -> None:
+        super().__init__(op, msg, line)
+        self.op = op
+        self.msg = msg
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f" at line {self.line}" if self.line >= 0 else ""
+        return f"cannot {self.op} mountinfo{where}: {self.msg}"
+
+
+class ProgramError(HakureiError):
+    """The initial program could not be started (126: not executable, 127: not found)."""
+
+    def __init__(self, path: str, err: int) -> None:
+        super().__init__(path, err)
+        self.path = path
+        self.errno = err
+        self.status = EXIT_NOTFOUND if err == 2 else EXIT_NOEXEC  # ENOENT
+
+    def __str__(self) -> str:
+        return f"cannot start {self.path}: {strerror(self.errno)}"

@@ -1,0 +1,312 @@
+"""The one seam between hakurei and the kernel (Go: ``syscallDispatcher``).
+
+Every system call the shim, init and the ops make goes through a ``Kernel``
+instance.  Production uses this class; unit tests pass a recording fake that
+replays an expected, ordered list of calls, so "bind with the writable flag
+issues mount(..., 0x4004) then remounts with nosuid" is a plain assertion.
+
+This is also the only module that touches ``ctypes`` and python-prctl's C
+extension.  It runs in init for every container, so it imports only what init
+needs anyway (``ctypes``, ``_prctl``) and loads libc once, at import time,
+while the host filesystem is still visible.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import _prctl
+
+from ..errors import MountError, PathError
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_RELATIME = 0x200000
+MNT_DETACH = 2
+
+# mount_setattr(2): reaches every submount of a tree in one call (Linux 5.12).
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+
+# unshare(2)
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# capabilities and prctl
+CAP_DAC_OVERRIDE = 1
+CAP_SETPCAP = 8
+CAP_SYS_ADMIN = 21
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_PTRACER = 0x59616D61
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# x86_64 and aarch64 numbers of the calls glibc 2.36 does not wrap.
+_MACHINE = os.uname().machine
+if _MACHINE == "x86_64":
+    SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN = 155, 317, 434
+elif _MACHINE == "aarch64":
+    SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN = 41, 277, 434
+else:  # pragma: no cover - only the two arches hakurei supports
+    raise ImportError(f"hakurei does not support {_MACHINE}")
+SYS_LANDLOCK_CREATE_RULESET = 444
+SYS_LANDLOCK_RESTRICT_SELF = 446
+SYS_MOUNT_SETATTR = 442
+SECCOMP_SET_MODE_FILTER = 1
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
+LANDLOCK_SCOPE_SIGNAL = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_mount = _libc.mount
+_mount.argtypes = (ctypes.c_char_p,) * 4 + (ctypes.c_void_p,)
+_umount2 = _libc.umount2
+_umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_unshare = _libc.unshare
+_unshare.argtypes = (ctypes.c_int,)
+_sethostname = _libc.sethostname
+_sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+_prctl_raw = _libc.prctl
+_prctl_raw.argtypes = (ctypes.c_int,) + (ctypes.c_ulong,) * 4
+_capset = _libc.capset
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = (
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    )
+
+
+class _LandlockAttr(ctypes.Structure):
+    _fields_ = (
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    )
+
+
+def _errno() -> int:
+    return ctypes.get_errno()
+
+
+def _oserror(what: str) -> OSError:
+    err = _errno()
+    return OSError(err, os.strerror(err), what)
+
+
+def _b(path: str) -> bytes:
+    return os.fsencode(path)
+
+
+class Kernel:
+    """The real kernel.  Methods raise ``OSError`` (or a typed subclass)."""
+
+    # -- identity and namespaces ------------------------------------------------
+    def getpid(self) -> int:
+        return os.getpid()
+
+    def unshare(self, flags: int) -> None:
+        if _unshare(flags) != 0:
+            raise _oserror("unshare")
+
+    def write_file(self, path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def read_file(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        if _sethostname(raw, len(raw)) != 0:
+            raise _oserror("sethostname")
+
+    def pidfd_open(self, pid: int) -> int:
+        fd = int(_syscall(SYS_PIDFD_OPEN, ctypes.c_int(pid), ctypes.c_uint(0)))
+        if fd < 0:
+            raise _oserror("pidfd_open")
+        return fd
+
+    # -- prctl and capabilities ------------------------------------------------
+    def prctl(self, option: int, arg: int = 0) -> None:
+        """prctl(2) through python-prctl where it knows the option."""
+        _prctl.prctl(option, arg)
+
+    def prctl_raw(self, option: int, arg2: int = 0, arg3: int = 0) -> None:
+        """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""
+        if _prctl_raw(option, arg2, arg3, 0, 0) != 0:
+            raise _oserror("prctl")
+
+    def capbset_drop(self, cap: int) -> None:
+        self.prctl(PR_CAPBSET_DROP, cap)
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        """capset(2) with a v3 header: three 64-bit sets as two 32-bit words each."""
+        hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        for i in range(2):
+            shift = 32 * i
+            data[i].effective = (effective >> shift) & 0xFFFFFFFF
+            data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+            data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+        if _capset(ctypes.byref(hdr), data) != 0:
+            raise _oserror("capset")
+
+    def seccomp_load(self, bpf: bytes) -> None:
+        """Install a compiled classic-BPF program on the calling thread."""
+        if len(bpf) % 8 or not bpf:
+            raise OSError(22, "invalid BPF program length", "seccomp")
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        r = _syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog))
+        if r != 0:
+            raise _oserror("seccomp")
+
+    def landlock_abi(self) -> int:
+        r = int(_syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION))
+        if r < 0:
+            raise _oserror("landlock_create_ruleset")
+        return r
+
+    def landlock_scope(self, scoped: int) -> None:
+        """Restrict the calling thread to a landlock domain with only scopes set."""
+        attr = _LandlockAttr(0, 0, scoped)
+        fd = int(_syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), 24, 0))
+        if fd < 0:
+            raise _oserror("landlock_create_ruleset")
+        try:
+            if _syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0) != 0:
+                raise _oserror("landlock_restrict_self")
+        finally:
+            os.close(fd)
+
+    # -- mounts ------------------------------------------------------------------
+    def mount(self, source: str, target: str, fstype: str, flags: int, data: str = "") -> None:
+        if (
+            _mount(
+                _b(source),
+                _b(target),
+                _b(fstype) if fstype else None,
+                flags,
+                _b(data) if data else None,
+            )
+            != 0
+        ):
+            raise MountError(source, target, fstype, flags, data, _errno())
+
+    def umount2(self, target: str, flags: int) -> None:
+        if _umount2(_b(target), flags) != 0:
+            raise PathError("unmount", target, _errno())
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        if _syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)) != 0:
+            raise PathError("pivot_root", new_root, _errno())
+
+    def mount_setattr(self, path: str, at_flags: int, attr_set: int) -> None:
+        """Add mount attributes to ``path`` (and, with AT_RECURSIVE, every submount)."""
+        attr = _MountAttr(attr_set, 0, 0, 0)
+        r = _syscall(
+            SYS_MOUNT_SETATTR, -100, _b(path), at_flags, ctypes.byref(attr), ctypes.sizeof(attr)
+        )
+        if r != 0:
+            raise PathError("mount_setattr", path, _errno())
+
+    # -- files and directories ----------------------------------------------------
+    def chdir(self, path: str) -> None:
+        os.chdir(path)
+
+    def fchdir(self, fd: int) -> None:
+        os.fchdir(fd)
+
+    def open(self, path: str, flags: int, mode: int = 0o777) -> int:
+        return os.open(path, flags | os.O_CLOEXEC, mode)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        os.mkdir(path, mode)
+
+    def makedirs(self, path: str, mode: int) -> None:
+        """Go ``os.MkdirAll``: create missing directories with ``mode``; existing is fine."""
+        os.makedirs(path, mode, exist_ok=True)
+
+    def symlink(self, contents: str, path: str) -> None:
+        os.symlink(contents, path)
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def realpath(self, path: str) -> str:
+        """Go ``filepath.EvalSymlinks``: resolve every link; a missing path is an error."""
+        return os.path.realpath(path, strict=True)
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(os.listdir(path))
+
+    def remove(self, path: str) -> None:
+        os.unlink(path)
+
+    def umask(self, mask: int) -> int:
+        return os.umask(mask)
+
+    def isatty(self, fd: int) -> bool:
+        return os.isatty(fd)

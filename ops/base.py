@@ -1,0 +1,189 @@
+"""What every op shares: wire fields, validation, equality, and the setup state.
+
+An op is a small value object.  Its user-facing fields are declared once in
+``FIELDS`` as ``(name, kind)`` pairs; that one declaration drives the
+constructor-side validation, equality (Go ``Is``), and the msgpack wire form,
+so a field cannot be forgotten in one of them.  Derived state (what ``early``
+learns on the host) lives in other slots and never travels.
+
+Init imports this for every container, so it avoids ``typing``,
+``dataclasses`` and ``enum`` at runtime.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from ..errors import AbsoluteError, OpError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, ClassVar, Self
+
+    from ..init.kernel import Kernel
+
+SYSROOT = "/sysroot"
+HOST = "/host"
+HOST_PROC_SELF = "/host/proc/self"
+
+# Field kinds understood by check_field.
+ABS = "abs"  # absolute path (str)
+ABS_OPT = "abs?"  # absolute path or None
+ABS_LIST = "abs[]"  # list of absolute paths
+STR = "str"
+INT = "int"
+BOOL = "bool"
+BYTES = "bytes"
+
+
+def is_abs(p: object) -> bool:
+    return isinstance(p, str) and p.startswith("/") and "\0" not in p
+
+
+def check_field(op: str, name: str, kind: str, value: object) -> None:
+    """Raise OpError unless ``value`` is of ``kind``; the message names op and field."""
+    if kind == ABS or (kind == ABS_OPT and value is not None):
+        if not isinstance(value, str):
+            raise OpError(f"{op}: {name} must be a path, not {type(value).__name__}")
+        if not is_abs(value):
+            raise OpError(f"{op}: {AbsoluteError(value)}")
+    elif kind == ABS_LIST:
+        if not isinstance(value, list):
+            raise OpError(f"{op}: {name} must be a list of paths")
+        for v in value:
+            check_field(op, name, ABS, v)
+    elif kind == STR:
+        if not isinstance(value, str) or "\0" in value:
+            raise OpError(f"{op}: {name} must be a string without NUL")
+    elif kind == INT:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise OpError(f"{op}: {name} must be an integer")
+    elif kind == BOOL:
+        if not isinstance(value, bool):
+            raise OpError(f"{op}: {name} must be a boolean")
+    elif kind == BYTES:
+        if not isinstance(value, bytes):
+            raise OpError(f"{op}: {name} must be bytes")
+    elif kind != ABS_OPT:
+        raise AssertionError(f"unknown field kind {kind}")
+
+
+def to_sysroot(p: str) -> str:
+    """Container path → where it is built during apply (``//etc///`` → ``/sysroot/etc``)."""
+    return posixpath.normpath(posixpath.join(SYSROOT, p.lstrip("/")))
+
+
+def to_host(p: str) -> str:
+    """Host path → where the host tree is visible during apply (under ``/host``)."""
+    return posixpath.normpath(posixpath.join(HOST, p.lstrip("/")))
+
+
+def parent_perm(perm: int) -> int:
+    """Permissions for parents created on the way to a path of mode ``perm``.
+
+    Start from 0755 and drop group/other search where the path itself grants
+    nothing to them, so a private directory is not reachable through a
+    world-readable parent (reference §6.3).
+    """
+    p = 0o755
+    if not perm & 0o070:
+        p &= ~0o050
+    if not perm & 0o007:
+        p &= ~0o005
+    return p
+
+
+class State:
+    """What ops share during one init run (Go ``setupState``)."""
+
+    __slots__ = ("k", "nonrepeatable", "parent_perm", "retain_session", "verbose")
+
+    def __init__(
+        self,
+        k: Kernel,
+        *,
+        parent_perm: int = 0o755,
+        retain_session: bool = False,
+        verbose: Callable[[str], None] | None = None,
+    ) -> None:
+        self.k = k
+        self.parent_perm = parent_perm
+        self.retain_session = retain_session
+        self.verbose: Callable[[str], None] = verbose or (lambda _msg: None)
+        #: names of non-repeatable ops already applied ("autoetc", "autoroot")
+        self.nonrepeatable: set[str] = set()
+
+    def once(self, name: str) -> None:
+        """Fail with OpRepeatError if a non-repeatable op named ``name`` ran already."""
+        from ..errors import OpRepeatError
+
+        if name in self.nonrepeatable:
+            raise OpRepeatError(name)
+        self.nonrepeatable.add(name)
+
+
+class Op:
+    """Base of every op.  Subclasses set TAG, PREFIX and FIELDS and implement apply."""
+
+    #: wire tag; also the key of ops.REGISTRY
+    TAG: ClassVar[str] = ""
+    #: verb init prints before ``str(op)`` with -v; "" when the op prints its own lines
+    PREFIX: ClassVar[str] = ""
+    #: user-facing fields as (name, kind); order is the constructor's order
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    __slots__ = ()
+
+    def validate(self) -> None:
+        """Check field kinds, then ``check()``; raise OpError naming the op."""
+        for name, kind in self.FIELDS:
+            check_field(self.TAG, name, kind, getattr(self, name))
+        self.check()
+
+    def check(self) -> None:
+        """Op-specific structural checks beyond field kinds (Go ``Valid``)."""
+
+    def early(self, st: State) -> None:
+        """Host-view step: gather information, never change the mount namespace."""
+
+    def apply(self, st: State) -> None:
+        """Build this op's part of the container under /sysroot."""
+        raise NotImplementedError
+
+    def to_wire(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name, _ in self.FIELDS}
+
+    @classmethod
+    def from_wire(cls, fields: object) -> Self:
+        """Rebuild an op from its wire map; every field is type-checked."""
+        if not isinstance(fields, dict):
+            raise OpError(f"{cls.TAG}: fields must be a map")
+        names = {n for n, _ in cls.FIELDS}
+        extra = set(fields) - names
+        if extra:
+            raise OpError(f"{cls.TAG}: unknown field {sorted(map(str, extra))[0]!r}")
+        missing = names - set(fields)
+        if missing:
+            raise OpError(f"{cls.TAG}: missing field {sorted(missing)[0]!r}")
+        op = cls.__new__(cls)
+        op._init_derived()
+        for name, _ in cls.FIELDS:
+            object.__setattr__(op, name, fields[name])
+        op.validate()
+        return op
+
+    def _init_derived(self) -> None:
+        """Reset derived (non-wire) slots; subclasses with derived state override."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS)
+
+    def __hash__(self) -> int:
+        return hash((self.TAG, *(repr(getattr(self, n)) for n, _ in self.FIELDS)))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self.FIELDS)
+        return f"{type(self).__name__}({args})"
