@@ -1,6 +1,8 @@
-import os
-import sys
+"""Shared pytest configuration.
 
-# tests/ is imported as a package so helpers (fakekernel, helpers) resolve the
-# same way from a source checkout and from CI's copied test tree.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+Tests run against the *installed* package (the test command copies tests/
+to a temporary directory first), never against the source tree: in the source
+tree ``init/`` and ``ops/`` are not yet ``hakurei.init`` and ``hakurei.ops``.
+pytest puts this directory on sys.path, so helpers import as top-level
+modules: ``from fakekernel import FakeKernel, call``.
+"""
