@@ -79,6 +79,11 @@ def to_host(p: str) -> str:
     return posixpath.normpath(posixpath.join(HOST, p.lstrip("/")))
 
 
+def q(s: str) -> str:
+    """Go ``%q`` for the texts ops print: double quotes, backslash escapes."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def parent_perm(perm: int) -> int:
     """Permissions for parents created on the way to a path of mode ``perm``.
 
@@ -97,7 +102,7 @@ def parent_perm(perm: int) -> int:
 class State:
     """What ops share during one init run (Go ``setupState``)."""
 
-    __slots__ = ("k", "nonrepeatable", "parent_perm", "retain_session", "verbose")
+    __slots__ = ("_serial", "k", "nonrepeatable", "parent_perm", "retain_session", "verbose")
 
     def __init__(
         self,
@@ -113,6 +118,17 @@ class State:
         self.verbose: Callable[[str], None] = verbose or (lambda _msg: None)
         #: names of non-repeatable ops already applied ("autoetc", "autoroot")
         self.nonrepeatable: set[str] = set()
+        self._serial = 0
+
+    def tmpname(self, prefix: str) -> str:
+        """A fresh name in the intermediate root, e.g. ``/tmp.0``, for Place and Overlay.
+
+        A counter rather than random bytes: the intermediate root is private to
+        this init run, and the fake kernel can predict the name.
+        """
+        name = f"/{prefix}{self._serial}"
+        self._serial += 1
+        return name
 
     def once(self, name: str) -> None:
         """Fail with OpRepeatError if a non-repeatable op named ``name`` ran already."""
