@@ -1,27 +1,96 @@
-"""Bind op (STUB: to be implemented)."""
+"""Bind a host path into the container (reference §7.1).
+
+Everything bound ends up nosuid and recursive; read-only and nodev unless the
+caller asks otherwise, so a bind is safe by default.
+"""
 
 from __future__ import annotations
 
-from .base import ABS, INT, Op, State
+import stat
 
+from ..errors import AbsoluteError, OpError, OpStateError
+from ..init.kernel import MS_NODEV, MS_RDONLY, MS_REC
+from ._mount import bind_mount, ensure_file
+from .base import ABS, INT, Op, State, is_abs, q, to_host, to_sysroot
+
+#: a missing host source skips the op instead of failing it
 BIND_OPTIONAL = 1
+#: leave the bind writable
 BIND_WRITABLE = 2
+#: keep device nodes usable (no nodev)
 BIND_DEVICE = 4
+#: create the host source as a directory (0700) if it is missing
 BIND_ENSURE = 8
+
+_ALL_FLAGS = BIND_OPTIONAL | BIND_WRITABLE | BIND_DEVICE | BIND_ENSURE
 
 
 class Bind(Op):
     TAG = "bind"
-    PREFIX = "mounting"
-    FIELDS = (("source", ABS), ("target", ABS), ("flags", INT),)
+    PREFIX = ""  # apply prints its own line, with the resolved source
+    FIELDS = (("source", ABS), ("target", ABS), ("flags", INT))
 
-    __slots__ = ("flags", "source", "target",)
+    __slots__ = ("flags", "source", "source_final", "target")
 
     def __init__(self, source: str, target: str, flags: int = 0) -> None:
+        self._init_derived()
         self.source = source
         self.target = target
         self.flags = flags
         self.validate()
 
+    def _init_derived(self) -> None:
+        #: the host source with every symlink resolved; None until early, and
+        #: None after it when an optional source is missing (the op is skipped)
+        self.source_final: str | None = None
+
+    def check(self) -> None:
+        # Unknown bits are most likely MS_* constants passed by mistake.
+        if self.flags & ~_ALL_FLAGS:
+            raise OpError(f"bind: unknown flags {self.flags:#x}")
+        if self.flags & BIND_OPTIONAL and self.flags & BIND_ENSURE:
+            raise OpError("bind: flags optional and ensure exclude each other")
+
+    def early(self, st: State) -> None:
+        k = st.k
+        if self.flags & BIND_ENSURE:
+            k.makedirs(self.source, 0o700)
+        try:
+            final = k.realpath(self.source)
+        except FileNotFoundError:
+            if self.flags & BIND_OPTIONAL:
+                self.source_final = None
+                return
+            raise
+        if not is_abs(final):
+            raise AbsoluteError(final)
+        self.source_final = final
+
     def apply(self, st: State) -> None:
-        raise NotImplementedError("bind")
+        if self.source_final is None:
+            if not self.flags & BIND_OPTIONAL:
+                raise OpStateError("bind")
+            return
+        k = st.k
+        source = to_host(self.source_final)
+        target = to_sysroot(self.target)
+        if stat.S_ISDIR(k.stat(source).st_mode):
+            # 0700 rather than the parent perm, as bwrap does for binds.
+            k.makedirs(target, 0o700)
+        else:
+            ensure_file(st, target, 0o444, 0o700)
+        flags = MS_REC
+        if not self.flags & BIND_WRITABLE:
+            flags |= MS_RDONLY
+        if not self.flags & BIND_DEVICE:
+            flags |= MS_NODEV
+        if self.source_final == self.target:
+            st.verbose(f"mounting {q(target)} flags {flags:#x}")
+        else:
+            st.verbose(f"mounting {q(source)} on {q(target)} flags {flags:#x}")
+        bind_mount(st, source, target, flags)
+
+    def __str__(self) -> str:
+        if self.source == self.target:
+            return f"{q(self.source)} flags {self.flags:#x}"
+        return f"{q(self.source)} on {q(self.target)} flags {self.flags:#x}"

@@ -1,21 +1,44 @@
-"""Mkdir op (STUB: to be implemented)."""
+"""A directory in the container (reference §7.7).
+
+Init runs with umask 0, so ``perm`` is exactly the mode of every directory
+this creates (existing ones are left alone).
+"""
 
 from __future__ import annotations
 
-from .base import ABS, INT, Op, State
+from ..errors import OpError
+from .base import ABS, INT, Op, State, q, to_sysroot
 
 
 class Mkdir(Op):
     TAG = "mkdir"
     PREFIX = "creating"
-    FIELDS = (("path", ABS), ("perm", INT),)
+    FIELDS = (("path", ABS), ("perm", INT))
 
-    __slots__ = ("path", "perm",)
+    __slots__ = ("path", "perm")
 
     def __init__(self, path: str, perm: int = 0o755) -> None:
         self.path = path
         self.perm = perm
         self.validate()
 
+    def check(self) -> None:
+        if not 0 <= self.perm <= 0o7777:
+            raise OpError(f"mkdir: perm {self.perm:#o} out of range")
+
     def apply(self, st: State) -> None:
-        raise NotImplementedError("mkdir")
+        st.k.makedirs(to_sysroot(self.path), self.perm)
+
+    def __str__(self) -> str:
+        return f"directory {q(self.path)} perm {perm_text(self.perm)}"
+
+
+def perm_text(perm: int) -> str:
+    """Go ``FileMode.String`` for a permission: ``-rwxr-xr-x``.
+
+    Go shows setuid, setgid and sticky as leading letters (``u``, ``g``,
+    ``t``) instead of in the rwx triplets, and ``-`` when none is set.
+    """
+    lead = "".join(c for bit, c in ((0o4000, "u"), (0o2000, "g"), (0o1000, "t")) if perm & bit)
+    rwx = "".join(c if perm & (1 << (8 - i)) else "-" for i, c in enumerate("rwxrwxrwx"))
+    return (lead or "-") + rwx

@@ -1,16 +1,25 @@
-"""Place op (STUB: to be implemented)."""
+"""Place a read-only file with given contents in the container (reference §7.8, Go ``Place``).
+
+The data goes to a temporary file in the intermediate root, which is bound
+read-only onto the target and then unlinked: the bind keeps the inode, and
+nothing of it is left in the intermediate root the container never sees.
+"""
 
 from __future__ import annotations
 
-from .base import ABS, BYTES, Op, State
+import os
+
+from ..init.kernel import MS_NODEV, MS_RDONLY
+from ._mount import bind_mount, ensure_file
+from .base import ABS, BYTES, Op, State, q, to_sysroot
 
 
 class Place(Op):
     TAG = "place"
     PREFIX = "placing"
-    FIELDS = (("path", ABS), ("data", BYTES),)
+    FIELDS = (("path", ABS), ("data", BYTES))
 
-    __slots__ = ("data", "path",)
+    __slots__ = ("data", "path")
 
     def __init__(self, path: str, data: bytes) -> None:
         self.path = path
@@ -18,4 +27,37 @@ class Place(Op):
         self.validate()
 
     def apply(self, st: State) -> None:
-        raise NotImplementedError("place")
+        k = st.k
+        tmp = st.tmpname("tmp.")
+        fd = k.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            try:
+                _write_all(st, fd, self.data)
+            except BaseException:
+                try:  # noqa: SIM105 - contextlib is not worth importing in init
+                    k.close(fd)
+                except OSError:
+                    pass
+                raise
+            k.close(fd)
+            target = to_sysroot(self.path)
+            ensure_file(st, target, 0o444, st.parent_perm)
+            bind_mount(st, tmp, target, MS_RDONLY | MS_NODEV)
+        except BaseException:
+            # The original error matters more than a failed clean-up.
+            try:  # noqa: SIM105
+                k.remove(tmp)
+            except OSError:
+                pass
+            raise
+        k.remove(tmp)
+
+    def __str__(self) -> str:
+        return f"tmpfile {q(self.path)} ({len(self.data)} bytes)"
+
+
+def _write_all(st: State, fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = st.k.write(fd, bytes(view))
+        view = view[n:]

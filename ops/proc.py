@@ -1,8 +1,13 @@
-"""Proc op (STUB: to be implemented)."""
+"""A private procfs for the container's pid namespace (reference §7.2).
+
+It must be mounted while the host's full /proc is still visible (the kernel
+refuses a new proc otherwise), which the apply phase guarantees.
+"""
 
 from __future__ import annotations
 
-from .base import ABS, Op, State
+from ..init.kernel import MS_NODEV, MS_NOEXEC, MS_NOSUID
+from .base import ABS, Op, State, q, to_sysroot
 
 
 class Proc(Op):
@@ -17,4 +22,9 @@ class Proc(Op):
         self.validate()
 
     def apply(self, st: State) -> None:
-        raise NotImplementedError("proc")
+        target = to_sysroot(self.target)
+        st.k.makedirs(target, st.parent_perm)
+        st.k.mount("proc", target, "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, "")
+
+    def __str__(self) -> str:
+        return f"proc on {q(self.target)}"

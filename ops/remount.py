@@ -1,21 +1,35 @@
-"""Remount op (STUB: to be implemented)."""
+"""Add attributes to an existing mount in the container (reference §7.11).
+
+Only MS_NODEV and MS_RDONLY take effect, plus an implicit nosuid; it recurses
+into submounts only with MS_REC.  The typical use is ``Remount("/",
+MS_RDONLY)`` as the last op.
+"""
 
 from __future__ import annotations
 
-from .base import ABS, INT, Op, State
+from ..errors import OpError
+from ._mount import remount
+from .base import ABS, INT, Op, State, q, to_sysroot
 
 
 class Remount(Op):
     TAG = "remount"
     PREFIX = "remounting"
-    FIELDS = (("target", ABS), ("flags", INT),)
+    FIELDS = (("target", ABS), ("flags", INT))
 
-    __slots__ = ("flags", "target",)
+    __slots__ = ("flags", "target")
 
     def __init__(self, target: str, flags: int) -> None:
         self.target = target
         self.flags = flags
         self.validate()
 
+    def check(self) -> None:
+        if self.flags < 0:
+            raise OpError(f"remount: flags {self.flags} out of range")
+
     def apply(self, st: State) -> None:
-        raise NotImplementedError("remount")
+        remount(st, to_sysroot(self.target), self.flags)
+
+    def __str__(self) -> str:
+        return f"{q(self.target)} flags {self.flags:#x}"
