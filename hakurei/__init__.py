@@ -7,8 +7,6 @@ must not pay for trio: importing ``hakurei`` itself costs nothing.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .container import Container, run, run_sync
@@ -48,6 +46,8 @@ def __getattr__(name: str) -> object:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'hakurei' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(f".{mod}", __name__), name)
     globals()[name] = value
     return value

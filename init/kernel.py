@@ -88,7 +88,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _mount = _libc.mount
-_mount.argtypes = (ctypes.c_char_p,) * 4 + (ctypes.c_void_p,)
+_mount.argtypes = (ctypes.c_char_p,) * 3 + (ctypes.c_ulong, ctypes.c_char_p)
 _umount2 = _libc.umount2
 _umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 _unshare = _libc.unshare
@@ -183,6 +183,10 @@ class Kernel:
     def prctl(self, option: int, arg: int = 0) -> None:
         """prctl(2) through python-prctl where it knows the option."""
         _prctl.prctl(option, arg)
+
+    def set_name(self, name: str) -> None:
+        """PR_SET_NAME, so ``ps`` shows ``init``/``hakurei-shim`` rather than python."""
+        _prctl.prctl(PR_SET_NAME, name)
 
     def prctl_raw(self, option: int, arg2: int = 0, arg3: int = 0) -> None:
         """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""

@@ -1,0 +1,392 @@
+"""Init: PID 1 of the container.  Read top to bottom, this is the whole story.
+
+The shim forks this after unsharing the namespaces.  Init holds every
+capability in the new user namespace (nothing was exec'd since unshare), so it
+needs no ambient capabilities for setup.  It
+
+1. ties its life to the shim (pdeathsig, closed against the fork race),
+2. builds the filesystem from the ops (reference §4.5): host view → early
+   steps; a private tmpfs intermediate root → apply steps under /sysroot;
+   second pivot into /sysroot and the host tree detached,
+3. drops capabilities, sets no_new_privs, scopes itself with landlock and
+   loads the seccomp program the parent compiled,
+4. starts the program as its child (PID 2) with extra fds renumbered to 3..,
+5. reaps every process, forwards signals, and exits with the program's status
+   once no process is left or the adopt-wait delay has passed.
+
+Every step has one fatal message naming it.  Nothing is imported after the
+first pivot (the host filesystem is gone then); an import hook enforces that.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import _signal
+
+from ..errors import EXIT_SETUP, HakureiError, PathError, ProgramError, describe, strerror
+from ..ops.base import State
+from .kernel import (
+    CAP_SYS_ADMIN,
+    LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
+    LANDLOCK_SCOPE_SIGNAL,
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    MS_SILENT,
+    MS_SLAVE,
+    PR_CAP_AMBIENT,
+    PR_CAP_AMBIENT_CLEAR_ALL,
+    PR_CAP_AMBIENT_RAISE,
+    PR_SET_DUMPABLE,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    PR_SET_PTRACER,
+    Kernel,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from ..params import Setup
+
+#: Where the intermediate root is mounted: always present, private to init,
+#: and anonymous once pivoted away (Go commit 356b42a).
+INTERMEDIATE = "/proc/self/fd"
+
+#: Signals init takes synchronously (blocked, then sigtimedwait): PID 1 gets
+#: only signals it handles or blocks, and Python handlers cannot run in a
+#: thread-free loop that also reaps.
+HANDLED = (
+    _signal.SIGCHLD,
+    _signal.SIGHUP,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGTERM,
+    _signal.SIGUSR2,
+)
+FORWARDED = (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM)
+#: Reset to default in the program: Python ignores SIGPIPE and SIGXFSZ.
+DEFAULTED = (*HANDLED, _signal.SIGPIPE, _signal.SIGXFSZ)
+SIGNAMES = {
+    _signal.SIGHUP: "hangup",
+    _signal.SIGINT: "interrupt",
+    _signal.SIGQUIT: "quit",
+    _signal.SIGTERM: "terminated",
+    _signal.SIGUSR2: "user defined signal 2",
+}
+
+
+class Fatal(HakureiError):
+    """A step failed: ``<step message>: <cause>``, exit status 125."""
+
+
+class LateImportBlocker:
+    """Refuses every import once the host filesystem is out of reach.
+
+    Without it a forgotten lazy import would fail only on the code path that
+    needs it, deep inside a running container; with it, any late import fails
+    the container loudly, so the integration suite proves there is none.
+    """
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"late import of {name} after the host filesystem was detached")
+
+
+class Init:
+    """One init run: the steps below, in order, over the kernel seam ``k``."""
+
+    def __init__(self, k: Kernel, setup: Setup, extra: list[int]) -> None:
+        self.k = k
+        self.s = setup
+        self.extra = extra
+        self.st = State(
+            k,
+            parent_perm=setup.parent_perm,
+            retain_session=setup.retain_session,
+            verbose=self.verbose,
+        )
+
+    def verbose(self, msg: str) -> None:
+        if self.s.verbose:
+            say(f"init: {msg}")
+
+    def step(self, what: str, fn: object, *args: object) -> object:
+        """Run one syscall step; an OSError becomes ``Fatal('<what>: <cause>')``."""
+        try:
+            return fn(*args)  # type: ignore[operator]
+        except OSError as e:
+            cause = strerror(e.errno) if e.errno else describe(e)
+            raise Fatal(f"{what}: {cause}") from None
+
+    # -- 1. identity ----------------------------------------------------------
+    def identity(self, alive_fd: int) -> None:
+        k = self.k
+        k.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # The shim holds the write end for its whole life: EOF means it died
+        # before pdeathsig was armed, and nobody would ever kill us.
+        os.set_blocking(alive_fd, False)
+        try:
+            if os.read(alive_fd, 1) == b"":
+                os._exit(EXIT_SETUP)
+        except BlockingIOError:
+            pass
+        os.close(alive_fd)
+        k.set_name("init")
+        try:
+            k.prctl_raw(PR_SET_PTRACER, 0)
+        except OSError as e:  # Yama may be absent; the reference keeps going
+            self.verbose(f"cannot enable ptrace protection via Yama LSM: {describe(e)}")
+        self.step("cannot set SUID_DUMP_DISABLE", k.prctl, PR_SET_DUMPABLE, 0)
+        if self.s.hostname:
+            self.step("cannot set hostname", k.sethostname, self.s.hostname)
+
+    # -- 2. filesystem ----------------------------------------------------------
+    def op_error(self, phase: str, i: int, e: BaseException) -> Fatal:
+        if isinstance(e, HakureiError):
+            return Fatal(f"{e}")
+        op = self.s.ops[i]
+        return Fatal(f"cannot {phase} op at index {i} ({op.TAG} {op}): {describe(e)}")
+
+    def filesystem(self) -> None:
+        k, st = self.k, self.st
+        self.step("cannot make / rslave", k.mount, "", "/", "", MS_SILENT | MS_SLAVE | MS_REC, "")
+        for i, op in enumerate(self.s.ops):
+            try:
+                op.early(st)
+            except Exception as e:
+                raise self.op_error("prepare", i, e) from None
+
+        self.step(
+            "cannot mount intermediate root",
+            k.mount,
+            "rootfs",
+            INTERMEDIATE,
+            "tmpfs",
+            MS_NODEV | MS_NOSUID,
+            "",
+        )
+        self.step("cannot enter intermediate host path", k.chdir, INTERMEDIATE)
+        self.step("cannot create sysroot", k.mkdir, "sysroot", 0o755)
+        self.step(
+            "cannot bind sysroot", k.mount, "sysroot", "sysroot", "", MS_SILENT | MS_BIND | MS_REC
+        )
+        self.step("cannot create host", k.mkdir, "host", 0o755)
+        sys.meta_path.insert(0, LateImportBlocker)  # type: ignore[arg-type]
+        self.step("cannot pivot into intermediate root", k.pivot_root, INTERMEDIATE, "host")
+        self.step("cannot enter intermediate root", k.chdir, "/")
+
+        for i, op in enumerate(self.s.ops):
+            if op.PREFIX:
+                self.verbose(f"{op.PREFIX} {op}")
+            try:
+                op.apply(st)
+            except Exception as e:
+                raise self.op_error("apply", i, e) from None
+
+        self.step(
+            "cannot make host root rprivate",
+            k.mount,
+            "host",
+            "host",
+            "",
+            MS_SILENT | MS_REC | MS_PRIVATE,
+        )
+        self.step("cannot unmount host root", k.umount2, "host", MNT_DETACH)
+        fd = self.step("cannot open intermediate root", k.open, "/", os.O_DIRECTORY | os.O_RDONLY)
+        assert isinstance(fd, int)
+        self.step("cannot enter sysroot", k.chdir, "/sysroot")
+        self.step("cannot pivot into sysroot", k.pivot_root, ".", ".")
+        self.step("cannot re-enter intermediate root", k.fchdir, fd)
+        self.step("cannot unmount intermediate root", k.umount2, ".", MNT_DETACH)
+        self.step("cannot enter root", k.chdir, "/")
+        self.step("cannot close intermediate root", k.close, fd)
+
+    # -- 3. privileges ---------------------------------------------------------
+    def privileges(self, last_cap: int) -> None:
+        k, s = self.k, self.s
+        self.step(
+            "cannot clear the ambient capability set",
+            k.prctl_raw,
+            PR_CAP_AMBIENT,
+            PR_CAP_AMBIENT_CLEAR_ALL,
+        )
+        for cap in range(last_cap + 1):
+            if s.privileged and cap == CAP_SYS_ADMIN:
+                continue
+            self.step("cannot drop capability from bounding set", k.capbset_drop, cap)
+        keep = 1 << CAP_SYS_ADMIN if s.privileged else 0
+        if s.privileged:
+            # Ambient needs the cap in permitted and inheritable; inheritable
+            # starts empty after unshare.
+            full = (1 << (last_cap + 1)) - 1
+            self.step("cannot capset", k.capset, full, full, keep)
+            self.step(
+                "cannot raise CAP_SYS_ADMIN", k.prctl_raw, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+                CAP_SYS_ADMIN,
+            )
+        self.step("cannot capset", k.capset, 0, keep, keep)
+        self.step("cannot set no_new_privs", k.prctl, PR_SET_NO_NEW_PRIVS, 1)
+        self.landlock()
+        if s.bpf is None:
+            self.verbose("syscall filter not configured")
+        else:
+            self.step("cannot load syscall filter", k.seccomp_load, s.bpf)
+            self.verbose(f"{s.nrules} filter rules loaded")
+
+    def landlock(self) -> None:
+        k, s = self.k, self.s
+        scoped = LANDLOCK_SCOPE_SIGNAL
+        if not s.host_abstract:
+            scoped |= LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+        try:
+            abi = k.landlock_abi()
+        except OSError as e:
+            if s.host_abstract:
+                return
+            raise Fatal(f"cannot get landlock ABI: {describe(e)}") from None
+        if abi < 6:
+            if s.host_abstract:
+                return
+            raise Fatal("kernel version too old for LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET")
+        self.verbose(f"landlock abi version {abi}")
+        self.step("cannot enforce landlock ruleset", k.landlock_scope, scoped)
+
+    # -- 4. the program ----------------------------------------------------------
+    def start(self, umask: int) -> int:
+        k, s = self.k, self.s
+        k.umask(umask)
+        try:
+            k.chdir(s.dir)
+        except OSError as e:
+            raise PathError("chdir", s.dir, e.errno or 0) from None
+        # Extra fds arrive at setup+1..; the program gets them at 3.. (Go
+        # ExtraFiles).  Originals are close-on-exec, so only the copies survive.
+        actions: list[tuple[int, int, int]] = []
+        for i, fd in enumerate(self.extra):
+            os.set_inheritable(fd, False)
+            actions.append((os.POSIX_SPAWN_DUP2, fd, 3 + i))
+        env = {}
+        for entry in s.env:
+            key, _, value = entry.partition("=")
+            env[key] = value
+        self.verbose(f"starting initial program {s.path}")
+        try:
+            pid = os.posix_spawn(
+                s.path,
+                s.args,
+                env,
+                file_actions=actions,
+                setsid=not s.retain_session,
+                setsigmask=(),
+                setsigdef=DEFAULTED,
+            )
+        except OSError as e:
+            raise ProgramError(s.path, e.errno or 0) from None
+        return pid
+
+    # -- 5. PID 1 ----------------------------------------------------------------
+    def serve(self, pid: int) -> NoReturn:
+        """Reap everything; exit with the program's status when nothing is left."""
+        s = self.s
+        result = 2  # no status seen for the program (reference §4.11)
+        deadline: float | None = None
+        program_alive = True
+        while True:
+            while True:
+                try:
+                    got, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    self.exit(result)
+                if got == 0:
+                    break
+                if got == pid:
+                    program_alive = False
+                    result = self.program_status(status)
+                    deadline = time.monotonic() + s.adopt_wait_delay
+                    for fd in self.extra:
+                        os.close(fd)
+                    self.extra = []
+            if deadline is None:
+                info = _signal.sigwaitinfo(HANDLED)
+            else:
+                left = deadline - time.monotonic()
+                info = _signal.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
+                if info is None:
+                    say("hakurei: timeout exceeded waiting for lingering processes")
+                    self.exit(result)
+            sig = info.si_signo
+            if sig == _signal.SIGCHLD:
+                continue
+            name = SIGNAMES.get(sig, str(sig))
+            if sig == _signal.SIGUSR2 and s.forward_cancel and program_alive:
+                self.verbose("forwarding context cancellation")
+                self.kill(pid, _signal.SIGINT, "cannot forward cancellation")
+            elif sig in FORWARDED and program_alive:
+                self.verbose(f"got {name}, forwarding to initial process")
+                self.kill(pid, sig, "cannot forward signal")
+            elif sig == _signal.SIGUSR2:
+                self.verbose(f"got {name}")
+                self.exit(0)
+            else:
+                # SIGINT, or a termination signal once the program is gone:
+                # PID 1 exiting takes the whole namespace down.
+                self.verbose(f"got {name}")
+                self.exit(128 + sig if program_alive else result)
+
+    def program_status(self, status: int) -> int:
+        if os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+            self.verbose(f"initial process exited with code {code}")
+            return code
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            self.verbose(f"initial process exited with signal {sig}")
+            return 128 + sig
+        self.verbose(f"initial process exited with status {status:#x}")
+        return 255
+
+    def kill(self, pid: int, sig: int, what: str) -> None:
+        try:
+            os.kill(pid, sig)
+        except OSError as e:
+            say(f"hakurei: {what}: {describe(e)}")
+
+    def exit(self, status: int) -> NoReturn:
+        os._exit(status)
+
+
+def say(line: str) -> None:
+    try:
+        os.write(2, (line + "\n").encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def main(k: Kernel, setup: Setup, extra: list[int], alive_fd: int) -> NoReturn:
+    """Entry from the shim's fork.  Never returns; never prints a traceback."""
+    try:
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
+        _signal.set_wakeup_fd(-1)
+        run = Init(k, setup, extra)
+        run.identity(alive_fd)
+        umask = k.umask(0)
+        last_cap = int(k.read_file("/proc/sys/kernel/cap_last_cap"))
+        run.filesystem()
+        run.privileges(last_cap)
+        pid = run.start(umask)
+        run.serve(pid)
+    except HakureiError as e:
+        say(f"hakurei: {e}")
+        os._exit(e.status)
+    except BaseException as e:  # a bug: still one line, still no traceback
+        say(f"hakurei: init: {type(e).__name__}: {describe(e)}")
+        os._exit(EXIT_SETUP)
+

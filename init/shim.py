@@ -1,0 +1,199 @@
+"""The shim: the exec'd, single-threaded process between the parent and PID 1.
+
+Why it exists (python-design.md): ``unshare(CLONE_NEWUSER)`` fails in any
+multi-threaded process, so a trio parent can never do it, and
+``PR_SET_PDEATHSIG`` set from a trio worker thread fires when that thread
+exits.  The parent therefore only spawns this process with an ordinary
+thread-safe spawn; the shim
+
+1. reads and validates the whole setup record (nothing is touched on error),
+2. unshares the namespaces and writes its own single-line uid/gid maps,
+3. forks init, which is PID 1 of the new pid namespace,
+4. watches the parent through a pidfd (parent gone → SIGKILL init), relays
+   signals to init, and exits with init's status.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+
+import _signal
+
+from ..errors import EXIT_SETUP, HakureiError, SetupError, describe
+from ..params import Setup, read_setup
+from . import init as _init
+from .kernel import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    Kernel,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+#: Signals the shim passes on to init (SIGUSR2 is the parent's cancel signal).
+RELAYED = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGUSR2)
+
+
+def fail(msg: str, status: int = EXIT_SETUP) -> NoReturn:
+    """One line on stderr, then exit; never a traceback."""
+    try:
+        os.write(2, f"hakurei: {msg}\n".encode(errors="replace"))
+    finally:
+        os._exit(status)
+
+
+def receive(environ: dict[str, str] | os._Environ[str]) -> Setup:
+    """Find the setup fd from ``HAKUREI_SETUP`` and read one record from it."""
+    text = environ.get("HAKUREI_SETUP")
+    if text is None:
+        raise SetupError("HAKUREI_SETUP not set")
+    try:
+        fd = int(text)
+    except ValueError:
+        raise SetupError(
+            f"cannot decode init setup payload: invalid setup descriptor {text!r}"
+        ) from None
+    if fd < 0:
+        raise SetupError("invalid setup descriptor")
+    try:
+        setup = read_setup(fd)
+    except SetupError as e:
+        msg = str(e)
+        if msg == "invalid setup descriptor":
+            raise
+        raise SetupError(f"cannot decode init setup payload: {msg}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return setup
+
+
+def keep_only(fds: list[int]) -> None:
+    """Close every fd but stdio and ``fds``: nothing the parent leaked reaches init."""
+    low = 3
+    for fd in sorted(fds):
+        if fd > low:
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
+    os.closerange(low, 1 << 20)
+
+
+def write_maps(k: Kernel, s: Setup) -> None:
+    """Map the container ids onto the caller's, as an unprivileged process may."""
+    k.write_file("/proc/self/uid_map", f"{s.uid} {s.host_uid} 1\n".encode())
+    try:
+        k.write_file("/proc/self/setgroups", b"deny\n")
+    except FileNotFoundError:
+        pass
+    k.write_file("/proc/self/gid_map", f"{s.gid} {s.host_gid} 1\n".encode())
+
+
+def status_of(wait_status: int) -> int:
+    """Exit status the shell convention gives a wait status: code, or 128+signal."""
+    if os.WIFEXITED(wait_status):
+        return os.WEXITSTATUS(wait_status)
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return 255
+
+
+def main() -> NoReturn:
+    k = Kernel()
+    try:
+        setup = receive(os.environ)
+    except HakureiError as e:
+        fail(str(e))
+    except Exception as e:  # anything else is still a setup failure, in one line
+        fail(f"cannot decode init setup payload: {describe(e)}")
+    setup_fd = int(os.environ["HAKUREI_SETUP"])
+    if setup.files and setup_fd < 2:
+        fail("invalid setup descriptor: extra files would overlap stdio")
+    extra = [setup_fd + 1 + i for i in range(setup.files)]
+    try:
+        run(k, setup, extra)
+    except HakureiError as e:
+        fail(str(e), e.status)
+    except Exception as e:
+        fail(describe(e))
+
+
+def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
+    keep_only(extra)
+    k.set_name("hakurei-shim")
+
+    # Watch the parent before anything else: if it is gone already (we were
+    # reparented), there is nobody to serve.
+    try:
+        parent = k.pidfd_open(setup.parent_pid)
+    except OSError as e:
+        raise SetupError(f"cannot watch parent {setup.parent_pid}: {describe(e)}") from None
+    if os.getppid() != setup.parent_pid:
+        os._exit(EXIT_SETUP)
+
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    flags |= CLONE_NEWCGROUP
+    if not setup.host_net:
+        flags |= CLONE_NEWNET
+    try:
+        k.unshare(flags)
+    except OSError as e:
+        raise SetupError(f"cannot unshare namespaces: {describe(e)}") from None
+    try:
+        write_maps(k, setup)
+    except OSError as e:
+        raise SetupError(f"cannot write id maps: {describe(e)}") from None
+
+    # Signals stay blocked across the fork: init keeps them blocked and takes
+    # them with sigwaitinfo; the shim unblocks after its handlers are in place.
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
+    alive_r, alive_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(alive_w)
+        _init.main(k, setup, extra, alive_r)
+    os.close(alive_r)
+    for fd in extra:
+        os.close(fd)
+    relay(pid, parent)
+
+
+def relay(pid: int, parent: int) -> NoReturn:
+    """Pass signals to init until it exits; kill it if the parent dies first."""
+    child = Kernel().pidfd_open(pid)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    for sig in RELAYED:
+        _signal.signal(sig, _noop)
+    _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
+    poller = select.poll()
+    for fd in (parent, child, wake_r):
+        poller.register(fd, select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                for sig in os.read(wake_r, 64):
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+            elif fd == parent:
+                os.kill(pid, _signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                os._exit(status_of(status))
+            elif fd == child:
+                _, status = os.waitpid(pid, 0)
+                os._exit(status_of(status))
+
+
+def _noop(signum: int, frame: object) -> None:
+    """A handler only so the signal reaches the wakeup fd instead of its default action."""
