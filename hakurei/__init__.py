@@ -9,7 +9,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .container import Container, run, run_sync
+    from .container import Container, run
+    from .launch import Completed, ContainerExitError, Params, run_sync
     from .errors import (
         EXIT_NOEXEC,
         EXIT_NOTFOUND,
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 _LAZY = {
     "Container": "container",
     "run": "container",
-    "run_sync": "container",
+    "run_sync": "launch",
+    "Completed": "launch",
+    "ContainerExitError": "launch",
+    "Params": "launch",
     "Ops": "ops",
     "EXIT_NOEXEC": "errors",
     "EXIT_NOTFOUND": "errors",

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import IO, Any
 
-from .errors import EXIT_SETUP, OpError, StartError
+from .errors import EXIT_SETUP, HakureiError, OpError, StartError
 from .ops import Op
 from .params import Setup, encode
 
@@ -283,6 +283,41 @@ class Shim:
         self.reap()
 
 
+class Completed:
+    """What ``run``/``run_sync`` return: like ``subprocess.CompletedProcess``."""
+
+    def __init__(
+        self, args: list[str], returncode: int, stdout: bytes | None, stderr: bytes | None
+    ) -> None:
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __repr__(self) -> str:
+        return f"Completed(args={self.args!r}, returncode={self.returncode})"
+
+    def check(self) -> Completed:
+        """Raise ``ContainerExitError`` unless the status is 0."""
+        if self.returncode:
+            raise ContainerExitError(self)
+        return self
+
+
+class ContainerExitError(HakureiError):
+    """A container exited non-zero and the caller asked for ``check=True``."""
+
+    def __init__(self, result: Completed) -> None:
+        super().__init__(result)
+        self.result = result
+        self.status = result.returncode
+
+    def __str__(self) -> str:
+        err = (self.result.stderr or b"").decode(errors="replace").strip().splitlines()
+        tail = f": {err[-1]}" if err else ""
+        return f"{self.result.args[0]} exited with status {self.result.returncode}{tail}"
+
+
 def run_sync(
     path: str,
     args: list[str] | None = None,
@@ -291,23 +326,57 @@ def run_sync(
     stdout: Stdio = None,
     stderr: Stdio = None,
     extra_files: Any = (),
+    capture_output: bool = False,
+    check: bool = False,
     **params: Any,
-) -> int:
-    """Run a container to completion without trio; returns its exit status.
+) -> Completed:
+    """Run a container to completion without trio (blocking).
 
-    Statuses: the program's code, 128+n if it was killed by signal n, 125 on a
-    setup failure, 126 if the program is not executable, 127 if it is missing.
-    A KeyboardInterrupt while waiting kills the container before propagating.
+    ``returncode`` is the program's code, 128+n if it was killed by signal n,
+    125 on a setup failure, 126 if the program is not executable, 127 if it is
+    missing.  ``capture_output`` collects stdout and stderr (through temporary
+    files, so a chatty program can never deadlock against us).  Streams left
+    as None are /dev/null, as in the Go original.  A KeyboardInterrupt while
+    waiting kills the container before it propagates.
     """
     extra = list(extra_files)
-    setup = Params(path, args, **params).resolve(len(extra))
-    shim = Shim(stdin, stdout, stderr, extra)
+    p = Params(path, args, **params)
+    setup = p.resolve(len(extra))
+    out = err = None
+    if capture_output:
+        import tempfile
+
+        out = tempfile.TemporaryFile()
+        err = tempfile.TemporaryFile()
+        stdout, stderr = out, err
     try:
-        shim.send(setup)
-        return shim.reap()
-    except BaseException:
-        shim.abandon()
-        raise
+        shim = Shim(stdin, stdout, stderr, extra)
+        try:
+            shim.send(setup)
+            status = shim.reap()
+        except BaseException:
+            shim.abandon()
+            raise
+        captured: list[bytes | None] = [None, None]
+        for i, f in enumerate((out, err)):
+            if f is not None:
+                f.seek(0)
+                captured[i] = f.read()
+        result = Completed(p.args, status, captured[0], captured[1])
+    finally:
+        for f in (out, err):
+            if f is not None:
+                f.close()
+    return result.check() if check else result
 
 
-__all__ = ["CANCEL_SIGNAL", "EXIT_SETUP", "Params", "Shim", "init_argv", "run_sync"]
+__all__ = [
+    "CANCEL_SIGNAL",
+    "EXIT_SETUP",
+    "Completed",
+    "ContainerExitError",
+    "Params",
+    "Shim",
+    "init_argv",
+    "run_sync",
+]

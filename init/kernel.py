@@ -146,6 +146,24 @@ def _b(path: str) -> bytes:
     return os.fsencode(path)
 
 
+def _mkdir_all(path: str, mode: int) -> None:
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        parent = os.path.dirname(path.rstrip("/"))
+        if not parent or parent == path:
+            raise
+        _mkdir_all(parent, mode)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+
+
 class Kernel:
     """The real kernel.  Methods raise ``OSError`` (or a typed subclass)."""
 
@@ -287,8 +305,13 @@ class Kernel:
         os.mkdir(path, mode)
 
     def makedirs(self, path: str, mode: int) -> None:
-        """Go ``os.MkdirAll``: create missing directories with ``mode``; existing is fine."""
-        os.makedirs(path, mode, exist_ok=True)
+        """Go ``os.MkdirAll``: create missing directories with ``mode``; existing is fine.
+
+        Not ``os.makedirs``: since Python 3.7 it creates intermediate
+        directories with 0777 & ~umask, and init runs with umask 0, which
+        would leave world-writable parents where Go leaves 0700.
+        """
+        _mkdir_all(path, mode)
 
     def symlink(self, contents: str, path: str) -> None:
         os.symlink(contents, path)
