@@ -1,0 +1,64 @@
+"""Integration tests start real containers on the real kernel.
+
+They are meant to run as an ordinary user (the test command does that); the
+helpers here keep each test about what it observes from inside.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from hakurei.launch import Completed, run_sync
+from hakurei.ops import Ops
+from hakurei.ops._mountinfo import Entry, parse
+from hakurei.profile import default_env, default_ops
+
+#: Debian's interpreter, visible inside the default profile through /usr.
+PY = "/usr/bin/python3"
+
+
+def run(cmd: Sequence[str], ops: Ops | None = None, **kw: Any) -> Completed:
+    """Run ``cmd`` in a container with the default profile (or ``ops``), capturing output."""
+    kw.setdefault("uid", os.getuid())
+    kw.setdefault("gid", os.getgid())
+    kw.setdefault("env", default_env())
+    return run_sync(
+        cmd[0],
+        list(cmd),
+        ops=default_ops(kw["uid"], kw["gid"]) if ops is None else ops,
+        capture_output=True,
+        **kw,
+    )
+
+
+def sh(script: str, ops: Ops | None = None, **kw: Any) -> Completed:
+    return run(["/bin/sh", "-c", script], ops, **kw)
+
+
+def py(code: str, *args: str, ops: Ops | None = None, **kw: Any) -> Completed:
+    return run([PY, "-I", "-S", "-c", code, *args], ops, **kw)
+
+
+def ok(result: Completed) -> str:
+    """stdout of a container that must have exited 0 (else fail showing stderr)."""
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout is not None
+    return result.stdout.decode()
+
+
+def mountinfo(ops: Ops | None = None, **kw: Any) -> list[Entry]:
+    """The container's own view of its mounts."""
+    return parse(ok(run(["/bin/cat", "/proc/self/mountinfo"], ops, **kw)))
+
+
+def base_ops() -> Ops:
+    """Just enough to run /bin/sh and python: /usr read-only plus the merged-usr links."""
+    ops = Ops().bind("/usr", "/usr")
+    for top in ("/bin", "/sbin", "/lib", "/lib64"):
+        if os.path.islink(top):
+            ops.link(top, os.readlink(top))
+        elif os.path.isdir(top):
+            ops.bind(top, top)
+    return ops
