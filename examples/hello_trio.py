@@ -1,7 +1,9 @@
 """Run one program in a fresh unprivileged container from trio, and wait for it.
 
-The container gets the default profile (read-only host /usr and friends, a
-private /tmp, /proc and /dev): see ``hakurei.profile.default_ops``.
+The container gets the default profile (the host's /usr and top-level
+directories read-only, its own /proc, /dev and /tmp): see
+``hakurei.profile.default_ops``.  Its output is captured and printed here:
+streams left unset would be /dev/null, as in the Go original.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from hakurei import profile
 
 
 async def main() -> int:
-    result = await hakurei.run(["/bin/echo", "hello from a container"], ops=profile.default_ops())
+    result = await hakurei.run(
+        "/bin/echo",
+        ["echo", "hello from a container"],
+        ops=profile.default_ops(),
+        capture_output=True,
+    )
+    print(result.stdout.decode() if result.stdout else "", end="")
     return result.returncode
 
 
