@@ -1,0 +1,208 @@
+"""The setup-stream decoder: any input is either a valid Setup or one SetupError.
+
+The in-process properties run many examples; the entry-point properties run
+the real internal entry (``python -m hakurei init``) and check the contract a
+user sees: exit status 125 and exactly one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hakurei.errors import SetupError
+from hakurei.ops import Ops
+from hakurei.params import HEADER_LEN, MAGIC, MAX_BODY, VERSION, Setup, decode, encode, read_setup
+
+
+def valid_setup() -> Setup:
+    ops = Ops().bind("/usr", "/usr").proc("/proc").place("/etc/x", b"data").tmpfs("/tmp")
+    return Setup(
+        ops,
+        path="/bin/true",
+        args=["true"],
+        env=["PATH=/usr/bin"],
+        dir="/",
+        uid=1000,
+        gid=100,
+        host_uid=1001,
+        host_gid=1001,
+        hostname="h",
+        parent_perm=0o755,
+        retain_session=False,
+        host_net=False,
+        privileged=False,
+        forward_cancel=False,
+        host_abstract=False,
+        adopt_wait_delay=5.0,
+        bpf=b"\0" * 16,
+        nrules=2,
+        files=0,
+        parent_pid=1,
+        verbose=False,
+    )
+
+
+FRAME = encode(valid_setup())
+
+
+def frame_of(body: object) -> bytes:
+    raw = msgpack.packb(body, use_bin_type=True)
+    return MAGIC + VERSION.to_bytes(2, "big") + len(raw).to_bytes(4, "big") + raw
+
+
+def test_valid_frame_round_trips() -> None:
+    s = decode(FRAME)
+    assert s.ops == valid_setup().ops
+    assert (s.path, s.uid, s.gid, s.bpf) == ("/bin/true", 1000, 100, b"\0" * 16)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_are_rejected_cleanly(data: bytes) -> None:
+    with pytest.raises(SetupError):
+        decode(data)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400))
+def test_arbitrary_bodies_behind_a_valid_header_are_rejected_cleanly(body: bytes) -> None:
+    frame = MAGIC + VERSION.to_bytes(2, "big") + len(body).to_bytes(4, "big") + body
+    with pytest.raises(SetupError):
+        decode(frame)
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(msgpack.unpackb(FRAME[HEADER_LEN:]))), json_like)
+def test_any_field_replaced_by_junk_is_valid_or_one_setup_error(field: str, junk: object) -> None:
+    body = msgpack.unpackb(FRAME[HEADER_LEN:])
+    body[field] = junk
+    try:
+        decode(frame_of(body))
+    except SetupError:
+        pass
+
+
+@settings(max_examples=300)
+@given(st.integers(0, len(FRAME) - 1), st.integers(0, 255))
+def test_single_byte_corruption_is_valid_or_one_setup_error(pos: int, value: int) -> None:
+    data = bytearray(FRAME)
+    data[pos] = value
+    try:
+        decode(bytes(data))
+    except SetupError:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"version": 1}, "missing field"),
+        ([1, 2], "not a map"),
+    ],
+)
+def test_structural_errors_name_the_problem(body: object, message: str) -> None:
+    with pytest.raises(SetupError, match=message):
+        decode(frame_of(body))
+
+
+def test_unknown_op_tag_is_named() -> None:
+    body = msgpack.unpackb(FRAME[HEADER_LEN:])
+    body["ops"].append(["chmod", {"path": "/x"}])
+    with pytest.raises(SetupError, match="unknown op type 'chmod' at index 4"):
+        decode(frame_of(body))
+
+
+def test_relative_path_in_an_op_is_named() -> None:
+    body = msgpack.unpackb(FRAME[HEADER_LEN:])
+    body["ops"][0][1]["source"] = "usr"
+    with pytest.raises(SetupError, match='invalid op at index 0: bind: path "usr" is not absolute'):
+        decode(frame_of(body))
+
+
+def test_wrong_version_and_oversized_length() -> None:
+    with pytest.raises(SetupError, match="unsupported protocol version 9"):
+        decode(MAGIC + (9).to_bytes(2, "big") + FRAME[6:])
+    huge = MAGIC + VERSION.to_bytes(2, "big") + (MAX_BODY + 1).to_bytes(4, "big")
+    r, w = os.pipe()
+    os.write(w, huge)
+    os.close(w)
+    with pytest.raises(SetupError, match="exceeds"):
+        read_setup(r)  # rejected from the header alone: nothing is allocated
+    os.close(r)
+
+
+@pytest.mark.parametrize("cut", [0, 3, HEADER_LEN, HEADER_LEN + 1, len(FRAME) - 1])
+def test_truncated_stream(cut: int) -> None:
+    r, w = os.pipe()
+    os.write(w, FRAME[:cut])
+    os.close(w)
+    with pytest.raises(SetupError, match="truncated"):
+        read_setup(r)
+    os.close(r)
+
+
+def test_trailing_data_is_rejected() -> None:
+    r, w = os.pipe()
+    os.write(w, FRAME + b"x")
+    os.close(w)
+    with pytest.raises(SetupError, match="trailing data"):
+        read_setup(r)
+    os.close(r)
+
+
+def entry(data: bytes, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The documented internal entry, fed ``data`` on fd 0."""
+    return subprocess.run(
+        [sys.executable, "-m", "hakurei", "init"],
+        input=data,
+        env={"HAKUREI_SETUP": "0"} if env is None else env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def assert_one_line_125(r: subprocess.CompletedProcess[bytes], contains: str) -> None:
+    assert r.returncode == 125, r
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hakurei: ") and contains in lines[0], lines
+    assert r.stdout == b""
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.binary(max_size=300))
+def test_entry_with_garbage_exits_125_with_one_line(data: bytes) -> None:
+    assert_one_line_125(entry(data), "cannot decode init setup payload")
+
+
+def test_entry_with_a_truncated_record() -> None:
+    assert_one_line_125(entry(FRAME[: len(FRAME) // 2]), "truncated setup stream")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "HAKUREI_SETUP not set"),
+        ({"HAKUREI_SETUP": "abc"}, "invalid setup descriptor"),
+        ({"HAKUREI_SETUP": "-1"}, "invalid setup descriptor"),
+        ({"HAKUREI_SETUP": "57"}, "invalid setup descriptor"),
+    ],
+)
+def test_entry_with_a_bad_descriptor(env: dict[str, str], message: str) -> None:
+    assert_one_line_125(entry(b"", env), message)
