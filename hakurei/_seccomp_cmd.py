@@ -1,0 +1,94 @@
+"""``hakurei seccomp``: print the syscall filter a container would get, to audit it.
+
+The options match ``hakurei exec``'s, so the output is exactly what ``exec``
+with the same options loads: ``--rules`` replaces the presets and, unless
+``--retain-session`` is given, DENY_TTY is added (reference §3.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import seccomp
+from .errors import HakureiError, describe
+
+USAGE_STATUS = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hakurei seccomp",
+        description="Print the syscall filter a container would get.",
+    )
+    p.add_argument(
+        "--presets",
+        default="strict",
+        metavar="LIST",
+        help="comma-separated presets: ext, deny-ns, deny-tty, deny-devel, linux32, strict "
+        "(default: strict, as hakurei exec)",
+    )
+    p.add_argument("--multiarch", action="store_true", help="allow the secondary ABI (x86, arm)")
+    p.add_argument("--allow-can", action="store_true", help="allow AF_CAN sockets")
+    p.add_argument("--allow-bluetooth", action="store_true", help="allow AF_BLUETOOTH sockets")
+    p.add_argument(
+        "--rules", metavar="FILE.json", help="custom rules (JSON) that replace the presets"
+    )
+    p.add_argument(
+        "--retain-session",
+        action="store_true",
+        help="as the container option: do not add deny-tty implicitly",
+    )
+    p.add_argument(
+        "--format",
+        choices=("pfc", "bpf", "json"),
+        default="pfc",
+        help="pfc: libseccomp's readable form (default); bpf: the raw program; "
+        "json: the rule list, in order, in the --rules format",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        presets = seccomp.parse_presets(args.presets)
+    except ValueError as e:
+        print(f"hakurei seccomp: {e}", file=sys.stderr)
+        return USAGE_STATUS
+    flags = (
+        (seccomp.ALLOW_MULTIARCH if args.multiarch else 0)
+        | (seccomp.ALLOW_CAN if args.allow_can else 0)
+        | (seccomp.ALLOW_BLUETOOTH if args.allow_bluetooth else 0)
+    )
+    try:
+        custom = None
+        if args.rules is not None:
+            with open(args.rules, encoding="utf-8") as f:
+                custom = seccomp.rules_from_json(f.read())
+        _, rules = seccomp.resolve(
+            presets=presets, flags=flags, rules=custom, retain_session=args.retain_session
+        )
+        if args.format == "json":
+            sys.stdout.write(seccomp.rules_to_json(rules))
+        elif args.format == "pfc":
+            sys.stdout.write(seccomp.export_pfc(rules, flags))
+        else:
+            if sys.stdout.isatty():
+                print("hakurei seccomp: refusing to write BPF to a terminal", file=sys.stderr)
+                return USAGE_STATUS
+            bpf, _ = seccomp.filter_for(
+                presets=presets, flags=flags, rules=custom, retain_session=args.retain_session
+            )
+            assert bpf is not None
+            sys.stdout.flush()
+            sys.stdout.buffer.write(bpf)
+            sys.stdout.buffer.flush()
+    except (OSError, HakureiError) as e:
+        print(f"hakurei seccomp: {describe(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))
