@@ -34,6 +34,7 @@ die() {
 	exit 1
 }
 
+extra_args=()
 eval "extra_args=(${PYTEST_ARGS:-})" || die "cannot parse PYTEST_ARGS"
 
 bash "$REPO/scripts/setup-system.sh"
@@ -58,6 +59,7 @@ TEST_GID=$(id -g "$TEST_USER")
 # --- the temp dir -------------------------------------------------------------
 WORK=$(mktemp -d "${HK_TEST_TMP:-/tmp}/hakurei-test.XXXXXX")
 chmod 0755 "$WORK"
+# shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
 	if [[ ${HK_KEEP:-} == 1 ]]; then
 		echo "test.sh: kept $WORK" >&2
@@ -114,7 +116,7 @@ PY=$VENV/bin/python
 
 log "installing hakurei[test] (non-editable)"
 # A local directory is always rebuilt and reinstalled, even at the same version.
-"$PY" -m pip install -q "$SRC[test]"
+"$PY" -m pip install -q "${SRC}[test]"
 # setuptools builds in the source dir: drop that so ruff sees only the repo.
 rm -rf "$SRC/build" "$SRC"/*.egg-info
 PKG_DIR=$(cd "$LINT" && "$PY" -I -c 'import hakurei, os; print(os.path.dirname(hakurei.__file__))')
@@ -167,8 +169,8 @@ run_step() { # name cmd...: run, record ok/FAILED with duration
 }
 pytest_status() { # rc start -> text
 	case $1 in
-	0) echo "ok ($(($SECONDS - $2))s)" ;;
-	1) echo "FAILED (tests failed, $(($SECONDS - $2))s)" ;;
+	0) echo "ok ($((SECONDS - $2))s)" ;;
+	1) echo "FAILED (tests failed, $((SECONDS - $2))s)" ;;
 	5) echo "FAILED (no tests collected)" ;;
 	124 | 137) echo "FAILED (timed out after ${PHASE_TIMEOUT}s)" ;;
 	*) echo "FAILED (pytest exit $1)" ;;
@@ -180,8 +182,12 @@ run_step "ruff check" "$VENV/bin/ruff" check --no-cache "$SRC"
 log "lint: ruff format --check"
 run_step "ruff format --check" "$VENV/bin/ruff" format --check --no-cache "$SRC"
 log "lint: mypy --strict -p hakurei (installed package)"
-run_step "mypy --strict" bash -c 'cd "$1" && "$2/bin/python" -m mypy --strict --config-file "$3/pyproject.toml" \
-	--cache-dir "$4/.mypy_cache" -p hakurei' _ "$LINT" "$VENV" "$SRC" "$WORK"
+# shellcheck disable=SC2317  # invoked through run_step
+mypy_installed() {
+	(cd "$LINT" && "$PY" -m mypy --strict --config-file "$SRC/pyproject.toml" \
+		--cache-dir "$WORK/.mypy_cache" -p hakurei)
+}
+run_step "mypy --strict" mypy_installed
 
 log "pytest as $TEST_USER: tests not marked root"
 start=$SECONDS
