@@ -10,7 +10,6 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .container import Container, run
-    from .launch import Completed, ContainerExitError, Params, run_sync
     from .errors import (
         EXIT_NOEXEC,
         EXIT_NOTFOUND,
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
         SetupError,
         StartError,
     )
+    from .launch import Completed, ContainerExitError, Params, run_sync
     from .ops import Ops
 
 _LAZY = {
@@ -43,7 +43,24 @@ _LAZY = {
     "StartError": "errors",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Completed",
+    "Container",
+    "ContainerExitError",
+    "EXIT_NOEXEC",
+    "EXIT_NOTFOUND",
+    "EXIT_SETUP",
+    "HakureiError",
+    "MountError",
+    "OpError",
+    "Ops",
+    "Params",
+    "ProgramError",
+    "SetupError",
+    "StartError",
+    "run",
+    "run_sync",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -42,7 +42,7 @@ OP_OPTIONS: dict[str, int] = {
     "--size": 1,
     "--perms": 1,
 }
-METAVARS = {
+METAVARS: dict[str, str | tuple[str, ...]] = {
     "--bind": ("SRC", "DEST"),
     "--ro-bind": ("SRC", "DEST"),
     "--dev-bind": ("SRC", "DEST"),

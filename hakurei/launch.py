@@ -346,8 +346,8 @@ def run_sync(
     if capture_output:
         import tempfile
 
-        out = tempfile.TemporaryFile()
-        err = tempfile.TemporaryFile()
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+        err = tempfile.TemporaryFile()  # noqa: SIM115
         stdout, stderr = out, err
     try:
         shim = Shim(stdin, stdout, stderr, extra)

@@ -18,7 +18,7 @@ import msgpack
 
 from .errors import HakureiError, SetupError
 from .ops import REGISTRY
-from .ops.base import ABS, BOOL, BYTES, INT, STR, Op, check_field
+from .ops.base import ABS, BOOL, INT, STR, Op, check_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -20,11 +20,10 @@ first pivot (the host filesystem is gone then); an import hook enforces that.
 
 from __future__ import annotations
 
+import _signal
 import os
 import sys
 import time
-
-import _signal
 
 from ..errors import EXIT_SETUP, HakureiError, PathError, ProgramError, describe, strerror
 from ..ops.base import State
@@ -179,7 +178,7 @@ class Init:
             "cannot bind sysroot", k.mount, "sysroot", "sysroot", "", MS_SILENT | MS_BIND | MS_REC
         )
         self.step("cannot create host", k.mkdir, "host", 0o755)
-        sys.meta_path.insert(0, LateImportBlocker)  # type: ignore[arg-type]
+        sys.meta_path.insert(0, LateImportBlocker)
         self.step("cannot pivot into intermediate root", k.pivot_root, INTERMEDIATE, "host")
         self.step("cannot enter intermediate root", k.chdir, "/")
 
@@ -229,7 +228,10 @@ class Init:
             full = (1 << (last_cap + 1)) - 1
             self.step("cannot capset", k.capset, full, full, keep)
             self.step(
-                "cannot raise CAP_SYS_ADMIN", k.prctl_raw, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+                "cannot raise CAP_SYS_ADMIN",
+                k.prctl_raw,
+                PR_CAP_AMBIENT,
+                PR_CAP_AMBIENT_RAISE,
                 CAP_SYS_ADMIN,
             )
         self.step("cannot capset", k.capset, 0, keep, keep)
@@ -389,4 +391,3 @@ def main(k: Kernel, setup: Setup, extra: list[int], alive_fd: int) -> NoReturn:
     except BaseException as e:  # a bug: still one line, still no traceback
         say(f"hakurei: init: {type(e).__name__}: {describe(e)}")
         os._exit(EXIT_SETUP)
-

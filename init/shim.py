@@ -15,10 +15,9 @@ thread-safe spawn; the shim
 
 from __future__ import annotations
 
+import _signal
 import os
 import select
-
-import _signal
 
 from ..errors import EXIT_SETUP, HakureiError, SetupError, describe
 from ..params import Setup, read_setup

@@ -34,7 +34,7 @@ class Place(Op):
             try:
                 _write_all(st, fd, self.data)
             except BaseException:
-                try:  # noqa: SIM105 - contextlib is not worth importing in init
+                try:
                     k.close(fd)
                 except OSError:
                     pass
@@ -45,7 +45,7 @@ class Place(Op):
             bind_mount(st, tmp, target, MS_RDONLY | MS_NODEV)
         except BaseException:
             # The original error matters more than a failed clean-up.
-            try:  # noqa: SIM105
+            try:
                 k.remove(tmp)
             except OSError:
                 pass

@@ -62,4 +62,4 @@ class FakeKernel(Kernel):
     def done(self) -> None:
         """Fail unless every expected call happened."""
         if self.pos != len(self.expected):
-            raise AssertionError(f"missing calls: {self.expected[self.pos:]!r}")
+            raise AssertionError(f"missing calls: {self.expected[self.pos :]!r}")

@@ -62,3 +62,41 @@ def base_ops() -> Ops:
         elif os.path.isdir(top):
             ops.bind(top, top)
     return ops
+
+
+# -- filesystem helpers (test_fs_*) ---------------------------------------------
+
+#: VFS options the kernel prints, in the order it prints them after ro/rw
+VFS_FLAGS = ("nosuid", "nodev", "noexec")
+
+
+def host_mounts() -> list[Entry]:
+    """The calling process's own mount table (the host's, for the tests)."""
+    with open("/proc/self/mountinfo", "rb") as f:
+        return parse(f.read())
+
+
+def host_mount_of(path: str) -> Entry:
+    """The host mount that holds ``path``: the topmost on the longest containing mount point."""
+    path = os.path.realpath(path)
+    best: Entry | None = None
+    for e in host_mounts():
+        inside = e.target == "/" or path == e.target or path.startswith(e.target + "/")
+        if inside and (best is None or len(e.target) >= len(best.target)):
+            best = e
+    assert best is not None, path
+    return best
+
+
+def vfs(options: str) -> str:
+    """VFS options without the trailing atime option the tests do not care about."""
+    for tail in (",relatime", ",noatime"):
+        options = options.removesuffix(tail)
+    return options
+
+
+def vfs_with(options: str, *add: str) -> str:
+    """``options`` (atime dropped) with flags added, in the kernel's order: ro/rw first."""
+    have = set(vfs(options).split(",")) | set(add)
+    ro = "ro" if "ro" in have else "rw"
+    return ",".join([ro, *(f for f in VFS_FLAGS if f in have)])

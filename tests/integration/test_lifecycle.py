@@ -12,11 +12,12 @@ import time
 
 import pytest
 import trio
-from conftest import PY, ok, py, run, sh
 
 import hakurei
 from hakurei.launch import Params, Shim
 from hakurei.profile import default_env, default_ops
+
+from conftest import PY, ok, py, run, sh
 
 
 def container_kwargs() -> dict[str, object]:
@@ -200,8 +201,12 @@ def test_container_started_from_a_worker_thread_outlives_the_thread() -> None:
 
 
 async def test_trio_run_captures_output() -> None:
-    result = await hakurei.run("/bin/sh", ["sh", "-c", "echo out; echo err >&2; exit 3"],
-                               capture_output=True, **container_kwargs())
+    result = await hakurei.run(
+        "/bin/sh",
+        ["sh", "-c", "echo out; echo err >&2; exit 3"],
+        capture_output=True,
+        **container_kwargs(),
+    )
     assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
 
 
@@ -288,7 +293,10 @@ def test_orphans_are_waited_for_within_the_adopt_delay() -> None:
     script = "(read x <&4; echo orphan-done >&3) & exit 3"
     stdin_r, stdin_w = os.pipe()
     params = Params(
-        "/bin/sh", ["/bin/sh", "-c", script], adopt_wait_delay=30, **container_kwargs()  # type: ignore[arg-type]
+        "/bin/sh",
+        ["/bin/sh", "-c", script],
+        adopt_wait_delay=30,
+        **container_kwargs(),  # type: ignore[arg-type]
     )
     shim = Shim(None, None, None, [w, stdin_r])
     os.close(w)
@@ -316,15 +324,22 @@ def test_lingering_orphans_are_killed_after_the_adopt_delay() -> None:
 def test_orphaned_zombies_are_reaped_by_init() -> None:
     code = (
         "import os, time\n"
+        "def states():\n"
+        "    out = []\n"
+        "    for p in filter(str.isdigit, os.listdir('/proc')):\n"
+        "        try:\n"
+        "            with open(f'/proc/{p}/stat') as f:\n"
+        "                out.append(f.read().rsplit(')', 1)[1].split()[0])\n"
+        "        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):\n"
+        "            pass\n"
+        "    return out\n"
         "if os.fork() == 0:\n"
         "    if os.fork() == 0: os._exit(0)\n"  # grandchild: orphaned, then exits
         "    os._exit(0)\n"
         "os.wait()\n"
         "deadline = time.monotonic() + 5\n"
         "while time.monotonic() < deadline:\n"
-        "    states = [open(f'/proc/{p}/stat').read().split(')')[1].split()[0]\n"
-        "              for p in os.listdir('/proc') if p.isdigit()]\n"
-        "    if 'Z' not in states: print('clean', len(states)); break\n"
+        "    if 'Z' not in states(): print('clean'); break\n"
         "    time.sleep(0.01)\n"
     )
     out = ok(py(code))

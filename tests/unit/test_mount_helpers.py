@@ -7,7 +7,8 @@ import os
 from collections.abc import Callable
 
 import pytest
-from fakekernel import Call, FakeKernel, call
+
+from hakurei.errors import MountError, MountinfoError, PathError
 from hakurei.init.kernel import (
     AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
@@ -22,7 +23,7 @@ from hakurei.init.kernel import (
 from hakurei.ops._mount import bind_mount, ensure_file, mount_tmpfs, remount, tmpfs_options
 from hakurei.ops.base import State, parent_perm
 
-from hakurei.errors import MountError, MountinfoError, PathError
+from fakekernel import Call, FakeKernel, call
 
 MOUNTINFO = "/host/proc/self/mountinfo"
 CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hakurei.ops._mountinfo import Entry, parse, unmangle
 
 from hakurei.errors import MountinfoError
+from hakurei.ops._mountinfo import Entry, parse, unmangle
 
 GOOD = b"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue"
 

@@ -6,7 +6,8 @@ import errno
 import os
 
 import pytest
-from fakekernel import Call, FakeKernel, call
+
+from hakurei.errors import AbsoluteError, MountError, OpError, OpStateError
 from hakurei.init.kernel import (
     AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
@@ -24,7 +25,7 @@ from hakurei.ops import (
     State,
 )
 
-from hakurei.errors import AbsoluteError, MountError, OpError, OpStateError
+from fakekernel import Call, FakeKernel, call
 
 MOUNTINFO = "/host/proc/self/mountinfo"
 DIR = os.stat_result((0o040755, 0, 0, 0, 0, 0, 0, 0, 0, 0))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakekernel import FakeKernel, call
-from hakurei.ops import AutoEtc, State
 
 from hakurei.errors import OpError, OpRepeatError
+from hakurei.ops import AutoEtc, State
+
+from fakekernel import FakeKernel, call
 
 
 def test_links_every_entry_but_the_skipped_ones() -> None:

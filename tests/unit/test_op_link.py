@@ -5,10 +5,11 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakekernel import FakeKernel, call
-from hakurei.ops import REGISTRY, Link, Ops, State
 
 from hakurei.errors import AbsoluteError, OpError, OpStateError
+from hakurei.ops import REGISTRY, Link, Ops, State
+
+from fakekernel import FakeKernel, call
 
 
 def test_plain_link_makes_parents_then_links() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakekernel import FakeKernel, call
+
+from hakurei.errors import OpError
 from hakurei.ops import REGISTRY, Mkdir, Ops, State
 from hakurei.ops.mkdir import perm_text
 
-from hakurei.errors import OpError
+from fakekernel import FakeKernel, call
 
 
 def test_apply_uses_perm_for_every_directory() -> None:

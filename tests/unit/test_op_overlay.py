@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakekernel import Call, FakeKernel, call
+
+from hakurei.errors import MountError, OpError, OpStateError, OverlayArgumentError
 from hakurei.ops import Ops, Overlay, State
 from hakurei.ops.overlay import escape_overlay
 
-from hakurei.errors import MountError, OpError, OpStateError, OverlayArgumentError
+from fakekernel import Call, FakeKernel, call
 
 
 def enoent(path: str) -> FileNotFoundError:

@@ -6,11 +6,12 @@ import errno
 import os
 
 import pytest
-from fakekernel import Call, FakeKernel, call
+
+from hakurei.errors import MountError, OpError
 from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import REGISTRY, Ops, Place, State
 
-from hakurei.errors import MountError, OpError
+from fakekernel import Call, FakeKernel, call
 
 MOUNTINFO = "/host/proc/self/mountinfo"
 CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY

@@ -5,10 +5,11 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakekernel import FakeKernel, call
-from hakurei.ops import REGISTRY, Ops, Proc, State
 
 from hakurei.errors import MountError, OpError
+from hakurei.ops import REGISTRY, Ops, Proc, State
+
+from fakekernel import FakeKernel, call
 
 
 def test_apply_makes_the_mount_point_then_mounts_proc() -> None:

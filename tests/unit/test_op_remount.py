@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fakekernel import FakeKernel, call
+
+from hakurei.errors import MountinfoError, OpError
 from hakurei.init.kernel import (
     AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
@@ -15,7 +16,7 @@ from hakurei.init.kernel import (
 )
 from hakurei.ops import REGISTRY, Ops, Remount, State
 
-from hakurei.errors import MountinfoError, OpError
+from fakekernel import FakeKernel, call
 
 MOUNTINFO = "/host/proc/self/mountinfo"
 TABLE = b"1 0 0:1 / / rw - tmpfs rootfs rw\n2 1 0:2 / /sysroot rw,nosuid,nodev - tmpfs rootfs rw\n"

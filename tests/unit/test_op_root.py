@@ -7,7 +7,8 @@ import os
 import stat
 
 import pytest
-from fakekernel import Call, FakeKernel, call
+
+from hakurei.errors import OpError, OpRepeatError
 from hakurei.init.kernel import (
     AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
@@ -17,7 +18,7 @@ from hakurei.init.kernel import (
 from hakurei.ops import BIND_DEVICE, BIND_ENSURE, BIND_OPTIONAL, BIND_WRITABLE, AutoRoot, Ops, State
 from hakurei.ops.root import is_auto_root_bindable
 
-from hakurei.errors import OpError, OpRepeatError
+from fakekernel import Call, FakeKernel, call
 
 MOUNTINFO = "/host/proc/self/mountinfo"
 DIR = os.stat_result((stat.S_IFDIR | 0o755, 0, 0, 0, 0, 0, 0, 0, 0, 0))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 
 import pytest
-from fakekernel import Call, FakeKernel, call
+
+from hakurei.errors import MountError, OpError, TmpfsSizeError
 from hakurei.init.kernel import MS_NODEV, MS_NOSUID, MS_RDONLY
 from hakurei.ops import REGISTRY, Ops, State, Tmpfs
 from hakurei.ops.tmpfs import MAX_SIZE
 
-from hakurei.errors import MountError, OpError, TmpfsSizeError
+from fakekernel import Call, FakeKernel, call
 
 
 def run_apply(op: Tmpfs, calls: list[Call]) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from hakurei import ops
+from hakurei.errors import OpError
 from hakurei.init.kernel import MS_NODEV, MS_NOSUID, MS_RDONLY
 from hakurei.ops import (
     BIND_DEVICE,
@@ -22,9 +25,6 @@ from hakurei.ops import (
     Remount,
     Tmpfs,
 )
-
-from hakurei import ops
-from hakurei.errors import OpError
 
 
 def everything() -> Ops:
