@@ -1,0 +1,88 @@
+"""``hakurei seccomp``: what it prints is what a container with the same options gets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hakurei import seccomp as sc
+from hakurei._seccomp_cmd import main
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sc.cache_clear()
+    yield
+    sc.cache_clear()
+
+
+def test_json_is_the_rule_list_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--format", "json"]) == 0
+    text = capsys.readouterr().out
+    assert text == sc.rules_to_json(sc.preset(sc.STRICT, 0))
+    assert [o["syscall"] for o in json.loads(text)][:3] == ["syslog", "uselib", "acct"]
+
+
+def test_json_adds_deny_tty_unless_the_session_is_retained(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--presets", "ext", "--multiarch", "--format", "json"]) == 0
+    assert sc.rules_from_json(capsys.readouterr().out) == sc.preset(
+        sc.EXT | sc.DENY_TTY, sc.ALLOW_MULTIARCH
+    )
+    assert main(["--presets", "ext", "--retain-session", "--format", "json"]) == 0
+    assert sc.rules_from_json(capsys.readouterr().out) == sc.preset(sc.EXT, 0)
+
+
+def test_bpf_is_the_program_a_container_loads(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["--presets", "strict", "--allow-can", "--allow-bluetooth", "--format", "bpf"]) == 0
+    out = capsysbinary.readouterr().out
+    want, _ = sc.filter_for(presets=sc.STRICT, flags=sc.ALLOW_CAN | sc.ALLOW_BLUETOOTH, rules=None)
+    assert out == want
+
+
+def test_pfc_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--multiarch"]) == 0
+    pfc = capsys.readouterr().out
+    assert "# filter for arch x86_64" in pfc
+    assert "# filter for arch x86 " in pfc
+    assert 'syscall "unshare"' in pfc
+
+
+def test_rules_file_replaces_the_presets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "rules.json"
+    f.write_text('[{"syscall":"setuid","errno":1}]')
+    assert main(["--rules", str(f), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"syscall": "setuid", "errno": 1}]
+    assert main(["--rules", str(f)]) == 0
+    pfc = capsys.readouterr().out
+    assert 'syscall "setuid"' in pfc and 'syscall "unshare"' not in pfc
+
+
+def test_unknown_syscall_in_rules_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "rules.json"
+    f.write_text('[{"syscall":"no_such_call","errno":1}]')
+    assert main(["--rules", str(f), "--format", "json"]) == 1
+    assert capsys.readouterr().err == 'hakurei seccomp: invalid syscall name "no_such_call"\n'
+
+
+def test_missing_rules_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--rules", str(tmp_path / "nope.json")]) == 1
+    assert "nope.json: no such file or directory" in capsys.readouterr().err
+
+
+def test_unknown_preset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--presets", "ext,bogus"]) == 2
+    assert '"bogus"' in capsys.readouterr().err
+
+
+def test_bad_format_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--format", "xml"])
+    assert e.value.code == 2
