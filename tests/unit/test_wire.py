@@ -11,9 +11,9 @@ from typing import Any
 
 import msgpack
 import pytest
-from hakurei.ops import Bind, Mkdir, Tmpfs
 
 from hakurei.errors import SetupError
+from hakurei.ops import Bind, Mkdir, Tmpfs
 from hakurei.params import HEADER_LEN, MAGIC, VERSION, Setup, decode, encode, read_setup
 
 
