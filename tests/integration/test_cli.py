@@ -1,0 +1,182 @@
+"""``hakurei exec`` as a user runs it: options in order, the default profile, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def hakurei(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hakurei", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def test_readme_example_works() -> None:
+    r = hakurei("exec", "--", "/bin/sh", "-c", "id; hostname; ls /")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"uid={os.getuid()}(")
+    assert lines[1] == os.uname().nodename
+    assert set(lines[2:]) >= {"bin", "dev", "etc", "proc", "tmp", "usr"}
+    assert "home" not in lines[2:] and "root" not in lines[2:]
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("hakurei")
+    r = subprocess.run(
+        [str(script), "exec", "--", "/bin/echo", "hi"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (r.returncode, r.stdout) == (0, b"hi\n")
+
+
+def test_default_profile_is_read_only_with_a_writable_tmp() -> None:
+    script = (
+        "touch /tmp/ok && echo tmp; touch /x || true; touch /usr/x || true; touch /etc/x || true"
+    )
+    r = hakurei("exec", "--", "/bin/sh", "-c", script)
+    assert r.stdout == "tmp\n"
+    assert r.stderr.count("Read-only file system") == 3, r.stderr
+
+
+def test_default_environment_leaks_nothing_else() -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "SECRET": "x", "TERM": "dumb", "LANG": "C"}
+    r = hakurei("exec", "--", "/usr/bin/env", env=env)
+    assert sorted(r.stdout.splitlines()) == [
+        "LANG=C",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "TERM=dumb",
+    ]
+
+
+def test_setenv_and_keep_env() -> None:
+    env = {"KEEP": "kept", "DROP": "dropped"}
+    r = hakurei("exec", "--setenv", "A", "1", "--keep-env", "KEEP", "--", "/usr/bin/env", env=env)
+    lines = r.stdout.splitlines()
+    assert "A=1" in lines and "KEEP=kept" in lines
+    assert not any(line.startswith("DROP=") for line in lines)
+
+
+def test_ops_apply_in_command_line_order(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("host file\n")
+    place = tmp_path / "placed"
+    place.write_text("placed\n")
+    r = hakurei(
+        "exec",
+        "--ro-bind", "/usr", "/usr",
+        "--symlink", "usr/bin", "/bin",
+        "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64",
+        "--proc", "/proc",
+        "--size", "1048576", "--perms", "1777", "--tmpfs", "/tmp",
+        "--perms", "700", "--dir", "/data/private",
+        "--bind", str(tmp_path), "/data/host",
+        "--place", "/data/placed", str(place),
+        "--remount-ro", "/",
+        "--hostname", "cli-box",
+        "--",
+        "/bin/sh", "-c",
+        "hostname; cat /data/host/f /data/placed; stat -c %a /tmp /data/private;"
+        "grep ' /tmp ' /proc/self/mountinfo; echo w > /data/host/written",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:6] == ["cli-box", "host file", "placed", "1777", "700", lines[5]]
+    assert "size=1024k" in lines[5]  # tmpfs omits mode=1777: it is its default
+    assert (tmp_path / "written").read_text() == "w\n"  # --bind is writable
+
+
+def test_ro_bind_is_read_only(tmp_path: Path) -> None:
+    r = hakurei(
+        "exec", "--ro-bind", "/", "/", "--ro-bind", str(tmp_path), str(tmp_path),
+        "--", "/bin/sh", "-c", f"echo x > {tmp_path}/f",
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "Read-only file system" in r.stderr
+    assert not (tmp_path / "f").exists()
+
+
+def test_bind_try_skips_a_missing_source() -> None:
+    r = hakurei(
+        "exec", "--ro-bind", "/", "/", "--ro-bind-try", "/nonexistent", "/opt/x", "--",
+        "/bin/true",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+
+
+def test_verbose_prints_init_steps() -> None:
+    r = hakurei("exec", "-v", "--", "/bin/true")
+    assert r.returncode == 0
+    assert 'init: mounting "/sysroot/usr" flags 0x4005' in r.stderr
+    assert 'init: remounting "/" flags 0x1' in r.stderr
+    assert "init: initial process exited with code 0" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--bind", "/nonexistent", "/x", "--", "/bin/true"], "/nonexistent"),
+        (["--bind", "relative", "/x", "--", "/bin/true"], 'path "relative" is not absolute'),
+        (["--tmpfs", "tmp", "--", "/bin/true"], 'path "tmp" is not absolute'),
+        (["--perms", "9z", "--tmpfs", "/tmp", "--", "/bin/true"], "not an octal mode"),
+        (["--size", "-1", "--tmpfs", "/tmp", "--", "/bin/true"], "negative"),
+        (["--seccomp", "bogus", "--", "/bin/true"], "bogus"),
+        (["--uid", "abc", "--", "/bin/true"], "--uid"),
+        (["--frobnicate", "--", "/bin/true"], "--frobnicate"),
+        (["--", "sh"], 'program path "sh" is not absolute'),
+        (["--place", "/x", "/nonexistent-file", "--", "/bin/true"], "/nonexistent-file"),
+    ],
+)
+def test_bad_input_is_one_line_and_125(args: list[str], needle: str) -> None:
+    r = hakurei("exec", *args)
+    assert r.returncode == 125, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hakurei: ") and needle in lines[0].replace("'", '"'), lines
+    assert "Traceback" not in r.stderr
+
+
+def test_exit_statuses_pass_through() -> None:
+    assert hakurei("exec", "--", "/bin/sh", "-c", "exit 42").returncode == 42
+    assert hakurei("exec", "--", "/bin/sh", "-c", "kill -KILL $$").returncode == 137
+    assert hakurei("exec", "--", "/nonexistent").returncode == 127
+
+
+def test_exec_does_not_import_trio() -> None:
+    code = (
+        "import sys\n"
+        "from hakurei.cli import main\n"
+        "rc = main(['exec', '--', '/bin/true'])\n"
+        "print(rc, 'trio' in sys.modules, 'pyseccomp' in sys.modules)\n"
+    )
+    # First run may compile and cache the filter (pyseccomp); the second must not need it.
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.stdout.split() == ["0", "False", "False"], r.stderr
+
+
+def test_internal_entry_rejects_garbage_with_one_line() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "hakurei", "init"],
+        input=os.urandom(300),
+        env={"HAKUREI_SETUP": "0"},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert r.returncode == 125
+    assert r.stderr.decode().count("\n") == 1
