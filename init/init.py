@@ -146,6 +146,8 @@ class Init:
         self.step("cannot set SUID_DUMP_DISABLE", k.prctl, PR_SET_DUMPABLE, 0)
         if self.s.hostname:
             self.step("cannot set hostname", k.sethostname, self.s.hostname)
+        if not self.s.host_net:
+            self.step("cannot bring up the loopback interface", k.loopback_up)
 
     # -- 2. filesystem ----------------------------------------------------------
     def op_error(self, phase: str, i: int, e: BaseException) -> Fatal:

@@ -14,7 +14,10 @@ while the host filesystem is still visible.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+
+import _socket
 
 import _prctl
 
@@ -67,6 +70,9 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_SET_PTRACER = 0x59616D61
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
 
 # x86_64 and aarch64 numbers of the calls glibc 2.36 does not wrap.
 _MACHINE = os.uname().machine
@@ -190,6 +196,21 @@ class Kernel:
         raw = name.encode()
         if _sethostname(raw, len(raw)) != 0:
             raise _oserror("sethostname")
+
+    def loopback_up(self) -> None:
+        """Bring ``lo`` up in a new network namespace, as bubblewrap does.
+
+        A fresh namespace has ``lo`` down: even 127.0.0.1 would be unreachable.
+        """
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)
+        try:
+            req = bytearray(b"lo".ljust(40, b"\0"))
+            fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req)
+            flags = int.from_bytes(req[16:18], "little") | _IFF_UP
+            req[16:18] = flags.to_bytes(2, "little")
+            fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, req)
+        finally:
+            s.close()
 
     def pidfd_open(self, pid: int) -> int:
         fd = int(_syscall(SYS_PIDFD_OPEN, ctypes.c_int(pid), ctypes.c_uint(0)))

@@ -57,6 +57,16 @@ def test_only_loopback_in_a_new_network_namespace() -> None:
     assert ok(sh("cat /proc/net/dev", host_net=True)) != ok(sh("cat /proc/net/dev"))
 
 
+def test_loopback_is_up_in_the_new_network_namespace() -> None:
+    code = (
+        "import socket\n"
+        "srv = socket.create_server(('127.0.0.1', 0))\n"
+        "c = socket.create_connection(srv.getsockname(), timeout=5)\n"
+        "c.sendall(b'ping'); print(srv.accept()[0].recv(4).decode())\n"
+    )
+    assert ok(py(code)).strip() == "ping"
+
+
 def test_program_runs_in_a_new_session_unless_retained() -> None:
     code = "import os; print(os.getsid(0) == os.getpid())"
     assert ok(py(code)).strip() == "True"
