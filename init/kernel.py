@@ -13,11 +13,10 @@ while the host filesystem is still visible.
 
 from __future__ import annotations
 
+import _socket
 import ctypes
 import fcntl
 import os
-
-import _socket
 
 import _prctl
 
