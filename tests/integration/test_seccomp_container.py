@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, base_ops, run
-from test_seccomp_direct import CUSTOM, WITNESS_CONFIGS, _check, expected
 
 from hakurei import seccomp as sc
 from hakurei.launch import Completed
 from hakurei.ops import Ops
+
+from conftest import PY, base_ops, run
+from test_seccomp_direct import CUSTOM, WITNESS_CONFIGS, _check, expected
 
 PROBE = Path(__file__).with_name("seccomp_probe.py").read_bytes()
 
