@@ -137,7 +137,7 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     except OSError as e:
         raise SetupError(f"cannot watch parent {setup.parent_pid}: {describe(e)}") from None
     if os.getppid() != setup.parent_pid:
-        os._exit(EXIT_SETUP)
+        raise SetupError(f"parent {setup.parent_pid} is not this process's parent (it exited?)")
 
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     flags |= CLONE_NEWCGROUP
