@@ -1,0 +1,792 @@
+"""Start latency of hakurei against bubblewrap, measured in one run.
+
+Every variant starts a container (or an interpreter) that runs ``/bin/true``
+and is timed from spawn until its exit has been collected.  All variants run
+in the same process, interleaved round by round with a rotating order, after a
+warm-up, so machine load and cache state hit them alike; ratios between them
+are meaningful even on a busy machine, absolute numbers less so.
+
+Run it as an ordinary user against an *installed* hakurei (``bench/run.sh``
+does both).  The CLI variant spawns the ``hakurei`` console script that sits
+beside the running interpreter (the path a user runs), not ``python -m``.
+
+Besides the table it prints where the time of one container goes: the
+imports of the shim/init path (``-X importtime`` of ``init_argv()``) and of
+the CLI process, checked against modules that must stay out of them, and
+differences between profile variants that each leave out one part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+import hakurei
+from hakurei import launch, seccomp
+from hakurei.init.kernel import MS_RDONLY
+from hakurei.ops import Ops
+from hakurei.params import encode
+from hakurei.profile import TOP_LEVEL, default_env, default_ops
+
+TRUE = "/bin/true"
+
+#: Targets from the issue: p50 of the variant over p50 of bwrap.
+TARGETS = {"b": 3.5, "c": 3.5, "a": 8.0}
+
+#: Modules that must not load in the shim/init path (python-design.md,
+#: DEVELOPERS rules): slow imports, or ones that pull in slow imports.
+INIT_FORBIDDEN = (
+    "trio",
+    "pyseccomp",
+    "hakurei.seccomp",
+    "subprocess",
+    "typing",
+    "dataclasses",
+    "enum",
+    "json",
+    "re",
+    "signal",
+    "tempfile",
+    "random",
+)
+#: Modules the CLI process must not load (it exists to avoid trio; pyseccomp
+#: means the seccomp program was compiled instead of read from the cache).
+CLI_FORBIDDEN = ("trio", "pyseccomp", "subprocess")
+
+
+# -- variants ---------------------------------------------------------------------------
+
+
+class Variant:
+    """One thing to time: a command to spawn, or an in-process call."""
+
+    def __init__(
+        self,
+        key: str,
+        label: str,
+        *,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        fds: list[tuple[int, int]] | None = None,
+        call: Callable[[], int] | None = None,
+        acall: Callable[[], Awaitable[int]] | None = None,
+        before: Callable[[], None] | None = None,
+        profile: bool = False,
+    ) -> None:
+        self.key = key
+        self.label = label
+        self.argv = argv
+        self.env = env if env is not None else {}
+        self.fds = fds or []
+        self.call = call
+        self.acall = acall
+        self.before = before
+        self.profile = profile
+        self.samples: list[float] = []
+
+    def command(self) -> str:
+        return " ".join(self.argv) if self.argv else self.label
+
+    async def once(self, devnull: int) -> tuple[float, int]:
+        """(seconds, exit status) of one run."""
+        if self.before is not None:
+            self.before()
+        if self.argv is not None:
+            actions: list[tuple[Any, ...]] = [
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, devnull, 1),
+                (os.POSIX_SPAWN_DUP2, devnull, 2),
+            ]
+            actions += [(os.POSIX_SPAWN_DUP2, src, dst) for src, dst in self.fds]
+            t0 = time.perf_counter()
+            pid = os.posix_spawn(self.argv[0], self.argv, self.env, file_actions=actions)
+            _, st = os.waitpid(pid, 0)
+            t1 = time.perf_counter()
+            return t1 - t0, os.waitstatus_to_exitcode(st)
+        if self.acall is not None:
+            t0 = time.perf_counter()
+            status = await self.acall()
+            return time.perf_counter() - t0, status
+        assert self.call is not None
+        t0 = time.perf_counter()
+        status = self.call()
+        return time.perf_counter() - t0, status
+
+    def diagnose(self) -> str:
+        """Stderr of one more run, for the failure message."""
+        if self.argv is None:
+            return "(in-process variant: no stderr captured)"
+        with tempfile.TemporaryFile() as err:
+            actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
+            actions += [(os.POSIX_SPAWN_DUP2, src, dst) for src, dst in self.fds]
+            if self.before is not None:
+                self.before()
+            pid = os.posix_spawn(self.argv[0], self.argv, self.env, file_actions=actions)
+            os.waitpid(pid, 0)
+            err.seek(0)
+            return err.read().decode(errors="replace").strip()[-2000:]
+
+
+def merged_usr_args(root: str = "/") -> list[str]:
+    """bwrap arguments that reproduce the host's /bin, /lib*, /sbin as the profile does."""
+    args: list[str] = []
+    for path in TOP_LEVEL:
+        host = os.path.join(root, path.lstrip("/"))
+        if os.path.islink(host):
+            args += ["--symlink", os.readlink(host), path]
+        elif os.path.isdir(host):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def bwrap_argv(bwrap: str, seccomp_fd: int | None = None) -> list[str]:
+    """The closest bwrap equivalent of hakurei's default profile.
+
+    Differences that remain: /etc is a plain read-only bind (hakurei builds
+    relative links into it and places its own passwd and group), /dev stays
+    writable, bwrap sets no landlock scope, and without ``--seccomp`` bwrap
+    loads no syscall filter at all.
+    """
+    argv = [bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr", *merged_usr_args()]
+    argv += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
+    argv += ["--mqueue", "/dev/mqueue", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+    argv += ["--remount-ro", "/", "--new-session", "--die-with-parent"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    return [*argv, TRUE]
+
+
+def console_script(explicit: str | None) -> str:
+    """The installed ``hakurei`` entry point beside this interpreter (not resolved)."""
+    path = explicit or os.path.join(os.path.dirname(sys.executable), "hakurei")
+    if not os.access(path, os.X_OK):
+        sys.exit(f"bench: no executable hakurei console script at {path} (use --hakurei)")
+    return path
+
+
+def shebang(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(512)
+    except OSError:
+        return "?"
+    return line[2:].decode(errors="replace").strip() if line.startswith(b"#!") else "(binary)"
+
+
+def build_variants(args: argparse.Namespace, hk: str, bpf_fd: int) -> list[Variant]:
+    uid, gid = os.getuid(), os.getgid()
+    env = dict(os.environ)
+    py = sys.executable
+    ops = default_ops(uid, gid)
+    cenv = default_env()
+    strict = seccomp.STRICT
+    kw: dict[str, Any] = {"env": cenv, "uid": uid, "gid": gid, "seccomp_presets": strict}
+
+    async def trio_run() -> int:
+        return (await hakurei.run(TRUE, ops=ops, **kw)).returncode
+
+    def sync_run(**extra: Any) -> Callable[[], int]:
+        merged = {"ops": ops, **kw, **extra}
+        return lambda: hakurei.run_sync(TRUE, **merged).returncode
+
+    def rewind() -> None:
+        os.lseek(bpf_fd, 0, os.SEEK_SET)
+
+    vs = [
+        Variant("a", "hakurei exec -- /bin/true (CLI)", argv=[hk, "exec", "--", TRUE], env=env),
+        Variant("b", "await hakurei.run() (trio, in-process)", acall=trio_run),
+        Variant("c", "hakurei.run_sync() (blocking, in-process)", call=sync_run()),
+        Variant("d", "bwrap, same mounts, no seccomp", argv=bwrap_argv(args.bwrap), env=env),
+        Variant(
+            "d2",
+            "bwrap, same mounts, hakurei's seccomp BPF",
+            argv=bwrap_argv(args.bwrap, 9),
+            env=env,
+            fds=[(bpf_fd, 9)],
+            before=rewind,
+        ),
+        Variant(
+            "e", "python -I -S -c pass (interpreter floor)", argv=[py, "-I", "-S", "-c", "pass"]
+        ),
+    ]
+    if args.profile:
+        init = launch.init_argv()
+        # The same command line up to, not including, the call of main().
+        code = init[4].rsplit(";", 1)[0]
+        usr = Ops().bind("/usr", "/usr")
+        for path in TOP_LEVEL:
+            if os.path.islink(path):
+                usr.link(path, os.readlink(path))
+            elif os.path.isdir(path):
+                usr.bind(path, path)
+        plain_etc = Ops(usr).bind("/etc", "/etc").proc("/proc").dev("/dev", mqueue=True)
+        plain_etc.tmpfs("/tmp", 0, 0o1777).remount("/", MS_RDONLY)
+        bare: dict[str, Any] = {"env": cenv, "uid": uid, "gid": gid, "seccomp_disable": True}
+
+        def bare_run(ops: Ops) -> Callable[[], int]:
+            return lambda: hakurei.run_sync(TRUE, ops=ops, **bare).returncode
+
+        vs += [
+            Variant(
+                "p1",
+                "shim imports only (init_argv() without main())",
+                argv=[*init[:4], code, *init[5:]],
+                profile=True,
+            ),
+            Variant("p2", "run_sync(), default ops, no seccomp", call=bare_run(ops), profile=True),
+            Variant(
+                "p3",
+                "run_sync(), /etc a plain ro bind (as bwrap), no seccomp",
+                call=bare_run(plain_etc),
+                profile=True,
+            ),
+            Variant(
+                "p4", "run_sync(), /usr + links only, no seccomp", call=bare_run(usr), profile=True
+            ),
+            Variant(
+                "p5",
+                "hakurei --help (CLI process, no container)",
+                argv=[hk, "--help"],
+                env=env,
+                profile=True,
+            ),
+            Variant(
+                "p6",
+                "python -c pass (with site, as the console script)",
+                argv=[py, "-c", "pass"],
+                env=env,
+                profile=True,
+            ),
+        ]
+    return vs
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+async def measure(variants: list[Variant], rounds: int, warmup: int) -> None:
+    """Round-robin, rotating which variant goes first; the first ``warmup`` rounds are dropped."""
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for r in range(warmup + rounds):
+            k = r % len(variants)
+            for v in variants[k:] + variants[:k]:
+                dt, status = await v.once(devnull)
+                if status != 0:
+                    sys.exit(
+                        f"bench: {v.key} ({v.label}) exited with status {status}\n"
+                        f"  command: {v.command()}\n  stderr: {v.diagnose()}"
+                    )
+                if r >= warmup:
+                    v.samples.append(dt)
+    finally:
+        os.close(devnull)
+
+
+def pct(samples: list[float], p: int) -> float:
+    """Nearest-rank percentile, in ms."""
+    s = sorted(samples)
+    i = max(0, min(len(s) - 1, -(-p * len(s) // 100) - 1))
+    return s[i] * 1e3
+
+
+# -- imports ----------------------------------------------------------------------------
+
+
+class ImportLine:
+    def __init__(self, name: str, depth: int, self_us: int, cum_us: int) -> None:
+        self.name = name
+        self.depth = depth
+        self.self_us = self_us
+        self.cum_us = cum_us
+        self.parent = ""
+
+
+def parse_importtime(text: str) -> list[ImportLine]:
+    """``-X importtime`` lines; each gets the name of the module that imported it."""
+    lines: list[ImportLine] = []
+    for raw in text.splitlines():
+        if not raw.startswith("import time:"):
+            continue
+        parts = raw[len("import time:") :].split("|")
+        if len(parts) != 3 or not parts[0].strip().isdigit():
+            continue
+        field = parts[2].rstrip()
+        depth = (len(field) - len(field.lstrip(" ")) - 1) // 2
+        lines.append(ImportLine(field.strip(), depth, int(parts[0]), int(parts[1])))
+    # A module is printed after its children: the first later line one level
+    # up is the importer.
+    for i, ln in enumerate(lines):
+        for later in lines[i + 1 :]:
+            if later.depth < ln.depth:
+                ln.parent = later.name
+                break
+    return lines
+
+
+def forbidden_hits(lines: list[ImportLine], names: tuple[str, ...]) -> list[str]:
+    """One entry per forbidden name that was imported, saying by whom."""
+    hits = []
+    for bad in names:
+        found = [ln for ln in lines if ln.name == bad or ln.name.startswith(bad + ".")]
+        if found:
+            ln = next((x for x in found if x.name == bad), found[0])
+            via = f"imported by {ln.parent}" if ln.parent else "imported at run time"
+            hits.append(f"{ln.name} ({via}, {ln.cum_us / 1e3:.1f} ms)")
+    return hits
+
+
+def total_ms(lines: list[ImportLine]) -> float:
+    return sum(ln.cum_us for ln in lines if ln.depth == 0) / 1e3
+
+
+def median_run(runs: list[list[ImportLine]]) -> list[ImportLine]:
+    """The first run's tree with each module's median times over all runs."""
+    times: dict[str, list[tuple[int, int]]] = {}
+    for run in runs:
+        for ln in run:
+            times.setdefault(ln.name, []).append((ln.self_us, ln.cum_us))
+    out = []
+    for ln in runs[0]:
+        t = times[ln.name]
+        m = ImportLine(
+            ln.name,
+            ln.depth,
+            int(statistics.median(x[0] for x in t)),
+            int(statistics.median(x[1] for x in t)),
+        )
+        m.parent = ln.parent
+        out.append(m)
+    return out
+
+
+def spawn_capture(
+    argv: list[str], env: dict[str, str], setup: bytes | None = None
+) -> tuple[int, str]:
+    """Run ``argv`` with stderr captured; with ``setup``, fd 3 carries it (as Shim does)."""
+    with tempfile.TemporaryFile() as err:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        actions: list[tuple[Any, ...]] = [
+            (os.POSIX_SPAWN_DUP2, devnull, 0),
+            (os.POSIX_SPAWN_DUP2, devnull, 1),
+            (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+        ]
+        r = w = -1
+        if setup is not None:
+            r, w = os.pipe()
+            actions.append((os.POSIX_SPAWN_DUP2, r, launch.SETUP_FD))
+        try:
+            pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        finally:
+            os.close(devnull)
+            if r >= 0:
+                os.close(r)
+        if setup is not None:
+            view = memoryview(setup)
+            while view:
+                view = view[os.write(w, view) :]
+            os.close(w)
+        _, st = os.waitpid(pid, 0)
+        err.seek(0)
+        return os.waitstatus_to_exitcode(st), err.read().decode(errors="replace")
+
+
+def importtime(
+    argv: list[str], env: dict[str, str], setup: bytes | None, runs: int
+) -> tuple[list[ImportLine], str]:
+    """Median import tree over ``runs`` runs; on failure, ([], why)."""
+    trees = []
+    for _ in range(runs):
+        status, text = spawn_capture(argv, env, setup)
+        lines = parse_importtime(text)
+        if status != 0 or not lines:
+            return [], f"status {status}: {text.strip()[-500:]}"
+        trees.append(lines)
+    return median_run(trees), ""
+
+
+def summarise(lines: list[ImportLine], base: set[str], forbidden: tuple[str, ...]) -> list[str]:
+    own = [ln for ln in lines if ln.name not in base]
+    deps = [
+        ln for ln in own if ln.parent.startswith("hakurei") and not ln.name.startswith("hakurei")
+    ]
+    lazy = [ln for ln in own if ln.depth == 0 and not ln.name.startswith("hakurei")]
+    hakurei_self = sum(ln.self_us for ln in own if ln.name.startswith("hakurei")) / 1e3
+    out = [
+        f"- all imports {total_ms(lines):.1f} ms; {len(own)} modules beyond the baseline "
+        f"interpreter's, {sum(ln.self_us for ln in own) / 1e3:.1f} ms (self times summed), "
+        f"of which hakurei's own modules {hakurei_self:.1f} ms",
+        "- imported by hakurei code (cumulative ms): "
+        + (", ".join(f"{ln.name} {ln.cum_us / 1e3:.1f} (by {ln.parent})" for ln in deps) or "-"),
+    ]
+    if lazy:
+        out.append(
+            "- imported at run time, outside any import (cumulative ms): "
+            + ", ".join(f"{ln.name} {ln.cum_us / 1e3:.1f}" for ln in lazy)
+        )
+    hits = forbidden_hits(lines, forbidden)
+    out.append(
+        f"- must not be imported ({', '.join(forbidden)}): "
+        + ("; ".join(hits) if hits else "none is")
+    )
+    return out
+
+
+def import_report(hk: str, runs: int) -> list[str]:
+    out = [
+        "",
+        f"## Imports of one container (`-X importtime`, median of {runs} runs per module)",
+        "",
+    ]
+    uid, gid = os.getuid(), os.getgid()
+    py = sys.executable
+    base, why = importtime([py, "-X", "importtime", "-I", "-S", "-c", "pass"], {}, None, runs)
+    if not base:
+        return [*out, f"baseline interpreter failed: {why}"]
+
+    init = launch.init_argv()
+    argv = [init[0], "-X", "importtime", *init[1:]]
+    params = launch.Params(
+        TRUE,
+        ops=default_ops(uid, gid),
+        env=default_env(),
+        uid=uid,
+        gid=gid,
+        seccomp_presets=seccomp.STRICT,
+    )
+    setup = encode(params.resolve(0))
+    lines, why = importtime(argv, {"HAKUREI_SETUP": str(launch.SETUP_FD)}, setup, runs)
+    if not lines:
+        return [*out, f"shim run failed: {why}"]
+    out.append(
+        f"shim/init path (`{' '.join(argv[:4])} ...` from `init_argv()`, a real container "
+        f"running {TRUE}; baseline `python -I -S -c pass`: {total_ms(base):.1f} ms of imports):"
+    )
+    out += summarise(lines, {ln.name for ln in base}, INIT_FORBIDDEN)
+
+    env = dict(os.environ)
+    base, why = importtime([py, "-X", "importtime", "-c", "pass"], env, None, runs)
+    if not base:
+        return [*out, f"baseline interpreter with site failed: {why}"]
+    lines, why = importtime(
+        [hk, "exec", "--", TRUE], dict(env, PYTHONPROFILEIMPORTTIME="1"), None, runs
+    )
+    if not lines:
+        return [*out, f"CLI run failed: {why}"]
+    out.append("")
+    out.append(
+        f"CLI process (`{hk} exec -- {TRUE}` with PYTHONPROFILEIMPORTTIME=1, which the shim's "
+        f"`-I` ignores; baseline `python -c pass`: {total_ms(base):.1f} ms of imports):"
+    )
+    out += summarise(lines, {ln.name for ln in base}, CLI_FORBIDDEN)
+    if any(ln.name == "pyseccomp" for ln in lines):
+        out.append(
+            f"  pyseccomp in the CLI means a seccomp cache miss: is {seccomp.cache_dir()} writable?"
+        )
+    return out
+
+
+# -- phases -----------------------------------------------------------------------------
+
+#: Run as ``python -I -S -c PHASE_CODE <dirs>`` instead of the shim's own
+#: code: it wraps a few shim/init functions (by name; a missing one is
+#: skipped) so each writes a CLOCK_MONOTONIC stamp to fd 9, then runs the
+#: shim as usual.  It imports nothing the shim does not; a stamp is one write.
+PHASE_CODE = r"""
+import sys, os, time
+sys.path[0:0] = sys.argv[1:]
+def mark(tag):
+    os.write(9, b"%d %d %s\n" % (time.perf_counter_ns(), os.getpid(), tag.encode()))
+mark("interpreter started")
+from hakurei.init import shim, init
+from hakurei.init.kernel import Kernel
+from hakurei.ops import REGISTRY
+mark("imports done")
+def wrap(obj, name, tag, first=False):
+    f = getattr(obj, name, None)
+    if f is None:
+        return
+    def w(*a, **k):
+        if first:
+            mark(tag)
+        r = f(*a, **k)
+        if not first:
+            mark(tag)
+        return r
+    setattr(obj, name, w)
+wrap(shim, "receive", "setup read and decoded")
+wrap(Kernel, "unshare", "unshare")
+wrap(shim, "write_maps", "id maps written")
+wrap(init, "main", "init forked (PID 1)", first=True)
+wrap(init.Init, "identity", "pdeathsig, name, dumpable")
+wrap(Kernel, "pivot_root", "pivot_root")
+for cls in REGISTRY.values():
+    wrap(cls, "apply", "op " + cls.__name__)
+wrap(init.Init, "filesystem", "host detached, second pivot")
+wrap(init.Init, "privileges", "caps, no_new_privs, landlock, seccomp")
+wrap(init.Init, "start", "program spawned")
+wrap(init.Init, "program_status", "program reaped")
+keep_only = shim.keep_only
+shim.keep_only = lambda fds: keep_only([*fds, 9])
+real_exit = os._exit
+def _exit(status):
+    mark("exit")
+    real_exit(status)
+os._exit = _exit
+shim.main()
+"""
+
+
+def phase_report(runs: int) -> list[str]:
+    """Median time of each step of one container, from stamps written by the shim and init."""
+    uid, gid = os.getuid(), os.getgid()
+    params = launch.Params(
+        TRUE,
+        ops=default_ops(uid, gid),
+        env=default_env(),
+        uid=uid,
+        gid=gid,
+        seccomp_presets=seccomp.STRICT,
+    )
+    setup = encode(params.resolve(0))
+    init = launch.init_argv()
+    argv = [*init[:4], PHASE_CODE, *init[5:]]
+    per_tag: dict[str, list[float]] = {}
+    order: list[str] = []
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for _ in range(runs):
+            stamps_r, stamps_w = os.pipe2(os.O_CLOEXEC)
+            setup_r, setup_w = os.pipe2(os.O_CLOEXEC)
+            actions: list[tuple[Any, ...]] = [
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, devnull, 1),
+                (os.POSIX_SPAWN_DUP2, devnull, 2),
+                (os.POSIX_SPAWN_DUP2, setup_r, launch.SETUP_FD),
+                (os.POSIX_SPAWN_DUP2, stamps_w, 9),
+            ]
+            t0 = time.perf_counter_ns()
+            pid = os.posix_spawn(
+                argv[0], argv, {"HAKUREI_SETUP": str(launch.SETUP_FD)}, file_actions=actions
+            )
+            os.close(setup_r)
+            os.close(stamps_w)
+            os.write(setup_w, setup)
+            os.close(setup_w)
+            _, st = os.waitpid(pid, 0)
+            t1 = time.perf_counter_ns()
+            chunks = []
+            while chunk := os.read(stamps_r, 65536):
+                chunks.append(chunk)
+            os.close(stamps_r)
+            if os.waitstatus_to_exitcode(st) != 0:
+                return ["", f"(phase timing skipped: instrumented shim exited with {st:#x})"]
+            stamps: list[tuple[int, int, str]] = []
+            for line in b"".join(chunks).decode().splitlines():
+                ts, ps, tag = line.split(" ", 2)
+                stamps.append((int(ts), int(ps), tag))
+            stamps.sort()
+            names = {pid: "shim"}
+            seen: dict[str, int] = {}
+            prev = t0
+            run_order = []
+            for t, p, raw_tag in stamps:
+                who = names.setdefault(p, "init" if len(names) == 1 else f"pid {p}")
+                tag = f"{who} exited" if raw_tag == "exit" else raw_tag
+                seen[tag] = seen.get(tag, 0) + 1
+                key = tag if seen[tag] == 1 else f"{tag} #{seen[tag]}"
+                per_tag.setdefault(key, []).append((t - prev) / 1e6)
+                run_order.append(key)
+                prev = t
+            per_tag.setdefault("parent's wait returned", []).append((t1 - prev) / 1e6)
+            run_order.append("parent's wait returned")
+            if not order:
+                order = run_order
+    finally:
+        os.close(devnull)
+    out = [
+        "",
+        f"## Steps of one container (stamps from an instrumented shim, median of {runs} runs)",
+        "",
+        "Each row is the time since the previous row; the first row starts at posix_spawn.",
+        "",
+        "| step (ends when) | ms |",
+        "|---|---:|",
+    ]
+    total = 0.0
+    for key in order:
+        ms = statistics.median(per_tag[key])
+        total += ms
+        out.append(f"| {key} | {ms:.2f} |")
+    out.append(f"| **sum of medians** | **{total:.1f}** |")
+    return out
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    osname = "?"
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    osname = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return [
+        f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"- machine: {osname}, kernel {platform.release()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs ({cpu})",
+        f"- python: {sys.version.split()[0]} at {sys.executable}",
+    ]
+
+
+def bytecode_state() -> str:
+    """Missing .pyc files cost ~4 ms per container (an unprivileged user cannot write them)."""
+    from hakurei.init import shim
+
+    assert shim.__file__ is not None
+    pyc = importlib.util.cache_from_source(shim.__file__)
+    return "present" if os.path.exists(pyc) else f"MISSING ({pyc}): every start compiles"
+
+
+def table(variants: list[Variant], rounds: int, warmup: int) -> list[str]:
+    ref = next(v for v in variants if v.key == "d")
+    ref50 = pct(ref.samples, 50)
+    out = [
+        "",
+        f"## Start latency, spawn → `{TRUE}` exits ({rounds} rounds after {warmup} warm-up, "
+        "interleaved)",
+        "",
+        "| | variant | p50 ms | p90 ms | min ms | p50 / bwrap (d) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for v in variants:
+        p50 = pct(v.samples, 50)
+        out.append(
+            f"| {v.key} | {v.label} | {p50:.1f} | {pct(v.samples, 90):.1f} | "
+            f"{min(v.samples) * 1e3:.1f} | {p50 / ref50:.2f}x |"
+        )
+    out.append("")
+    by_key = {v.key: v for v in variants}
+    for key, target in TARGETS.items():
+        ratio = pct(by_key[key].samples, 50) / ref50
+        verdict = "met" if ratio <= target else "MISSED"
+        out.append(f"- ({key})/(d) p50 = {ratio:.2f}x (target ≤ {target}x): {verdict}")
+    return out
+
+
+def differences(variants: list[Variant]) -> list[str]:
+    """What each part costs: differences between variants timed in the same rounds."""
+    if not any(x.profile for x in variants):
+        return []
+    p50 = {x.key: pct(x.samples, 50) for x in variants}
+    low = {x.key: min(x.samples) * 1e3 for x in variants}
+    rows = [
+        ("CLI process before and around the container: (a) - (c)", "a", "c"),
+        ("  interpreter + site + import hakurei.cli, argparse: (p5)", "p5", ""),
+        ("  of which interpreter + site: (p6)", "p6", ""),
+        ("trio API instead of the blocking one: (b) - (c)", "b", "c"),
+        ("seccomp (record + load in init): (c) - (p2)", "c", "p2"),
+        ("auto /etc + passwd/group instead of a ro bind: (p2) - (p3)", "p2", "p3"),
+        ("/etc bind, /proc, /dev, /tmp, ro remount: (p3) - (p4)", "p3", "p4"),
+        ("container with /usr + links only: (p4)", "p4", ""),
+        ("  shim interpreter start: (e)", "e", ""),
+        ("  shim/init imports: (p1) - (e)", "p1", "e"),
+        (
+            "  the rest (read setup, namespaces, fork, pivots, caps, spawn, exit): (p4) - (p1)",
+            "p4",
+            "p1",
+        ),
+        ("bwrap loading the same BPF: (d2) - (d)", "d2", "d"),
+    ]
+    out = [
+        "",
+        "## Where the time goes (differences between the variants above, ms)",
+        "",
+        "| part | by p50 | by min |",
+        "|---|---:|---:|",
+    ]
+    for name, a, b in rows:
+        d50 = p50[a] - (p50[b] if b else 0.0)
+        dmin = low[a] - (low[b] if b else 0.0)
+        out.append(f"| {name} | {d50:.1f} | {dmin:.1f} |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-n", "--rounds", type=int, default=100, help="measured rounds (default 100)")
+    p.add_argument("--warmup", type=int, default=10, help="dropped rounds (default 10)")
+    p.add_argument("--hakurei", help="console script (default: beside this interpreter)")
+    p.add_argument("--bwrap", default="/usr/bin/bwrap")
+    p.add_argument("--no-profile", dest="profile", action="store_false", help="skip p* variants")
+    p.add_argument("--no-imports", dest="imports", action="store_false", help="skip -X importtime")
+    p.add_argument("--import-runs", type=int, default=5, help="-X importtime runs (default 5)")
+    p.add_argument("--no-phases", dest="phases", action="store_false", help="skip step timing")
+    p.add_argument("--phase-runs", type=int, default=30, help="instrumented runs (default 30)")
+    args = p.parse_args(argv)
+    if os.geteuid() == 0:
+        sys.exit("bench: run as an ordinary user (bench/run.sh does that when started as root)")
+    if args.rounds < 1:
+        sys.exit("bench: --rounds must be at least 1")
+    hk = console_script(args.hakurei)
+
+    bpf, _ = seccomp.filter_for(presets=seccomp.STRICT, flags=0)
+    assert bpf is not None
+    bpf_fd = os.memfd_create("hakurei-bpf", os.MFD_CLOEXEC)
+    os.write(bpf_fd, bpf)
+
+    variants = build_variants(args, hk, bpf_fd)
+    load0 = os.getloadavg()
+    t0 = time.monotonic()
+    trio.run(measure, variants, args.rounds, args.warmup)
+    elapsed = time.monotonic() - t0
+    load1 = os.getloadavg()
+
+    out = ["# hakurei start latency", "", *machine()]
+    out += [
+        f"- hakurei console script: {hk} (shebang `#!{shebang(hk)}`), spawned with posix_spawn",
+        f"- bwrap: {args.bwrap}; shim bytecode: {bytecode_state()}",
+        f"- user: uid {os.getuid()}, seccomp cache dir {seccomp.cache_dir()}",
+        f"- load average before/after: {load0[0]:.2f} / {load1[0]:.2f}; timed loop {elapsed:.0f} s",
+    ]
+    out += table(variants, args.rounds, args.warmup)
+    out += differences(variants)
+    out += ["", "Commands:"]
+    out += [f"- ({v.key}) `{v.command()}`" for v in variants if v.argv]
+    out.append(
+        "- (b)/(c): default_ops(uid, gid) built once, default_env(), seccomp_presets=STRICT, "
+        "same uid/gid as the CLI; (b) runs inside one trio.run around the whole loop"
+    )
+    if args.imports:
+        out += import_report(hk, args.import_runs)
+    if args.phases:
+        out += phase_report(args.phase_runs)
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Run bench/bench_start.py as an ordinary user against an INSTALLED hakurei.
+#
+# The venv is $HK_VENV, else the repository's .venv (`make demo` builds it);
+# the benchmark spawns that venv's `hakurei` console script, the path users
+# run.  Started as root, it runs as $HK_USER, else $SUDO_USER, else the
+# ordinary user hakurei-test (created if missing, as scripts/test.sh does):
+# containers are measured unprivileged, which is the point of hakurei.
+#
+# The environment is reset to PATH, HOME, LANG and TERM so nothing from the
+# caller (PYTHONPATH, a pyenv shim) changes what is measured.  When the
+# user's home is not writable, XDG_CACHE_HOME points to a private temp dir so
+# the CLI can keep its compiled seccomp program between runs, as it would for
+# a real user.  Arguments go to bench_start.py (e.g. -n 50, --no-profile).
+set -euo pipefail
+umask 022
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${HK_VENV:-$REPO/.venv}
+
+die() {
+	printf 'bench/run.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+[[ -x $VENV/bin/python ]] || die "no venv at $VENV (run 'make demo' or set HK_VENV)"
+[[ -x $VENV/bin/hakurei ]] || die "$VENV has no hakurei console script: install the package there"
+[[ -x /usr/bin/bwrap ]] || die "bubblewrap is not installed (apt-get install bubblewrap)"
+
+if ((EUID == 0)); then
+	if [[ -n ${HK_USER:-} ]]; then
+		BENCH_USER=$HK_USER
+	elif [[ -n ${SUDO_USER:-} && ${SUDO_USER} != root ]]; then
+		BENCH_USER=$SUDO_USER
+	else
+		BENCH_USER=hakurei-test
+		if ! id -u "$BENCH_USER" >/dev/null 2>&1; then
+			echo "bench: creating ordinary user $BENCH_USER"
+			useradd --user-group --no-create-home --home-dir /nonexistent \
+				--shell /usr/sbin/nologin --comment "hakurei unprivileged tests" "$BENCH_USER"
+		fi
+	fi
+	(($(id -u "$BENCH_USER") != 0)) || die "the benchmark must run as an ordinary user, not $BENCH_USER"
+	as_user() { runuser -u "$BENCH_USER" -- "$@"; }
+else
+	BENCH_USER=$(id -un)
+	as_user() { "$@"; }
+fi
+
+# The checkout may be unreadable to that user: run a copy of the script.
+WORK=$(mktemp -d /tmp/hakurei-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+cp "$REPO/bench/bench_start.py" "$WORK/"
+chmod 0755 "$WORK"
+chmod 0644 "$WORK/bench_start.py"
+
+as_user "$VENV/bin/python" -c pass 2>/dev/null ||
+	die "$BENCH_USER cannot run $VENV/bin/python (a venv under a 0700 home? set HK_VENV)"
+
+USER_HOME=$(getent passwd "$BENCH_USER" | cut -d: -f6)
+envs=(PATH=/usr/local/bin:/usr/bin:/bin HOME="$USER_HOME" LANG="${LANG:-C.UTF-8}")
+[[ -n ${TERM:-} ]] && envs+=(TERM="$TERM")
+if ! as_user test -w "$USER_HOME"; then
+	mkdir "$WORK/cache"
+	((EUID != 0)) || chown "$BENCH_USER" "$WORK/cache"
+	envs+=(XDG_CACHE_HOME="$WORK/cache")
+fi
+
+cd "$WORK"
+as_user env -i "${envs[@]}" "$VENV/bin/python" "$WORK/bench_start.py" "$@"
