@@ -49,9 +49,13 @@ def shm_name() -> Iterator[str]:
 def test_read_only_recursive_bind_makes_a_writable_host_submount_read_only(
     shm_name: str,
 ) -> None:
-    shm = host_mounts()
-    assert any(e.target == "/dev/shm" and vfs(e.vfs_options).startswith("rw") for e in shm)
-    assert os.access("/dev/shm", os.W_OK), "the host /dev/shm must be writable for this test"
+    shm = [e for e in host_mounts() if e.target == "/dev/shm"]
+    if (
+        not shm
+        or vfs(shm[-1].vfs_options).split(",")[0] != "rw"
+        or not os.access("/dev/shm", os.W_OK)
+    ):
+        pytest.skip("needs a writable tmpfs mounted on the host's /dev/shm")
     inside = "/hostdev" + shm_name.removeprefix("/dev")
 
     ops = base_ops().bind("/dev", "/hostdev").proc("/proc")
@@ -168,3 +172,40 @@ def test_mount_namespace_is_private_and_nothing_leaks_to_the_host(tmp_path: Path
     after = Path("/proc/self/mountinfo").read_text()
     assert after == before
     assert ns.startswith("mnt:[") and ns != os.readlink("/proc/self/ns/mnt")
+
+
+def test_program_holds_no_descriptor_or_directory_of_the_setup() -> None:
+    """Nothing of the host or the intermediate root is reachable through fds, cwd or init."""
+    code = (
+        "import os\n"
+        "print(*sorted(os.listdir('/proc/self/fd'), key=int))\n"  # 3 is this listing
+        "print(os.readlink('/proc/self/root'), os.readlink('/proc/self/cwd'))\n"
+        "for p in ('/proc/1/root', '/proc/1/cwd', '/proc/1/fd/0'):\n"
+        "    try:\n"
+        "        print(os.readlink(p))\n"
+        "    except PermissionError:\n"
+        "        print('EACCES')\n"
+    )
+    out = ok(py(code, ops=base_ops().proc("/proc"))).splitlines()
+    assert out == ["0 1 2 3", "/ /", "EACCES", "EACCES", "EACCES"]
+
+
+ESCAPE = """
+try() { if "$@" 2>/dev/null; then echo yes; else echo no; fi; }
+echo $(try mount -o remount,bind,rw /usr) $(try mount -o remount,bind,rw /) \
+     $(try umount -l /usr) $(try touch /usr/x) $(try mount -o remount,bind,rw /tmp)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/unshare"), reason="needs util-linux unshare")
+def test_read_only_mounts_stay_so_for_a_program_with_its_own_user_namespace() -> None:
+    """The container's mounts are locked in any namespace the program makes.
+
+    A program may create a user and mount namespace and so hold
+    CAP_SYS_ADMIN over a copy of its mounts; the kernel locks what it copied:
+    read-only binds cannot be made writable, nor unmounted to reveal what they
+    cover.  A writable tmpfs shows the remount itself is allowed.
+    """
+    ops = base_ops().proc("/proc").dev("/dev").tmpfs("/tmp").remount("/", MS_RDONLY)
+    out = ok(run(["/usr/bin/unshare", "-Urm", "/bin/sh", "-c", ESCAPE], ops)).split()
+    assert out == ["no", "no", "no", "no", "yes"]
