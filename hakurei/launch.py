@@ -115,6 +115,7 @@ class Params:
         for op in self.ops:
             if not isinstance(op, Op):
                 raise OpError(f"not an op: {op!r}")
+            op.validate()  # fields may have been changed since the op was built
         if env is None:
             self.env: list[str] = []
         elif isinstance(env, dict):

@@ -268,11 +268,6 @@ def test_relative_path_in_an_op_is_an_op_error(make: object) -> None:
         make()  # type: ignore[operator]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Params checks only isinstance(op, Op): a path made relative after the op was "
-    "built reaches the shim, which fails with 125 instead of an OpError in the caller",
-)
 def test_relative_path_set_after_construction_is_an_op_error_before_spawn(
     tmp_path: Path,
 ) -> None:
