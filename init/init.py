@@ -128,7 +128,7 @@ class Init:
     # -- 1. identity ----------------------------------------------------------
     def identity(self, alive_fd: int) -> None:
         k = self.k
-        k.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
+        self.step("cannot set the parent-death signal", k.prctl, PR_SET_PDEATHSIG, _signal.SIGKILL)
         # The shim holds the write end for its whole life: EOF means it died
         # before pdeathsig was armed, and nobody would ever kill us.
         os.set_blocking(alive_fd, False)
@@ -138,7 +138,7 @@ class Init:
         except BlockingIOError:
             pass
         os.close(alive_fd)
-        k.set_name("init")
+        self.step("cannot set the process name", k.set_name, "init")
         try:
             k.prctl_raw(PR_SET_PTRACER, 0)
         except OSError as e:  # Yama may be absent; the reference keeps going
@@ -308,6 +308,9 @@ class Init:
                 try:
                     got, status = os.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
+                    self.exit(result)
+                except OSError as e:  # Go: print, then exit with what we have
+                    say(f"hakurei: unexpected wait4 response: {describe(e)}")
                     self.exit(result)
                 if got == 0:
                     break

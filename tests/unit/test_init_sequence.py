@@ -507,8 +507,9 @@ def test_identity_exits_when_the_shim_is_already_gone(alive: tuple[int, int], ex
 
 
 def test_identity_pdeathsig_failure_stops_everything(alive: tuple[int, int]) -> None:
-    with pytest.raises(OSError):
+    with pytest.raises(Fatal) as e:
         run_identity(make_setup(), [failing(IDENTITY[0], EINVAL)], alive[0])
+    assert str(e.value) == "cannot set the parent-death signal: invalid argument"
 
 
 @pytest.mark.parametrize("verbose", [False, True])
@@ -525,6 +526,7 @@ def test_identity_yama_failure_is_not_fatal(
 @pytest.mark.parametrize(
     ("i", "message"),
     [
+        (1, "cannot set the process name: operation not permitted"),
         (3, "cannot set SUID_DUMP_DISABLE: operation not permitted"),
         (4, "cannot set hostname: operation not permitted"),
         (5, "cannot bring up the loopback interface: operation not permitted"),
@@ -670,6 +672,22 @@ class TestServe:
         w = World(monkeypatch, [NOTHING, ("signal", signal.SIGUSR2)])
         assert w.serve(make_setup(verbose=True)) == 0
         assert capfd.readouterr().err == "init: got user defined signal 2\n"
+
+    def test_unexpected_wait_error_exits_with_the_status_so_far(
+        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """Go "signaled": a wait4 error other than ECHILD is printed, not fatal."""
+        w = World(
+            monkeypatch,
+            [
+                ("waitpid", (PID, signalled(0x4E))),
+                ("waitpid", OSError(errno.ENOMEM, "Cannot allocate memory")),
+            ],
+        )
+        assert w.serve(make_setup()) == 0xCE
+        assert capfd.readouterr().err == (
+            "hakurei: unexpected wait4 response: cannot allocate memory\n"
+        )
 
     def test_cancel_after_the_program_is_gone_exits_zero(
         self, monkeypatch: pytest.MonkeyPatch
