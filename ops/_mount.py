@@ -64,9 +64,15 @@ def mount_tmpfs(st: State, fsname: str, target: str, flags: int, size: int, perm
 
 
 def bind_mount(st: State, source: str, target: str, flags: int) -> None:
-    """Bind ``source`` on ``target``; only MS_REC matters at bind time, the rest is remount's."""
+    """Bind ``source`` on ``target``, then add nosuid (and nodev/rdonly) to it.
+
+    Only MS_REC matters at bind time.  The attributes go straight to the new
+    mount: mount(2) and mount_setattr(2) resolve ``target`` the same way, so
+    the mountinfo lookup that ``remount`` needs for an arbitrary path would
+    only re-read what we just created (it cost ~0.2 ms per bind).
+    """
     st.k.mount(source, target, "", MS_SILENT | MS_BIND | (flags & MS_REC), "")
-    remount(st, target, flags)
+    _add_attrs(st, target, flags)
 
 
 def remount(st: State, target: str, flags: int) -> None:
@@ -83,9 +89,14 @@ def remount(st: State, target: str, flags: int) -> None:
     entries = _mountinfo.parse(k.read_file(MOUNTINFO))
     if not any(e.target == final for e in entries):
         raise MountinfoError("unfold", f"mount point {q(final)} never appeared in mountinfo")
+    _add_attrs(st, final, flags)
+
+
+def _add_attrs(st: State, target: str, flags: int) -> None:
+    """mount_setattr: only adds, so locked flags stay; AT_RECURSIVE reaches submounts."""
     attrs = MOUNT_ATTR_NOSUID
     if flags & MS_NODEV:
         attrs |= MOUNT_ATTR_NODEV
     if flags & MS_RDONLY:
         attrs |= MOUNT_ATTR_RDONLY
-    k.mount_setattr(final, AT_RECURSIVE if flags & MS_REC else 0, attrs)
+    st.k.mount_setattr(target, AT_RECURSIVE if flags & MS_REC else 0, attrs)

@@ -206,27 +206,27 @@ def test_ensure_file_creation_errors_propagate(step: str) -> None:
 # -- bind_mount and remount ----------------------------------------------------------
 
 
-def test_bind_mount_readonly_binds_then_remounts() -> None:
+def test_bind_mount_readonly_binds_then_sets_attributes_on_the_target() -> None:
+    """No realpath and no mountinfo: the bind just created the mount at ``target``."""
+    log: list[str] = []
     run(
         [
             call("mount", "/host/usr", "/sysroot/usr", "", 0x9000, ""),
-            call("realpath", "/sysroot/usr", ret="/sysroot/nix"),
-            call("read_file", MOUNTINFO, ret=SAMPLE),
-            call("mount_setattr", "/sysroot/nix", 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY),
+            call("mount_setattr", "/sysroot/usr", 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY),
         ],
         bind_mount,
         "/host/usr",
         "/sysroot/usr",
         MS_RDONLY,
+        log=log,
     )
+    assert log == []
 
 
 def test_bind_mount_recursive_passes_only_rec_at_bind_time() -> None:
     run(
         [
             call("mount", "/host/nix", "/sysroot/nix", "", 0xD000, ""),
-            call("realpath", "/sysroot/nix", ret="/sysroot/nix"),
-            call("read_file", MOUNTINFO, ret=SAMPLE),
             call(
                 "mount_setattr",
                 "/sysroot/nix",
@@ -241,7 +241,51 @@ def test_bind_mount_recursive_passes_only_rec_at_bind_time() -> None:
     )
 
 
-def test_bind_mount_error_skips_remount() -> None:
+def test_bind_mount_without_rec_is_not_recursive_and_only_nosuid_by_default() -> None:
+    """Flags other than MS_REC/MS_NODEV/MS_RDONLY reach neither call."""
+    run(
+        [
+            call("mount", "/host/tmp", "/sysroot/tmp", "", 0x9000, ""),
+            call("mount_setattr", "/sysroot/tmp", 0, MOUNT_ATTR_NOSUID),
+        ],
+        bind_mount,
+        "/host/tmp",
+        "/sysroot/tmp",
+        MS_NOEXEC | MS_NOSUID,
+    )
+
+
+def test_bind_mount_target_absent_from_mountinfo_is_still_bound() -> None:
+    """Nothing is looked up: a path absent from SAMPLE is bound and gets its attributes."""
+    run(
+        [
+            call("mount", "/host/etc/my dir", "/sysroot/etc/my dir", "", 0x9000, ""),
+            call("mount_setattr", "/sysroot/etc/my dir", 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+        ],
+        bind_mount,
+        "/host/etc/my dir",
+        "/sysroot/etc/my dir",
+        MS_NODEV,
+    )
+
+
+def test_bind_mount_setattr_error_propagates() -> None:
+    err = PathError("mount_setattr", "/sysroot/a", errno.EPERM)
+    with pytest.raises(PathError) as info:
+        run(
+            [
+                call("mount", "/host/a", "/sysroot/a", "", 0xD000, ""),
+                call("mount_setattr", "/sysroot/a", AT_RECURSIVE, MOUNT_ATTR_NOSUID, err=err),
+            ],
+            bind_mount,
+            "/host/a",
+            "/sysroot/a",
+            MS_REC,
+        )
+    assert str(info.value) == "cannot mount_setattr /sysroot/a: operation not permitted"
+
+
+def test_bind_mount_error_skips_setattr() -> None:
     err = MountError("/host/a", "/sysroot/a", "", 0xD000, "", errno.ENOENT)
     with pytest.raises(MountError) as info:
         run(

@@ -27,27 +27,17 @@ from hakurei.ops import (
 
 from fakekernel import Call, FakeKernel, call
 
-MOUNTINFO = "/host/proc/self/mountinfo"
 DIR = os.stat_result((0o040755, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 CHR = os.stat_result((0o020666, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
 
-def mountinfo_with(*targets: str) -> bytes:
-    lines = [b"1 0 0:1 / / rw - tmpfs rootfs rw"]
-    for i, t in enumerate(targets, 2):
-        lines.append(b"%d 1 0:%d / %s rw - tmpfs x rw" % (i, i, t.encode()))
-    return b"\n".join(lines) + b"\n"
-
-
 def bind_calls(source: str, target: str, flags: int) -> list[Call]:
-    """What bind_mount issues for a bind that is a mount point once bound."""
+    """What bind_mount issues: the bind, then the attributes straight on the target."""
     attrs = MOUNT_ATTR_NOSUID
     attrs |= MOUNT_ATTR_NODEV if flags & 0x4 else 0
     attrs |= MOUNT_ATTR_RDONLY if flags & 0x1 else 0
     return [
         call("mount", source, target, "", 0x8000 | 0x1000 | (flags & 0x4000), ""),
-        call("realpath", target, ret=target),
-        call("read_file", MOUNTINFO, ret=mountinfo_with(target)),
         call("mount_setattr", target, AT_RECURSIVE if flags & 0x4000 else 0, attrs),
     ]
 
