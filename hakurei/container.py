@@ -16,13 +16,16 @@ the parent side (the shim watches the parent *process* through a pidfd).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .errors import StartError
-from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim, Stdio
+from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim
 from .params import Setup, encode
+
+if TYPE_CHECKING:
+    from .launch import Stdio
 
 SIGKILL = 9
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from typing import IO, Any
 
 from .errors import EXIT_SETUP, HakureiError, OpError, StartError
 from .ops import Op
@@ -29,7 +28,11 @@ SETUP_FD = 3
 #: directories that hold hakurei and its init-side dependencies follow as argv.
 _INIT_CODE = "import sys;sys.path[0:0]=sys.argv[1:];from hakurei.init.shim import main;main()"
 
-Stdio = int | IO[Any] | None
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
+    from typing import IO, Any, TypeAlias
+
+    Stdio: TypeAlias = int | IO[Any] | None
 
 
 def _read_sysctl(name: str) -> int:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 from .errors import HakureiError, SetupError
 from .ops import REGISTRY
 from .ops.base import ABS, BOOL, INT, STR, Op, check_field
@@ -142,6 +140,8 @@ def encode(setup: Setup) -> bytes:
     body: dict[str, Any] = {name: getattr(setup, name) for name, _ in FIELDS}
     body["version"] = VERSION
     body["ops"] = [[op.TAG, op.to_wire()] for op in setup.ops]
+    import msgpack  # here, not at the top: the CLI is its own shim and never encodes
+
     raw: bytes = msgpack.packb(body, use_bin_type=True)
     if len(raw) > MAX_BODY:
         raise SetupError(f"setup record of {len(raw)} bytes exceeds {MAX_BODY}")
@@ -173,6 +173,8 @@ def _check_header(header: bytes) -> int:
 
 
 def _decode_body(body: bytes) -> Setup:
+    import msgpack
+
     try:
         rec = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
     except Exception as e:  # msgpack raises several unrelated types for bad input

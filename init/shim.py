@@ -126,18 +126,37 @@ def main() -> NoReturn:
         fail(describe(e))
 
 
+def become(setup: Setup) -> NoReturn:
+    """Be the shim in this very process: unshare, fork init, relay, exit with its status.
+
+    For a caller that is single-threaded and never imported trio (the CLI),
+    re-executing the interpreter would only repeat its start-up and imports
+    (~20 ms); the reasons for a separate shim (threads, per-thread pdeathsig)
+    do not apply.  Every fd but stdio is closed; nothing is returned.
+    """
+    try:
+        run(Kernel(), setup, [])
+    except HakureiError as e:
+        fail(str(e), e.status)
+    except Exception as e:
+        fail(describe(e))
+
+
 def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     keep_only(extra)
     k.set_name("hakurei-shim")
 
     # Watch the parent before anything else: if it is gone already (we were
-    # reparented), there is nobody to serve.
-    try:
-        parent = k.pidfd_open(setup.parent_pid)
-    except OSError as e:
-        raise SetupError(f"cannot watch parent {setup.parent_pid}: {describe(e)}") from None
-    if os.getppid() != setup.parent_pid:
-        raise SetupError(f"parent {setup.parent_pid} is not this process's parent (it exited?)")
+    # reparented), there is nobody to serve.  parent_pid 0 means the caller
+    # is the shim itself (the CLI) and nobody is watched, as with bwrap.
+    parent = None
+    if setup.parent_pid:
+        try:
+            parent = k.pidfd_open(setup.parent_pid)
+        except OSError as e:
+            raise SetupError(f"cannot watch parent {setup.parent_pid}: {describe(e)}") from None
+        if os.getppid() != setup.parent_pid:
+            raise SetupError(f"parent {setup.parent_pid} is not this process's parent (it exited?)")
 
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     flags |= CLONE_NEWCGROUP
@@ -166,7 +185,7 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     relay(pid, parent)
 
 
-def relay(pid: int, parent: int) -> NoReturn:
+def relay(pid: int, parent: int | None) -> NoReturn:
     """Pass signals to init until it exits; kill it if the parent dies first."""
     child = Kernel().pidfd_open(pid)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -176,7 +195,8 @@ def relay(pid: int, parent: int) -> NoReturn:
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
     poller = select.poll()
     for fd in (parent, child, wake_r):
-        poller.register(fd, select.POLLIN)
+        if fd is not None:
+            poller.register(fd, select.POLLIN)
     while True:
         for fd, _ in poller.poll():
             if fd == wake_r:
