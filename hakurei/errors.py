@@ -31,6 +31,8 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, OSError) and exc.errno is not None:
         name = exc.filename
+        if name is not None and exc.filename2 is not None:  # symlink, rename: name both
+            return f"{os.fsdecode(name)} -> {os.fsdecode(exc.filename2)}: {strerror(exc.errno)}"
         if name is not None:
             return f"{os.fsdecode(name)}: {strerror(exc.errno)}"
         return strerror(exc.errno)

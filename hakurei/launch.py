@@ -143,7 +143,9 @@ class Params:
         self.verbose = verbose
 
     def __str__(self) -> str:
-        argv = "[" + " ".join(f'"{a}"' for a in self.args) + "]"
+        from .ops.base import q
+
+        argv = "[" + " ".join(q(a) for a in self.args) + "]"
         return (
             f"argv: {argv}, filter: {str(not self.seccomp_disable).lower()}, "
             f"rules: {len(self.seccomp_rules)}, flags: {self.seccomp_flags:#x}, "

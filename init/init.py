@@ -340,8 +340,10 @@ class Init:
                 self.verbose(f"got {name}, forwarding to initial process")
                 self.kill(pid, sig, "cannot forward signal")
             elif sig == _signal.SIGUSR2:
+                # Cancelled: while the program runs this ends it (Go exits 0);
+                # once it is gone it only cuts the wait for orphans short.
                 self.verbose(f"got {name}")
-                self.exit(0)
+                self.exit(0 if program_alive else result)
             else:
                 # SIGINT, or a termination signal once the program is gone:
                 # PID 1 exiting takes the whole namespace down.

@@ -689,14 +689,15 @@ class TestServe:
             "hakurei: unexpected wait4 response: cannot allocate memory\n"
         )
 
-    def test_cancel_after_the_program_is_gone_exits_zero(
+    def test_cancel_after_the_program_is_gone_keeps_its_status(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        """During the adopt wait a cancel only cuts the wait short."""
         w = World(
             monkeypatch,
             [("waitpid", (PID, exited(3))), NOTHING, ("timed", signal.SIGUSR2)],
         )
-        assert w.serve(make_setup(forward_cancel=True)) == 0
+        assert w.serve(make_setup(forward_cancel=True)) == 3
 
     def test_signalled_with_orphans(
         self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
