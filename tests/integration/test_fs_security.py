@@ -109,7 +109,8 @@ def test_locked_flags_survive_binds_in_a_nested_container() -> None:
             tops.append(f"{top}={os.readlink(top)}")
         elif os.path.isdir(top):
             tops.append(top)
-    outer = base_ops().bind(prefix, prefix).proc("/proc").dev("/dev", mqueue=True).tmpfs("/tmp")
+    # /tmp first: the venv may live under /tmp (CI's does), and a later tmpfs would hide it.
+    outer = base_ops().proc("/proc").dev("/dev", mqueue=True).tmpfs("/tmp").bind(prefix, prefix)
     result = run([f"{prefix}/bin/python", "-I", "-c", NESTED, *tops], outer)
     text = ok(result)
     inner = {e.target: set(vfs(e.vfs_options).split(",")) for e in parse(text)}
