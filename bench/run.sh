@@ -16,6 +16,8 @@ set -euo pipefail
 umask 022
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"
 VENV=${HK_VENV:-$REPO/.venv}
 
 die() {
@@ -34,11 +36,7 @@ if ((EUID == 0)); then
 		BENCH_USER=$SUDO_USER
 	else
 		BENCH_USER=hakurei-test
-		if ! id -u "$BENCH_USER" >/dev/null 2>&1; then
-			echo "bench: creating ordinary user $BENCH_USER"
-			useradd --user-group --no-create-home --home-dir /nonexistent \
-				--shell /usr/sbin/nologin --comment "hakurei unprivileged tests" "$BENCH_USER"
-		fi
+		ensure_user "$BENCH_USER"
 	fi
 	(($(id -u "$BENCH_USER") != 0)) || die "the benchmark must run as an ordinary user, not $BENCH_USER"
 	as_user() { runuser -u "$BENCH_USER" -- "$@"; }

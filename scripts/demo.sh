@@ -13,6 +13,8 @@ set -euo pipefail
 umask 022
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"
 
 die() {
 	printf 'demo.sh: %s\n' "$*" >&2
@@ -26,11 +28,7 @@ if ((EUID == 0)); then
 		DEMO_USER=$SUDO_USER
 	else
 		DEMO_USER=hakurei-test
-		if ! id -u "$DEMO_USER" >/dev/null 2>&1; then
-			echo "demo: creating ordinary user $DEMO_USER"
-			useradd --user-group --no-create-home --home-dir /nonexistent \
-				--shell /usr/sbin/nologin --comment "hakurei unprivileged tests" "$DEMO_USER"
-		fi
+		ensure_user "$DEMO_USER"
 	fi
 	as_user() { runuser -u "$DEMO_USER" -- "$@"; }
 else

@@ -25,6 +25,8 @@ set -euo pipefail
 umask 022
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"
 TEST_USER_NAME=hakurei-test
 PHASE_TIMEOUT=${HK_PHASE_TIMEOUT:-900}
 
@@ -42,11 +44,7 @@ bash "$REPO/scripts/setup-system.sh"
 # --- who runs the unprivileged phase ------------------------------------------
 if ((EUID == 0)); then
 	TEST_USER=$TEST_USER_NAME
-	if ! id -u "$TEST_USER" >/dev/null 2>&1; then
-		log "creating ordinary user $TEST_USER"
-		useradd --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --comment "hakurei unprivileged tests" "$TEST_USER"
-	fi
+	ensure_user "$TEST_USER"
 	as_user() { runuser -u "$TEST_USER" -- "$@"; }
 else
 	TEST_USER=$(id -un)
