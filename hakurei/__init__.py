@@ -21,13 +21,14 @@ if TYPE_CHECKING:
         SetupError,
         StartError,
     )
-    from .launch import Completed, ContainerExitError, Params, run_sync
+    from .launch import Completed, ContainerExitError, Params, run_sync, standby
     from .ops import Ops
 
 _LAZY = {
     "Container": "container",
     "run": "container",
     "run_sync": "launch",
+    "standby": "launch",
     "Completed": "launch",
     "ContainerExitError": "launch",
     "Params": "launch",
@@ -60,6 +61,7 @@ __all__ = [
     "StartError",
     "run",
     "run_sync",
+    "standby",
 ]
 
 

@@ -22,7 +22,7 @@ import trio
 
 from .errors import StartError
 from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim
-from .params import Setup, encode
+from .params import Setup
 
 if TYPE_CHECKING:
     from .launch import Stdio
@@ -73,7 +73,7 @@ class Container:
         if self._shim is not None:
             raise StartError("container: already started")
         self._setup = self.params.resolve(len(self.extra_files))
-        self._shim = Shim(self.stdin, self.stdout, self.stderr, self.extra_files)
+        self._shim = Shim.launch(self.stdin, self.stdout, self.stderr, self.extra_files)
 
     async def serve(self) -> None:
         """Send the setup record; init cannot proceed before this."""
@@ -83,7 +83,7 @@ class Container:
         stream = trio.lowlevel.FdStream(shim.setup_w)
         shim.setup_w = None
         try:
-            await stream.send_all(encode(setup))
+            await stream.send_all(shim.record(setup))
         except trio.BrokenResourceError:
             pass  # the shim exited early; wait() reports its status
         except BaseException:

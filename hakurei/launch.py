@@ -12,6 +12,7 @@ read end, 4.. the extra files.  Its environment is only ``HAKUREI_SETUP=3``.
 
 from __future__ import annotations
 
+import _thread
 import fcntl
 import os
 import sys
@@ -246,10 +247,46 @@ class Shim:
         self.setup_w: int | None = w
         self.pidfd = os.pidfd_open(self.pid)
         self.status: int | None = None
+        #: warm start: parent fds the shim takes as its stdio and extra files
+        self.fetch: list[int] = []
+        #: our dups behind ``fetch``, kept open until the shim is reaped
+        self.held: list[int] = []
+
+    @classmethod
+    def launch(
+        cls, stdin: Stdio = None, stdout: Stdio = None, stderr: Stdio = None, extra: Any = ()
+    ) -> Shim:
+        """A shim for one container: the warm standby if there is one, else a fresh spawn."""
+        shim = _take_standby()
+        if shim is None:
+            return cls(stdin, stdout, stderr, extra)
+        fetch = []
+        try:
+            for i, f in enumerate((stdin, stdout, stderr, *extra)):
+                fd = _fileno(f)
+                if fd is None and i < 3:
+                    fetch.append(-1)  # the standby already has /dev/null there
+                    continue
+                if fd is None:
+                    raise StartError("an extra file must be an open fd or file object")
+                # Our own close-on-exec dup: the caller may close theirs at once.
+                held = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+                shim.held.append(held)
+                fetch.append(held)
+        except BaseException:
+            shim.abandon()
+            raise
+        shim.fetch = fetch
+        return shim
+
+    def record(self, setup: Setup) -> bytes:
+        """The framed setup record for this shim (with the fds a warm shim must take)."""
+        setup.fetch = list(self.fetch)
+        return encode(setup)
 
     def send(self, setup: Setup) -> None:
         """Blocking write of the setup record; a shim that died early is not an error here."""
-        data = encode(setup)
+        data = self.record(setup)
         w = self.setup_w
         assert w is not None
         self.setup_w = None
@@ -278,6 +315,9 @@ class Shim:
             if self.status < 0:
                 self.status = 128 - self.status
             os.close(self.pidfd)
+            for fd in self.held:
+                os.close(fd)
+            self.held = []
         return self.status
 
     def abandon(self) -> None:
@@ -287,6 +327,119 @@ class Shim:
             self.setup_w = None
         self.signal(9)
         self.reap()
+
+
+# -- warm starts -------------------------------------------------------------------
+#
+# A cold start pays for a fresh interpreter and the init path's imports
+# (~15 ms of ~24 here, more than bwrap's whole start).  With standby() on, one
+# shim is kept spawned and blocked on its setup pipe, already imported; a
+# container takes it and a replacement is spawned at once, so that cost moves
+# off the critical path.  Its stdio and extra files are unknown when it
+# starts, so the setup record lists parent fds for it to take with
+# pidfd_getfd (the fd layout it ends up with is the cold one).
+
+_lock = _thread.allocate_lock()
+_standby: Shim | None = None
+_standby_on = False
+_standby_owner = 0
+_warm_ok: bool | None = None
+
+
+def warm_possible() -> bool:
+    """Whether a standby shim could take fds from this process (checked once).
+
+    pidfd_getfd needs Linux 5.6 and ptrace access to the parent: Yama's
+    ptrace_scope 0 (with 1, a child may not trace its parent) and a dumpable
+    parent.
+    """
+    global _warm_ok
+    if _warm_ok is None:
+        _warm_ok = _probe_warm()
+    return _warm_ok
+
+
+def _probe_warm() -> bool:
+    import _prctl
+
+    from .init.kernel import Kernel
+
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            if int(f.read()) != 0:
+                return False
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        return False
+    if _prctl.prctl(3) != 1:  # PR_GET_DUMPABLE
+        return False
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        os.close(Kernel().pidfd_getfd(pidfd, pidfd))
+    except OSError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def standby(enabled: bool = True) -> bool:
+    """Keep one shim started ahead for the next container of this process.
+
+    Start latency then drops to the setup work itself (the interpreter start
+    and imports happen in the background while the previous container runs).
+    The cost is one idle interpreter (~10 MB) as a child of this process,
+    which exits by itself when this process does.  Returns whether warm
+    starts are in effect: False if disabled or impossible here (see
+    ``warm_possible``), in which case every start stays cold.
+    """
+    global _standby_on, _standby_owner
+    with _lock:
+        _standby_on = enabled and warm_possible()
+        _standby_owner = os.getpid()
+        old = _discard_locked() if not _standby_on else None
+        if _standby_on and _standby is None:
+            _replenish_locked()
+        on = _standby_on
+    if old is not None:
+        old.abandon()
+    return on
+
+
+def _discard_locked() -> Shim | None:
+    global _standby
+    old, _standby = _standby, None
+    return old
+
+
+def _replenish_locked() -> None:
+    global _standby
+    try:
+        _standby = Shim()
+    except StartError:
+        _standby = None  # stay cold; the next cold spawn reports the error
+
+
+def _take_standby() -> Shim | None:
+    """The standby shim (replaced by a new one), or None for a cold start."""
+    with _lock:
+        if not _standby_on:
+            return None
+        if _standby_owner != os.getpid():  # a forked child: that shim is not ours
+            return None
+        shim = _discard_locked()
+        _replenish_locked()
+    if shim is not None and _exited(shim):
+        shim.reap()
+        return None
+    return shim
+
+
+def _exited(shim: Shim) -> bool:
+    import select
+
+    return bool(select.select([shim.pidfd], [], [], 0)[0])
 
 
 class Completed:
@@ -356,7 +509,7 @@ def run_sync(
         err = tempfile.TemporaryFile()  # noqa: SIM115
         stdout, stderr = out, err
     try:
-        shim = Shim(stdin, stdout, stderr, extra)
+        shim = Shim.launch(stdin, stdout, stderr, extra)
         try:
             shim.send(setup)
             status = shim.reap()
@@ -385,4 +538,6 @@ __all__ = [
     "Shim",
     "init_argv",
     "run_sync",
+    "standby",
+    "warm_possible",
 ]

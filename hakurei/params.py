@@ -29,6 +29,7 @@ HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 MAX_BODY = 64 << 20
 
 STR_LIST = "str[]"
+INT_LIST = "int[]"
 FLOAT = "float"
 BYTES_OPT = "bytes?"
 
@@ -55,6 +56,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("files", INT),
     ("parent_pid", INT),
     ("verbose", BOOL),
+    ("fetch", INT_LIST),
 )
 
 
@@ -84,9 +86,11 @@ class Setup:
     files: int
     parent_pid: int
     verbose: bool
+    fetch: list[int]
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
+        fields.setdefault("fetch", [])  # only a warm start fills it in
         self.ops = list(ops)
         for name, _ in FIELDS:
             setattr(self, name, fields[name])
@@ -108,6 +112,11 @@ class Setup:
             raise SetupError("adopt_wait_delay must not be negative")
         if self.bpf is not None and (not self.bpf or len(self.bpf) % 8):
             raise SetupError("seccomp program length is not a multiple of 8")
+        if self.fetch:
+            if len(self.fetch) != 3 + self.files or not self.parent_pid:
+                raise SetupError("fetch must list stdio and every extra file of a watched parent")
+            if min(self.fetch[:3]) < -1 or min(self.fetch[3:], default=0) < 0:
+                raise SetupError("fetch lists a negative fd")
         for e in self.env:
             if "=" not in e:
                 raise SetupError(f"environment entry {e!r} has no '='")
@@ -122,6 +131,11 @@ def _check(name: str, kind: str, value: object) -> None:
             isinstance(v, str) and "\0" not in v for v in value
         ):
             raise SetupError(f"{name} must be a list of strings")
+    elif kind == INT_LIST:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise SetupError(f"{name} must be a list of integers")
     elif kind == FLOAT:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise SetupError(f"{name} must be a number")

@@ -81,6 +81,7 @@ elif _MACHINE == "aarch64":
     SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN = 41, 277, 434
 else:  # pragma: no cover - only the two arches hakurei supports
     raise ImportError(f"hakurei does not support {_MACHINE}")
+SYS_PIDFD_GETFD = 438
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_RESTRICT_SELF = 446
 SYS_MOUNT_SETATTR = 442
@@ -216,6 +217,18 @@ class Kernel:
         if fd < 0:
             raise _oserror("pidfd_open")
         return fd
+
+    def pidfd_getfd(self, pidfd: int, fd: int) -> int:
+        """Duplicate fd ``fd`` of the process behind ``pidfd`` into this one (close-on-exec).
+
+        A warm shim takes its stdio and extra files from the parent this way,
+        because it was started before they were known (Linux 5.6; needs
+        ptrace access to the parent: same user, dumpable, Yama scope 0).
+        """
+        r = int(_syscall(SYS_PIDFD_GETFD, ctypes.c_int(pidfd), ctypes.c_int(fd), ctypes.c_uint(0)))
+        if r < 0:
+            raise _oserror(f"pidfd_getfd {fd}")
+        return r
 
     # -- prctl and capabilities ------------------------------------------------
     def prctl(self, option: int, arg: int = 0) -> None:

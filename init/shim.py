@@ -16,6 +16,7 @@ thread-safe spawn; the shim
 from __future__ import annotations
 
 import _signal
+import fcntl
 import os
 import select
 
@@ -142,9 +143,36 @@ def become(setup: Setup) -> NoReturn:
         fail(describe(e))
 
 
+def take_fds(k: Kernel, parent: int, fetch: list[int], targets: list[int]) -> None:
+    """Warm start: copy the parent's fds ``fetch`` to ``targets`` (the cold layout).
+
+    A standby shim was spawned before the container's stdio and extra files
+    were known, with /dev/null on 0-2; it takes them from the parent with
+    pidfd_getfd, which shares the open file description exactly as
+    inheritance would.  -1 keeps the /dev/null already there.
+    """
+    floor = max(targets, default=2) + 1
+    moved: list[tuple[int, int]] = []
+    try:
+        for fd, target in zip(fetch, targets, strict=True):
+            if fd < 0:
+                continue
+            try:
+                got = k.pidfd_getfd(parent, fd)
+            except OSError as e:
+                raise SetupError(f"cannot take fd {fd} from the parent: {describe(e)}") from None
+            # Above every target, so no dup2 below overwrites a source.
+            high = fcntl.fcntl(got, fcntl.F_DUPFD_CLOEXEC, floor)
+            os.close(got)
+            moved.append((high, target))
+        for high, target in moved:
+            os.dup2(high, target)  # inheritable, like the cold layout
+    finally:
+        for high, _ in moved:
+            os.close(high)
+
+
 def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
-    keep_only(extra)
-    k.set_name("hakurei-shim")
 
     # Watch the parent before anything else: if it is gone already (we were
     # reparented), there is nobody to serve.  parent_pid 0 means the caller
@@ -157,6 +185,11 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
             raise SetupError(f"cannot watch parent {setup.parent_pid}: {describe(e)}") from None
         if os.getppid() != setup.parent_pid:
             raise SetupError(f"parent {setup.parent_pid} is not this process's parent (it exited?)")
+    if setup.fetch:
+        assert parent is not None  # Setup.validate: fetch needs a watched parent
+        take_fds(k, parent, setup.fetch, [0, 1, 2, *extra])
+    keep_only(extra if parent is None else [*extra, parent])
+    k.set_name("hakurei-shim")
 
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     flags |= CLONE_NEWCGROUP

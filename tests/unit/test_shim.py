@@ -272,3 +272,41 @@ def test_status_of_real_children() -> None:
         pid = os.posix_spawn("/bin/sh", ["sh", "-c", script], {})
         _, status = os.waitpid(pid, 0)
         assert status_of(status) == code, script
+
+
+def test_take_fds_failure_names_the_fd() -> None:
+    from hakurei.errors import SetupError
+    from hakurei.init.shim import take_fds
+
+    from fakekernel import FakeKernel, call
+
+    k = FakeKernel([call("pidfd_getfd", 5, 9, err=PermissionError(1, "Operation not permitted"))])
+    with pytest.raises(
+        SetupError, match="cannot take fd 9 from the parent: operation not permitted"
+    ):
+        take_fds(k, 5, [-1, 9, 2], [0, 1, 2])
+    k.done()
+
+
+def test_take_fds_puts_the_parents_fds_in_the_cold_layout() -> None:
+    """Real fds: 'the parent' is this process; targets get the same open files."""
+    import os
+
+    from hakurei.init.kernel import Kernel
+    from hakurei.init.shim import take_fds
+
+    r, w = os.pipe()
+    pidfd = os.pidfd_open(os.getpid())
+    low = os.dup(0)  # keep a slot below the targets busy, as stdio would be
+    targets = [100, 101]
+    try:
+        take_fds(Kernel(), pidfd, [w, r], targets)
+        os.write(100, b"x")  # 100 is a copy of w
+        assert os.read(101, 1) == b"x"  # 101 is a copy of r
+        assert os.get_inheritable(100) and os.get_inheritable(101)
+    finally:
+        for fd in (r, w, pidfd, low, *targets):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
