@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .errors import StartError
-from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim
+from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim, sent
 from .params import Setup
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class Container:
             raise
         finally:
             await stream.aclose()
+            sent(shim)
 
     async def wait(self) -> int:
         """Wait for the container; its exit status (see ``run_sync``)."""
@@ -115,6 +116,7 @@ class Container:
             if shim.setup_w is not None:
                 os.close(shim.setup_w)
                 shim.setup_w = None
+                sent(shim)
             shim.signal(CANCEL_SIGNAL)
             with trio.move_on_after(self.wait_delay):
                 await trio.lowlevel.wait_readable(shim.pidfd)

@@ -251,6 +251,8 @@ class Shim:
         self.fetch: list[int] = []
         #: our dups behind ``fetch``, kept open until the shim is reaped
         self.held: list[int] = []
+        #: this was the standby: spawn the next one once its record is sent
+        self.replenish = False
 
     @classmethod
     def launch(
@@ -259,7 +261,9 @@ class Shim:
         """A shim for one container: the warm standby if there is one, else a fresh spawn."""
         shim = _take_standby()
         if shim is None:
-            return cls(stdin, stdout, stderr, extra)
+            cold = cls(stdin, stdout, stderr, extra)
+            cold.replenish = _standby_on  # the standby was missing: start one after this
+            return cold
         fetch = []
         try:
             for i, f in enumerate((stdin, stdout, stderr, *extra)):
@@ -299,6 +303,7 @@ class Shim:
             pass  # the shim exited; wait() reports why
         finally:
             os.close(w)
+            sent(self)
 
     def signal(self, sig: int) -> None:
         if self.status is None:
@@ -327,6 +332,7 @@ class Shim:
             self.setup_w = None
         self.signal(9)
         self.reap()
+        sent(self)
 
 
 # -- warm starts -------------------------------------------------------------------
@@ -429,11 +435,28 @@ def _take_standby() -> Shim | None:
         if _standby_owner != os.getpid():  # a forked child: that shim is not ours
             return None
         shim = _discard_locked()
-        _replenish_locked()
+    if shim is not None:
+        shim.replenish = True
     if shim is not None and _exited(shim):
         shim.reap()
+        sent(shim)
         return None
     return shim
+
+
+def sent(shim: Shim) -> None:
+    """After a standby's record is written: start the next standby.
+
+    Not before: the spawn (~0.5 ms) would sit on this container's critical
+    path, and the new interpreter's start-up then overlaps with this
+    container's setup instead of preceding it.
+    """
+    if not shim.replenish:
+        return
+    shim.replenish = False
+    with _lock:
+        if _standby_on and _standby is None and _standby_owner == os.getpid():
+            _replenish_locked()
 
 
 def _exited(shim: Shim) -> bool:
