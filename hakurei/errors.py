@@ -25,6 +25,11 @@ def strerror(err: int) -> str:
     return text[:1].lower() + text[1:] if text else f"errno {err}"
 
 
+def q(s: str) -> str:
+    """Go ``%q`` for the texts we print: double quotes, backslash escapes."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def describe(exc: BaseException) -> str:
     """One line for any exception, without Python's ``[Errno N]`` noise."""
     if isinstance(exc, HakureiError):
@@ -80,7 +85,7 @@ class AbsoluteError(OpError):
         self.path = path
 
     def __str__(self) -> str:
-        return f"path {self.path!r} is not absolute".replace("'", '"')
+        return f"path {q(self.path)} is not absolute"
 
 
 class PathError(HakureiError, OSError):

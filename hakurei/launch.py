@@ -17,7 +17,7 @@ import fcntl
 import os
 import sys
 
-from .errors import EXIT_SETUP, HakureiError, OpError, StartError
+from .errors import EXIT_SETUP, HakureiError, OpError, StartError, q
 from .ops import Op
 from .params import Setup, encode
 
@@ -144,8 +144,6 @@ class Params:
         self.verbose = verbose
 
     def __str__(self) -> str:
-        from .ops.base import q
-
         argv = "[" + " ".join(q(a) for a in self.args) + "]"
         return (
             f"argv: {argv}, filter: {str(not self.seccomp_disable).lower()}, "

@@ -31,7 +31,7 @@ import errno as _errno
 import os
 import zlib
 
-from .errors import HakureiError, strerror
+from .errors import HakureiError, q, strerror
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -114,11 +114,6 @@ _PRESET_NAMES = (
 _U64 = (1 << 64) - 1
 
 
-def _q(s: str) -> str:
-    """Go ``%q`` (as ``ops.base.q``; importing that would load every op)."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 # libseccomp arch tokens (AUDIT_ARCH_*).
 _SCMP_ARCH_X86 = 0x40000003
 _SCMP_ARCH_X86_64 = 0xC000003E
@@ -179,7 +174,7 @@ class SyscallNameError(RuleError):
     """Go ``std.SyscallNameError``: ``invalid syscall name "<name>"``."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"invalid syscall name {_q(name)}")
+        super().__init__(f"invalid syscall name {q(name)}")
         self.name = name
 
 
@@ -411,7 +406,7 @@ def parse_presets(text: str) -> int:
             continue
         if name not in names:
             known = ", ".join(n for n, _ in _PRESET_NAMES)
-            raise ValueError(f"unknown seccomp preset {_q(name)} (known: {known})")
+            raise ValueError(f"unknown seccomp preset {q(name)} (known: {known})")
         bits |= names[name]
     return bits
 
@@ -471,9 +466,9 @@ def rules_to_json(rules: Iterable[Rule]) -> str:
 def _int_field(where: str, obj: dict[str, Any], key: str, default: int | None = None) -> int:
     v = obj.get(key, default)
     if v is None:
-        raise RuleError(f"{where}: missing {_q(key)}")
+        raise RuleError(f"{where}: missing {q(key)}")
     if not isinstance(v, int) or isinstance(v, bool):
-        raise RuleError(f"{where}: {_q(key)} must be an integer, not {type(v).__name__}")
+        raise RuleError(f"{where}: {q(key)} must be an integer, not {type(v).__name__}")
     return v
 
 
@@ -494,19 +489,19 @@ def rules_from_json(text: str) -> list[Rule]:
             raise RuleError(f"{where}: must be an object")
         unknown = set(obj) - {"syscall", "errno", "arg"}
         if unknown:
-            raise RuleError(f"{where}: unknown field {_q(sorted(unknown)[0])}")
+            raise RuleError(f"{where}: unknown field {q(sorted(unknown)[0])}")
         name = obj.get("syscall")
         if not isinstance(name, str):
-            raise RuleError(f"{where}: {_q('syscall')} must be a syscall name")
+            raise RuleError(f"{where}: {q('syscall')} must be a syscall name")
         syscall_number(name)  # SyscallNameError names it
         arg = None
         raw = obj.get("arg")
         if raw is not None:
             if not isinstance(raw, dict):
-                raise RuleError(f"{where}: {_q('arg')} must be an object")
+                raise RuleError(f"{where}: {q('arg')} must be an object")
             unknown = set(raw) - {"arg", "op", "a", "b"}
             if unknown:
-                raise RuleError(f"{where}: unknown arg field {_q(sorted(unknown)[0])}")
+                raise RuleError(f"{where}: unknown arg field {q(sorted(unknown)[0])}")
             arg = ArgCmp(
                 _int_field(where, raw, "arg"),
                 _int_field(where, raw, "op"),

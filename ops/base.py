@@ -15,6 +15,7 @@ from __future__ import annotations
 import posixpath
 
 from ..errors import AbsoluteError, OpError
+from ..errors import q as q  # re-exported: the ops quote with it
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,11 +78,6 @@ def to_sysroot(p: str) -> str:
 def to_host(p: str) -> str:
     """Host path → where the host tree is visible during apply (under ``/host``)."""
     return posixpath.normpath(posixpath.join(HOST, p.lstrip("/")))
-
-
-def q(s: str) -> str:
-    """Go ``%q`` for the texts ops print: double quotes, backslash escapes."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def parent_perm(perm: int) -> int:
