@@ -110,9 +110,9 @@ class Params:
         verbose: bool = False,
     ) -> None:
         if not isinstance(path, str) or not path.startswith("/"):
-            raise OpError(f"program path {path!r} is not absolute (there is no PATH lookup)")
+            raise OpError(f"program path {q(str(path))} is not absolute (there is no PATH lookup)")
         if not isinstance(dir, str) or not dir.startswith("/"):
-            raise OpError(f"working directory {dir!r} is not absolute")
+            raise OpError(f"working directory {q(str(dir))} is not absolute")
         self.path = path
         self.args = list(args) if args else [path]
         self.ops = list(ops or [])
