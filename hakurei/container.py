@@ -90,8 +90,8 @@ class Container:
             await self._cancel()
             raise
         finally:
+            sent(shim)  # before aclose(), which is a checkpoint and may raise Cancelled
             await stream.aclose()
-            sent(shim)
 
     async def wait(self) -> int:
         """Wait for the container; its exit status (see ``run_sync``)."""
