@@ -494,15 +494,7 @@ def import_report(hk: str, runs: int) -> list[str]:
 
     init = launch.init_argv()
     argv = [init[0], "-X", "importtime", *init[1:]]
-    params = launch.Params(
-        TRUE,
-        ops=default_ops(uid, gid),
-        env=default_env(),
-        uid=uid,
-        gid=gid,
-        seccomp_presets=seccomp.STRICT,
-    )
-    setup = encode(params.resolve(0))
+    setup = default_setup(uid, gid)
     lines, why = importtime(argv, {"HAKUREI_SETUP": str(launch.SETUP_FD)}, setup, runs)
     if not lines:
         return [*out, f"shim run failed: {why}"]
@@ -585,9 +577,8 @@ shim.main()
 """
 
 
-def phase_report(runs: int) -> list[str]:
-    """Median time of each step of one container, from stamps written by the shim and init."""
-    uid, gid = os.getuid(), os.getgid()
+def default_setup(uid: int, gid: int) -> bytes:
+    """The encoded record of a default-profile /bin/true container, as the CLI builds it."""
     params = launch.Params(
         TRUE,
         ops=default_ops(uid, gid),
@@ -596,7 +587,13 @@ def phase_report(runs: int) -> list[str]:
         gid=gid,
         seccomp_presets=seccomp.STRICT,
     )
-    setup = encode(params.resolve(0))
+    return encode(params.resolve(0))
+
+
+def phase_report(runs: int) -> list[str]:
+    """Median time of each step of one container, from stamps written by the shim and init."""
+    uid, gid = os.getuid(), os.getgid()
+    setup = default_setup(uid, gid)
     init = launch.init_argv()
     argv = [*init[:4], PHASE_CODE, *init[5:]]
     per_tag: dict[str, list[float]] = {}
