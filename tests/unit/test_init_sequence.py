@@ -30,6 +30,7 @@ from hakurei.launch import init_argv
 from hakurei.ops import Link, Mkdir, Op, Proc, Tmpfs
 from hakurei.params import Setup
 
+import records
 from fakekernel import Call, FakeKernel, call
 
 EPERM, EINVAL, ENOSYS = errno.EPERM, errno.EINVAL, errno.ENOSYS
@@ -38,31 +39,7 @@ BPF = b"\x06\0\0\0\0\0\xff\x7f" * 2
 
 
 def make_setup(ops: list[Op] | None = None, **fields: Any) -> Setup:
-    values: dict[str, Any] = {
-        "path": "/bin/true",
-        "args": ["true"],
-        "env": [],
-        "dir": "/",
-        "uid": 65536,
-        "gid": 32768,
-        "host_uid": 1000,
-        "host_gid": 100,
-        "hostname": "",
-        "parent_perm": 0o755,
-        "retain_session": False,
-        "host_net": False,
-        "privileged": False,
-        "forward_cancel": False,
-        "host_abstract": False,
-        "adopt_wait_delay": 5.0,
-        "bpf": BPF,
-        "nrules": 2,
-        "files": 0,
-        "parent_pid": 1,
-        "verbose": False,
-    }
-    values.update(fields)
-    return Setup(ops or [], **values)
+    return records.make_setup(ops or [], **{"bpf": BPF, "nrules": 2, **fields})
 
 
 def oserror(err: int, filename: str | None = None) -> OSError:

@@ -20,32 +20,21 @@ from hakurei.errors import SetupError
 from hakurei.ops import Ops
 from hakurei.params import HEADER_LEN, MAGIC, MAX_BODY, VERSION, Setup, decode, encode, read_setup
 
+import records
+
 
 def valid_setup() -> Setup:
     ops = Ops().bind("/usr", "/usr").proc("/proc").place("/etc/x", b"data").tmpfs("/tmp")
-    return Setup(
+    return records.make_setup(
         ops,
-        path="/bin/true",
-        args=["true"],
         env=["PATH=/usr/bin"],
-        dir="/",
         uid=1000,
         gid=100,
         host_uid=1001,
         host_gid=1001,
         hostname="h",
-        parent_perm=0o755,
-        retain_session=False,
-        host_net=False,
-        privileged=False,
-        forward_cancel=False,
-        host_abstract=False,
-        adopt_wait_delay=5.0,
         bpf=b"\0" * 16,
         nrules=2,
-        files=0,
-        parent_pid=1,
-        verbose=False,
     )
 
 

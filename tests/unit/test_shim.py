@@ -24,35 +24,13 @@ from hakurei.init.shim import receive, status_of, write_maps
 from hakurei.ops import Ops
 from hakurei.params import Setup, encode
 
+import records
 from fakekernel import Call, FakeKernel, call
 
 
 def make_setup(**fields: object) -> Setup:
-    values: dict[str, object] = {
-        "path": "/bin/true",
-        "args": ["true"],
-        "env": ["PATH=/usr/bin"],
-        "dir": "/",
-        "uid": 65536,
-        "gid": 32768,
-        "host_uid": 1000,
-        "host_gid": 100,
-        "hostname": "",
-        "parent_perm": 0o755,
-        "retain_session": False,
-        "host_net": False,
-        "privileged": False,
-        "forward_cancel": False,
-        "host_abstract": False,
-        "adopt_wait_delay": 5.0,
-        "bpf": None,
-        "nrules": 0,
-        "files": 0,
-        "parent_pid": 1,
-        "verbose": False,
-    }
-    values.update(fields)
-    return Setup(Ops().proc("/proc").tmpfs("/tmp"), **values)
+    ops = Ops().proc("/proc").tmpfs("/tmp")
+    return records.make_setup(ops, **{"env": ["PATH=/usr/bin"], **fields})
 
 
 def closed(fd: int) -> bool:

@@ -16,34 +16,30 @@ from hakurei.errors import SetupError
 from hakurei.ops import Bind, Mkdir, Tmpfs
 from hakurei.params import HEADER_LEN, MAGIC, VERSION, Setup, decode, encode, read_setup
 
+import records
+
+#: A record with every field away from its default, so a round trip proves each travels.
+WIRE_FIELDS: dict[str, Any] = {
+    "path": "/bin/echo",
+    "args": ["echo", "hello"],
+    "env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
+    "uid": 1000,
+    "gid": 100,
+    "host_uid": 1001,
+    "host_gid": 1001,
+    "hostname": "box",
+    "forward_cancel": True,
+    "adopt_wait_delay": 0.5,
+    "bpf": b"\x06\x00\x00\x00\x00\x00\xff\x7f",
+    "nrules": 1,
+    "parent_pid": 4242,
+    "verbose": True,
+}
+
 
 def make_setup(**overrides: Any) -> Setup:
-    fields: dict[str, Any] = {
-        "path": "/bin/echo",
-        "args": ["echo", "hello"],
-        "env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
-        "dir": "/",
-        "uid": 1000,
-        "gid": 100,
-        "host_uid": 1001,
-        "host_gid": 1001,
-        "hostname": "box",
-        "parent_perm": 0o755,
-        "retain_session": False,
-        "host_net": False,
-        "privileged": False,
-        "forward_cancel": True,
-        "host_abstract": False,
-        "adopt_wait_delay": 0.5,
-        "bpf": b"\x06\x00\x00\x00\x00\x00\xff\x7f",
-        "nrules": 1,
-        "files": 0,
-        "parent_pid": 4242,
-        "verbose": True,
-    }
-    fields.update(overrides)
     ops = [Bind("/usr", "/usr"), Tmpfs("/tmp", 1 << 20, 0o1777), Mkdir("/run/user", 0o700)]
-    return Setup(ops, **fields)
+    return records.make_setup(ops, **{**WIRE_FIELDS, **overrides})
 
 
 def frame(body: dict[str, Any]) -> bytes:
