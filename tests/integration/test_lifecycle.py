@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 import trio
@@ -216,10 +217,14 @@ async def test_trio_check_raises_with_the_status() -> None:
     assert e.value.status == 1
 
 
-async def test_cancel_kills_the_container_and_extra_fd_is_renumbered_to_3() -> None:
+async def cancel_when_ready(code: str, **params: Any) -> int:
+    """Run ``code`` (which writes b"r" to fd 3 once ready), cancel it, return the status.
+
+    The byte on fd 3 proves the extra file arrives renumbered to 3 and makes
+    the cancel land while the program runs.
+    """
     r, w = os.pipe()
-    code = "import os, signal; os.write(3, b'r'); signal.pause()"
-    c = hakurei.Container(PY, [PY, "-c", code], extra_files=[w], **container_kwargs())
+    c = hakurei.Container(PY, [PY, "-c", code], extra_files=[w], **params, **container_kwargs())
     await c.start()
     os.close(w)
     with trio.move_on_after(30) as outer:
@@ -231,59 +236,35 @@ async def test_cancel_kills_the_container_and_extra_fd_is_renumbered_to_3() -> N
             await c.wait()
     assert not outer.cancelled_caught
     os.close(r)
+    assert c.returncode is not None
+    return c.returncode
+
+
+async def test_cancel_kills_the_container_and_extra_fd_is_renumbered_to_3() -> None:
+    code = "import os, signal; os.write(3, b'r'); signal.pause()"
     # Init exits 0 on the cancel signal without forwarding (Go: context.Canceled).
-    assert c.returncode == 0
+    assert await cancel_when_ready(code) == 0
 
 
 async def test_forward_cancel_delivers_sigint_to_the_program() -> None:
-    r, w = os.pipe()
     code = (
         "import os, signal, sys\n"
         "signal.signal(signal.SIGINT, lambda *a: sys.exit(2))\n"
         "os.write(3, b'r')\n"
         "signal.pause()\n"
     )
-    c = hakurei.Container(
-        PY, [PY, "-c", code], extra_files=[w], forward_cancel=True, **container_kwargs()
-    )
-    await c.start()
-    os.close(w)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(c.serve)
-        await trio.lowlevel.wait_readable(r)
-        assert os.read(r, 1) == b"r"
-        nursery.cancel_scope.cancel()
-        await c.wait()
-    os.close(r)
-    assert c.returncode == 2
+    assert await cancel_when_ready(code, forward_cancel=True) == 2
 
 
 async def test_wait_delay_escalates_to_sigkill() -> None:
-    r, w = os.pipe()
     code = (
         "import os, signal\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "os.write(3, b'r')\n"
         "signal.pause()\n"
     )
-    c = hakurei.Container(
-        PY,
-        [PY, "-c", code],
-        extra_files=[w],
-        forward_cancel=True,
-        wait_delay=0.2,
-        **container_kwargs(),
-    )
-    await c.start()
-    os.close(w)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(c.serve)
-        await trio.lowlevel.wait_readable(r)
-        os.read(r, 1)
-        nursery.cancel_scope.cancel()
-        await c.wait()
-    os.close(r)
-    assert c.returncode == 128 + signal.SIGKILL
+    status = await cancel_when_ready(code, forward_cancel=True, wait_delay=0.2)
+    assert status == 128 + signal.SIGKILL
 
 
 def test_orphans_are_waited_for_within_the_adopt_delay() -> None:
