@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import MountinfoError
+from ..errors import MountinfoError, q
 
 ERR_FIELDS = "unexpected field count"
 ERR_EMPTY = "unexpected empty field"
@@ -124,8 +124,7 @@ def _atoi(field: bytes) -> int:
 class _NumError(Exception):
     def __init__(self, num: bytes, why: str) -> None:
         super().__init__(num, why)
-        text = num.decode("utf-8", "backslashreplace").replace("\\", "\\\\").replace('"', '\\"')
-        self.msg = f'numeric field "{text}" {why}'
+        self.msg = f"numeric field {q(num.decode('utf-8', 'backslashreplace'))} {why}"
 
 
 def _devno(field: bytes) -> tuple[int, int]:
