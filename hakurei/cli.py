@@ -323,8 +323,7 @@ def exec_main(argv: list[str]) -> int:
         host_abstract="--host-abstract" in a.flags,
         verbose="--verbose" in a.flags,
     )
-    setup = params.resolve(0)
-    setup.parent_pid = 0  # this process is the shim: nobody above it is watched (like bwrap)
+    setup = params.resolve(0, watch_parent=False)  # this process is the shim itself
     sys.stdout.flush()
     shim.become(setup)
 

@@ -151,8 +151,12 @@ class Params:
             f"presets: {self.seccomp_presets:#x}"
         )
 
-    def resolve(self, files: int) -> Setup:
-        """The wire record for a container with ``files`` extra fds."""
+    def resolve(self, files: int, *, watch_parent: bool = True) -> Setup:
+        """The wire record for a container with ``files`` extra fds.
+
+        ``watch_parent=False`` (parent_pid 0) is for a caller that is the shim
+        itself, the CLI: nobody above it is watched, as with bwrap.
+        """
         if not self.ops:
             raise StartError("container: starting an invalid container (no ops)")
         bpf, nrules = self._seccomp()
@@ -178,7 +182,7 @@ class Params:
             bpf=bpf,
             nrules=nrules,
             files=files,
-            parent_pid=os.getpid(),
+            parent_pid=os.getpid() if watch_parent else 0,
             verbose=self.verbose,
         )
 
