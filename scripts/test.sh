@@ -128,7 +128,7 @@ user_env=(env -i
 	HYPOTHESIS_STORAGE_DIRECTORY="$USER_HOME/.hypothesis")
 root_env=(env -i
 	PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	HOME="$ROOT_HOME" TMPDIR="$ROOT_TMP" USER=root LOGNAME=root
+	HOME="$ROOT_HOME" TMPDIR="$ROOT_TMP" USER=root LOGNAME=root HAKUREI_TEST_USER="$TEST_USER"
 	LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1
 	HYPOTHESIS_STORAGE_DIRECTORY="$ROOT_HOME/.hypothesis")
 for var in CI PYTEST_ADDOPTS; do

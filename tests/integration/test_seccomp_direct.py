@@ -4,8 +4,10 @@ Each test starts a fresh interpreter that sets no_new_privs, installs the BPF
 program with the raw ``seccomp(2)`` call (``Kernel.seccomp_load``, as init
 does) and execs ``seccomp_probe.py``, which inherits the filter the way the
 initial process of a container does.  Every test also runs the same probe
-without a filter and expects a different answer, so each can fail.  When the
-suite runs as root, everything runs again as the unprivileged user ``hk``.
+without a filter and expects a different answer, so each can fail.  In the
+root phase of the test command the probes run as root and again as the
+ordinary user the test command created (``HAKUREI_TEST_USER``): every test
+here runs in both phases.
 """
 
 from __future__ import annotations
@@ -45,12 +47,30 @@ os.execv(sys.argv[1], sys.argv[1:])
 """
 
 
-def _users() -> list[str]:
-    users = ["self"]
-    if os.geteuid() == 0:
-        pwd.getpwnam("hk")  # the test environment provides it; fail loudly if not
-        users.append("hk")
-    return users
+def _users() -> list[Any]:
+    """``self``, and as root also the test command's ordinary user, marked ``root``.
+
+    The user comes from the environment the test command sets, never from a
+    name that only exists on one machine; without it the test fails and says so.
+    """
+    if os.geteuid() != 0:
+        return ["self"]
+    other = os.environ.get("HAKUREI_TEST_USER", "")
+    return [
+        pytest.param("self", marks=pytest.mark.root),
+        pytest.param(other, marks=pytest.mark.root, id="test-user"),
+    ]
+
+
+def _check_user(user: str) -> None:
+    if user == "self":
+        return
+    if not user:
+        pytest.fail("HAKUREI_TEST_USER is not set (scripts/test.sh sets it in the root phase)")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        pytest.fail(f"HAKUREI_TEST_USER={user!r} names no user on this machine")
 
 
 USERS = _users()
@@ -60,8 +80,8 @@ NONE = None  # no filter at all: the inverse of every test
 
 @pytest.fixture(scope="module")
 def probe() -> Iterator[str]:
-    """The probe in a directory ``hk`` can read (pytest's tmp_path is private)."""
-    d = tempfile.mkdtemp(prefix="hk-seccomp-probe-")
+    """The probe where the test user can read it (tmp_path and root's TMPDIR are private)."""
+    d = tempfile.mkdtemp(prefix="hk-seccomp-probe-", dir="/tmp")
     os.chmod(d, 0o755)
     dst = os.path.join(d, "seccomp_probe.py")
     shutil.copyfile(Path(__file__).with_name("seccomp_probe.py"), dst)
@@ -98,6 +118,7 @@ def bpf(
 
 
 def run(probe: str, case: str, prog: bytes | None, user: str) -> subprocess.CompletedProcess[bytes]:
+    _check_user(user)
     cmd = [sys.executable, "-I", "-c", LOADER, sys.executable, "-I", "-S", probe, case]
     if user != "self":
         cmd = ["runuser", "-u", user, "--", *cmd]
