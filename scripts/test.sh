@@ -121,14 +121,18 @@ PKG_DIR=$(cd "$LINT" && "$PY" -I -c 'import hakurei, os; print(os.path.dirname(h
 # An unprivileged caller cannot write __pycache__ into a root-owned install.
 "$PY" -m compileall -q "$PKG_DIR"
 
+# Per-run HOME and XDG_CACHE_HOME, both inside $WORK: no test can pass because
+# of a file (e.g. a cached seccomp program) that an earlier run left behind.
 user_env=(env -i
 	PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin"
 	HOME="$USER_HOME" TMPDIR="$USER_TMP" USER="$TEST_USER" LOGNAME="$TEST_USER"
+	XDG_CACHE_HOME="$USER_HOME/.cache"
 	LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1
 	HYPOTHESIS_STORAGE_DIRECTORY="$USER_HOME/.hypothesis")
 root_env=(env -i
 	PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	HOME="$ROOT_HOME" TMPDIR="$ROOT_TMP" USER=root LOGNAME=root HAKUREI_TEST_USER="$TEST_USER"
+	XDG_CACHE_HOME="$ROOT_HOME/.cache"
 	LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1
 	HYPOTHESIS_STORAGE_DIRECTORY="$ROOT_HOME/.hypothesis")
 for var in CI PYTEST_ADDOPTS; do
