@@ -90,14 +90,6 @@ def probe() -> Iterator[str]:
     shutil.rmtree(d)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Compile through the real cache, but never in the caller's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 _BPF: dict[tuple[int, int, tuple[sc.Rule, ...], bool], bytes] = {}
 
 

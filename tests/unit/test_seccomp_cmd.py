@@ -13,8 +13,7 @@ from hakurei._seccomp_cmd import main
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def fresh_memory() -> Iterator[None]:
     sc.cache_clear()
     yield
     sc.cache_clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -42,8 +41,7 @@ ENOSYS_NAMES = {"clone3", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmo
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def fresh_memory() -> Iterator[None]:
     sc.cache_clear()
     yield
     sc.cache_clear()
