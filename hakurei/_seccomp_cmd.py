@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-can", action="store_true", help="allow AF_CAN sockets")
     p.add_argument("--allow-bluetooth", action="store_true", help="allow AF_BLUETOOTH sockets")
     p.add_argument(
+        "--allow-io-uring",
+        action="store_true",
+        help="keep io_uring (refused by default: IORING_OP_SOCKET bypasses the socket rules)",
+    )
+    p.add_argument(
         "--rules", metavar="FILE.json", help="custom rules (JSON) that replace the presets"
     )
     p.add_argument(
@@ -44,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=("pfc", "bpf", "json"),
         default="pfc",
         help="pfc: libseccomp's readable form (default); bpf: the raw program; "
-        "json: the rule list, in order, in the --rules format",
+        "json: the rule list, in order, in the --rules format (what is appended to every "
+        "filter, the socket allowlist and the io_uring and quotactl_fd rules, is not in it)",
     )
     return p
 
@@ -60,6 +66,7 @@ def main(argv: list[str]) -> int:
         (seccomp.ALLOW_MULTIARCH if args.multiarch else 0)
         | (seccomp.ALLOW_CAN if args.allow_can else 0)
         | (seccomp.ALLOW_BLUETOOTH if args.allow_bluetooth else 0)
+        | (seccomp.ALLOW_IO_URING if args.allow_io_uring else 0)
     )
     try:
         custom = None

@@ -66,6 +66,7 @@ FLAG_OPTIONS = (
     "--multiarch",
     "--allow-can",
     "--allow-bluetooth",
+    "--allow-io-uring",
     "--verbose",
 )
 
@@ -96,6 +97,7 @@ process:
 seccomp (default: strict):
   --seccomp ext,deny-ns,deny-tty,deny-devel,linux32,strict  --seccomp-rules FILE.json
   --no-seccomp  --multiarch  --allow-can  --allow-bluetooth
+  --allow-io-uring         keep io_uring (refused by default: it bypasses the socket rules)
   -v, --verbose            init prints each step on stderr
 """
 
@@ -282,6 +284,7 @@ def exec_main(argv: list[str]) -> int:
         seccomp.ALLOW_MULTIARCH * ("--multiarch" in a.flags)
         | seccomp.ALLOW_CAN * ("--allow-can" in a.flags)
         | seccomp.ALLOW_BLUETOOTH * ("--allow-bluetooth" in a.flags)
+        | seccomp.ALLOW_IO_URING * ("--allow-io-uring" in a.flags)
     )
     disable = "--no-seccomp" in a.flags
     presets = 0

@@ -14,9 +14,12 @@ container would load what it left there.
 
 The filter is a deny-list with default action allow.  Every rule returns EPERM
 or ENOSYS (ENOSYS where userspace must fall back: glibc retries clone3 as clone
-only on ENOSYS).  A socket-family allowlist is always appended: any family but
-AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (and AF_CAN, AF_BLUETOOTH
-when allowed) fails with EAFNOSUPPORT.
+only on ENOSYS).  Appended to every filter, whatever the presets: a
+socket-family allowlist (any family but AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6,
+AF_NETLINK, and AF_CAN, AF_BLUETOOTH when allowed, fails with EAFNOSUPPORT),
+and ``appended_rules``: io_uring refused with ENOSYS (its IORING_OP_SOCKET
+would bypass the allowlist; ``ALLOW_IO_URING`` keeps it) and ``quotactl_fd``
+with EPERM, as ``quotactl``.
 
 One deliberate difference from the Go original: with ``ALLOW_MULTIARCH`` Go
 adds the secondary arch first, which makes every exact ``socket`` rule fail
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOW_BLUETOOTH",
     "ALLOW_CAN",
+    "ALLOW_IO_URING",
     "ALLOW_MULTIARCH",
     "DENY_DEVEL",
     "DENY_NS",
@@ -61,6 +65,7 @@ __all__ = [
     "Rule",
     "RuleError",
     "SyscallNameError",
+    "appended_rules",
     "cache_clear",
     "compile_bpf",
     "export_pfc",
@@ -87,6 +92,8 @@ STRICT = EXT | DENY_NS | DENY_TTY | DENY_DEVEL
 ALLOW_MULTIARCH = 1
 ALLOW_CAN = 2
 ALLOW_BLUETOOTH = 4
+#: hakurei's own: keep io_uring (not refused by ``appended_rules``).  Not in Go.
+ALLOW_IO_URING = 8
 
 # enum scmp_compare
 NE, LT, LE, EQ, GE, GT, MASKED_EQ = 1, 2, 3, 4, 5, 6, 7
@@ -584,7 +591,7 @@ def syscall_number(name: str) -> int:
     return nr
 
 
-# -- compiling ----------------------------------------------------------------------------
+# -- what is appended to every filter -------------------------------------------------------
 
 #: Families ``socket()`` may create, in numerical order, with the flag each needs.
 _SOCKET_FAMILIES = (
@@ -615,6 +622,42 @@ def socket_comparisons(flags: int) -> list[tuple[int, int]]:
     return out
 
 
+# io_uring's IORING_OP_SOCKET (Linux 5.19) creates sockets without calling
+# socket(), so the family allowlist above means nothing while a ring can be set
+# up: AF_VSOCK (not per network namespace), AF_PACKET, AF_ALG.  Setting up the
+# ring is refused with ENOSYS, what a kernel built without io_uring (or older
+# than 5.1) answers: every io_uring user must handle it already and falls back
+# to plain syscalls (libuv does, whatever the errno), whereas EPERM became a
+# documented answer only with the io_uring_disabled sysctl (6.6) and older code
+# may take it as a hard error.  enter and register need a ring fd the
+# container cannot create; they are refused too, in case one is passed in.
+_IO_URING = _group(ENOSYS, "io_uring_setup", "io_uring_enter", "io_uring_register")
+# quotactl_fd (Linux 5.14) is quotactl on a file descriptor: the same reason to
+# deny it as the common group's quotactl, with the same errno.
+_APPENDED = _group(EPERM, "quotactl_fd")
+
+
+def appended_rules(flags: int) -> list[Rule]:
+    """hakurei's own rules, added to every filter after the presets or custom rules.
+
+    Like the socket allowlist, they apply whatever the presets (custom rules
+    too) and only ``disable`` drops them; they are not part of the Go presets,
+    whose compiled programs the unit tests pin byte for byte, nor of the rule
+    count.  A custom rule for the same syscall cannot make a hole: libseccomp
+    keeps a syscall's first unconditional action and lets an unconditional
+    rule override conditional ones, so the call stays refused (with the
+    custom errno if the custom rule is unconditional).  ``ALLOW_IO_URING``
+    drops the io_uring rules.
+    """
+    rules = list(_APPENDED)
+    if not flags & ALLOW_IO_URING:
+        rules += _IO_URING
+    return rules
+
+
+# -- compiling ----------------------------------------------------------------------------
+
+
 class _ArgCmpC:
     """``struct scmp_arg_cmp[]`` built lazily (ctypes types are created on first use)."""
 
@@ -637,17 +680,20 @@ class _ArgCmpC:
         return (cls._type * len(cmps))(*((c.index, c.op, c.a, c.b) for c in cmps))
 
 
-def _build(rules: Sequence[Rule], flags: int) -> int:
-    """A libseccomp context holding ``rules`` and the socket allowlist.
+def _build(rules: Sequence[Rule], flags: int, extra: Sequence[Rule]) -> int:
+    """A libseccomp context holding ``rules + extra`` and the socket allowlist.
 
     The caller owns the returned context and must ``seccomp_release`` it.
+    ``extra`` is ``appended_rules(flags)`` except where a test reproduces the
+    Go program exactly.
     """
     if not rules:
         raise RuleError("invalid native rules slice")
     if _MACHINE not in _ARCHES:  # pragma: no cover - the seam refuses other arches first
         raise LibraryError(f"hakurei does not support {_MACHINE}")
     native, secondary = _ARCHES[_MACHINE]
-    numbers = [syscall_number(r.syscall) for r in rules]
+    every = [*rules, *extra]
+    numbers = [syscall_number(r.syscall) for r in every]
     lib = _lib()
 
     def new(arch: int) -> int:
@@ -667,7 +713,7 @@ def _build(rules: Sequence[Rule], flags: int) -> int:
                 rc = lib.seccomp_arch_remove(ctx, _SCMP_ARCH_NATIVE)
                 if rc < 0:
                     raise LibraryError.from_code(code, -rc)
-            for rule, nr in zip(rules, numbers, strict=True):
+            for rule, nr in zip(every, numbers, strict=True):
                 cmps = (rule.arg,) if rule.arg is not None else ()
                 action = _SCMP_ACT_ERRNO | rule.errno
                 rc = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), _ArgCmpC.array(cmps))
@@ -718,13 +764,13 @@ def _export(ctx: int, pfc: bool) -> bytes:
 
 
 def compile_bpf(rules: Sequence[Rule], flags: int) -> bytes:
-    """Compile ``rules`` plus the socket allowlist to classic BPF."""
-    return _export(_build(rules, flags), pfc=False)
+    """Compile ``rules``, ``appended_rules(flags)`` and the socket allowlist to classic BPF."""
+    return _export(_build(rules, flags, appended_rules(flags)), pfc=False)
 
 
 def export_pfc(rules: Sequence[Rule], flags: int) -> str:
     """libseccomp's readable pseudo-filter code for the same program."""
-    return _export(_build(rules, flags), pfc=True).decode()
+    return _export(_build(rules, flags, appended_rules(flags)), pfc=True).decode()
 
 
 # -- per-process cache --------------------------------------------------------------------
@@ -752,7 +798,8 @@ def filter_for(
 
     Go semantics: ``disable`` skips everything, including the socket rules
     (``(None, 0)``); see ``resolve`` for the implicit changes.  The count
-    excludes the socket rules, as Go's ``%d filter rules loaded`` does.  Compiled on the
+    excludes the appended rules (socket allowlist, ``appended_rules``), as
+    Go's ``%d filter rules loaded`` excludes the socket rules.  Compiled on the
     first call in a process (~0.3 ms for STRICT) and kept in memory.
     """
     if disable:

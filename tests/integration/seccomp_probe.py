@@ -18,8 +18,9 @@ with arguments that make the kernel refuse them harmlessly with another errno.
 The other cases execute real calls: ``ns`` (clone/unshare of a user
 namespace, fork, a thread), ``tty`` (TIOCSTI on a pty that is our controlling
 terminal, with and without junk in the upper 32 bits of the request),
-``socket``, ``personality``, ``setuid``, ``int80`` (32-bit calls through
-``int 0x80``), ``x32`` (an x32-ABI call) and ``status``.  The last two kinds
+``socket``, ``io_uring`` (sockets created by IORING_OP_SOCKET, which
+``socket()``'s family rules never see), ``personality``, ``setuid``, ``int80``
+(32-bit calls through ``int 0x80``), ``x32`` (an x32-ABI call) and ``status``.  The last two kinds
 of call can get the process killed with SIGSYS; the caller checks for that.
 """
 
@@ -48,6 +49,8 @@ if MACHINE == "x86_64":
         "swapon": 167, "chown": 92, "fchown": 93, "fchownat": 260, "lchown": 94,
         "setgid": 106, "setgroups": 116, "setregid": 114, "setresgid": 119,
         "setresuid": 117, "setreuid": 113, "setuid": 105, "socket": 41, "getpid": 39,
+        "quotactl_fd": 443, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427,
     }  # fmt: skip
 elif MACHINE == "aarch64":
     AUDIT_ARCH = 0xC00000B7
@@ -64,6 +67,8 @@ elif MACHINE == "aarch64":
         "swapoff": 225, "swapon": 224, "fchown": 55, "fchownat": 54, "setgid": 144,
         "setgroups": 159, "setregid": 143, "setresgid": 149, "setresuid": 147,
         "setreuid": 145, "setuid": 146, "socket": 198, "getpid": 172,
+        "quotactl_fd": 443, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427,
     }  # fmt: skip
 else:
     sys.exit(f"seccomp_probe: unsupported machine {MACHINE}")
@@ -163,6 +168,9 @@ def case_witness() -> dict[str, object]:
         "fsmount": (-1, 0, 0),  # EPERM or EBADF
         "fspick": (-1, p, 0),  # EPERM or ENOENT
         "mount_setattr": (-1, p, 0, 0, 0),  # EINVAL: size 0
+        "io_uring_setup": (1, 0),  # EFAULT: no params
+        "io_uring_enter": (-1, 0, 0, 0, 0, 0),  # EBADF
+        "io_uring_register": (-1, 0, 0, 0),  # EBADF
     }
     conditional = {
         "clone(CLONE_NEWUSER)": ("clone", (CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)),
@@ -274,6 +282,72 @@ def case_socket() -> dict[str, object]:
     return res
 
 
+# io_uring by hand (no liburing): struct io_uring_params is 120 bytes, the SQ ring
+# offsets start at 40 and the CQ ring offsets at 80; an SQE is 64 bytes, a CQE 16.
+IORING_OFF_SQ_RING = 0
+IORING_OFF_SQES = 0x10000000
+IORING_FEAT_SINGLE_MMAP = 1
+IORING_ENTER_GETEVENTS = 1
+IORING_OP_SOCKET = 45  # Linux 5.19
+
+
+def ring_sockets(families: list[tuple[str, int, int]]) -> dict[str, object]:
+    """Create a socket of each family through one io_uring: "ok" or the errno's name."""
+    import mmap
+    import struct
+
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(L(NR["io_uring_setup"]), L(4), params)
+    if fd < 0:
+        return {"io_uring_setup": name(ctypes.get_errno())}
+    res: dict[str, object] = {"io_uring_setup": "ok"}
+    sq_entries, cq_entries, _, _, _, features = struct.unpack_from("6I", params, 0)
+    sq_tail, sq_mask, sq_array = (struct.unpack_from("7I", params, 40)[i] for i in (1, 2, 6))
+    cq_head, cq_mask, cqes = (struct.unpack_from("6I", params, 80)[i] for i in (0, 2, 5))
+    assert features & IORING_FEAT_SINGLE_MMAP, "kernel older than 5.4"
+    rw, shared = mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED
+    size = max(sq_array + sq_entries * 4, cqes + cq_entries * 16)
+    ring = mmap.mmap(fd, size, shared, rw, offset=IORING_OFF_SQ_RING)
+    sqes = mmap.mmap(fd, sq_entries * 64, shared, rw, offset=IORING_OFF_SQES)
+
+    def u32(off: int) -> int:
+        return int(struct.unpack_from("I", ring, off)[0])
+
+    for label, family, kind in families:
+        tail = u32(sq_tail)
+        i = tail & u32(sq_mask)
+        # opcode, flags, ioprio, fd = domain, off = type; len = protocol 0; user_data
+        sqe = struct.pack("BBHiQQIIQ", IORING_OP_SOCKET, 0, 0, family, kind, 0, 0, 0, family)
+        sqes[i * 64 : (i + 1) * 64] = sqe.ljust(64, b"\0")
+        struct.pack_into("I", ring, sq_array + i * 4, i)
+        struct.pack_into("I", ring, sq_tail, tail + 1)
+        args = (fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0)
+        if libc.syscall(L(NR["io_uring_enter"]), *(L(a) for a in args)) < 0:
+            res[label] = "io_uring_enter " + name(ctypes.get_errno())
+            continue
+        head = u32(cq_head)
+        r = struct.unpack_from("QiI", ring, cqes + (head & u32(cq_mask)) * 16)[1]
+        struct.pack_into("I", ring, cq_head, head + 1)
+        if r >= 0:
+            os.close(r)
+        res[label] = "ok" if r >= 0 else name(-r)
+    ring.close()
+    sqes.close()
+    os.close(fd)
+    return res
+
+
+def case_io_uring() -> dict[str, object]:
+    families = [("AF_INET", 2, 2), ("AF_VSOCK", 40, 1), ("AF_PACKET", 17, 3)]
+    res = ring_sockets(families)
+    for label, family, kind in families:
+        fd = libc.syscall(L(NR["socket"]), L(family), L(kind), L(0))
+        if fd >= 0:
+            os.close(fd)
+        res[f"socket({label})"] = "ok" if fd >= 0 else name(ctypes.get_errno())
+    return res
+
+
 def case_personality() -> dict[str, object]:
     res: dict[str, object] = {"PER_LINUX32": sys_call(NR["personality"], 8)}
     res["query"] = sys_call(NR["personality"], 0xFFFFFFFF)
@@ -348,6 +422,7 @@ CASES = {
     "ns": case_ns,
     "tty": case_tty,
     "socket": case_socket,
+    "io_uring": case_io_uring,
     "personality": case_personality,
     "setuid": case_setuid,
     "int80": case_int80,

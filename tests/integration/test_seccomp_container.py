@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,31 @@ def test_socket_families() -> None:
     got = probe_json("socket", seccomp_presets=sc.STRICT)
     assert (got["AF_PACKET"], got["AF_UNIX"], got["AF_INET"]) == ("EAFNOSUPPORT", "ok", "ok")
     assert probe_json("socket", seccomp_disable=True)["AF_PACKET"] == "EPERM"  # no CAP_NET_RAW
+
+
+def test_io_uring_is_refused_unless_allowed() -> None:
+    """IORING_OP_SOCKET would create AF_VSOCK/AF_PACKET sockets that socket() is refused."""
+    got = probe_json("io_uring", seccomp_presets=sc.STRICT)
+    assert got["io_uring_setup"] == "ENOSYS" and "AF_VSOCK" not in got
+    assert got["socket(AF_VSOCK)"] == got["socket(AF_PACKET)"] == "EAFNOSUPPORT"
+    for params in ({"seccomp_flags": sc.ALLOW_IO_URING}, {"seccomp_disable": True}):
+        got = probe_json("io_uring", seccomp_presets=sc.STRICT, **params)
+        assert (got["io_uring_setup"], got["AF_INET"]) == ("ok", "ok"), (params, got)
+    # What the opt-out gives up: the ring makes a family socket() refuses.
+    got = probe_json("io_uring", seccomp_presets=sc.STRICT, seccomp_flags=sc.ALLOW_IO_URING)
+    assert got["socket(AF_VSOCK)"] == "EAFNOSUPPORT"
+    if Path("/dev/vsock").exists():  # the host kernel has vsock loaded
+        assert got["AF_VSOCK"] == "ok"
+
+
+@pytest.mark.parametrize(("options", "setup"), [((), "ENOSYS"), (("--allow-io-uring",), "ok")])
+def test_hakurei_exec_refuses_io_uring_unless_allowed(options: tuple[str, ...], setup: str) -> None:
+    cmd = [sys.executable, "-m", "hakurei", "exec", *options, "--", PY, "-I", "-S", "-c"]
+    r = subprocess.run(
+        [*cmd, PROBE.decode(), "io_uring"], capture_output=True, timeout=60, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["io_uring_setup"] == setup
 
 
 def test_personality_linux32_only_with_its_preset() -> None:

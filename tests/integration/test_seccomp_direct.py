@@ -148,6 +148,10 @@ def expected(presets: int | None, flags: int = 0, rules: Sequence[sc.Rule] = ())
         active = list(rules)
     else:
         active = sc.preset(presets, flags)
+    if presets is not None:  # appended to every filter, spelled out here
+        active += [sc.Rule("quotactl_fd", sc.EPERM)]
+        if not flags & sc.ALLOW_IO_URING:
+            active += [sc.Rule(n, sc.ENOSYS) for n in _IO_URING]
     plain = {r.syscall: errno.errorcode[r.errno] for r in active if r.arg is None}
     names = {r.syscall for r in active}
     exp = {n: plain.get(n, ALLOWED) for n in _PLAIN}
@@ -183,6 +187,7 @@ def expected(presets: int | None, flags: int = 0, rules: Sequence[sc.Rule] = ())
     return exp
 
 
+_IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
 _EXECUTED = (
     "clone3",
     "open_tree",
@@ -192,8 +197,10 @@ _EXECUTED = (
     "fsmount",
     "fspick",
     "mount_setattr",
+    *_IO_URING,
 )
-# Every unconditional rule of every preset that has a native number on x86_64.
+# Every unconditional rule of every preset that has a native number on x86_64, and
+# the appended quotactl_fd.
 _PLAIN = tuple(
     sorted(
         {
@@ -201,6 +208,7 @@ _PLAIN = tuple(
             for r in sc.preset(sc.STRICT, 0)
             if r.arg is None and r.syscall not in _EXECUTED and sc.syscall_number(r.syscall) >= 0
         }
+        | {"quotactl_fd"}
     )
 )
 
@@ -210,6 +218,7 @@ WITNESS_CONFIGS = {
     "strict": (sc.STRICT, 0, ()),
     "strict+linux32": (sc.STRICT | sc.LINUX32, 0, ()),
     "strict+multiarch": (sc.STRICT, sc.ALLOW_MULTIARCH, ()),
+    "strict+io_uring": (sc.STRICT, sc.ALLOW_IO_URING, ()),
     "ext+ns+tty, multiarch+can+bluetooth": (
         sc.EXT | sc.DENY_NS | sc.DENY_TTY,
         sc.ALLOW_MULTIARCH | sc.ALLOW_CAN | sc.ALLOW_BLUETOOTH,
@@ -383,3 +392,22 @@ def test_status_shows_filter_mode(probe: str, user: str) -> None:
         "NoNewPrivs": 1,
     }
     assert probe_json(probe, "status", NONE, user)["Seccomp"] == 0
+
+
+@pytest.mark.parametrize("user", USERS)
+@pytest.mark.parametrize("flags", [0, sc.ALLOW_MULTIARCH | sc.ALLOW_CAN | sc.ALLOW_BLUETOOTH])
+def test_io_uring_cannot_create_the_sockets_socket_refuses(
+    probe: str, user: str, flags: int
+) -> None:
+    # IORING_OP_SOCKET never passes through socket(): the ring itself is refused.
+    got = probe_json(probe, "io_uring", bpf(sc.STRICT, flags), user)
+    assert got == {
+        "io_uring_setup": "ENOSYS",
+        "socket(AF_INET)": "ok",
+        "socket(AF_VSOCK)": "EAFNOSUPPORT",
+        "socket(AF_PACKET)": "EAFNOSUPPORT",
+    }
+    # With the opt-out, or without a filter, the ring creates sockets (the control).
+    for prog in (bpf(sc.STRICT, flags | sc.ALLOW_IO_URING), NONE):
+        got = probe_json(probe, "io_uring", prog, user)
+        assert (got["io_uring_setup"], got["AF_INET"]) == ("ok", "ok"), got

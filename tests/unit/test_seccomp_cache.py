@@ -46,12 +46,14 @@ def test_every_option_that_changes_the_program_is_part_of_the_key() -> None:
     programs = {
         strict()[0],
         strict(sc.ALLOW_CAN)[0],
+        strict(sc.ALLOW_IO_URING)[0],
         sc.filter_for(presets=sc.EXT, flags=0, retain_session=True)[0],
         sc.filter_for(presets=sc.EXT, flags=0, retain_session=False)[0],  # + deny-tty
         sc.filter_for(presets=0, flags=0, rules=[sc.Rule("setuid", sc.EPERM)])[0],
         sc.filter_for(presets=0, flags=0, rules=[sc.Rule("setgid", sc.EPERM)])[0],
     }
-    assert len(programs) == 6
+    assert len(programs) == 7
+    assert strict(sc.ALLOW_IO_URING) == (reference(sc.ALLOW_IO_URING), 73)
 
 
 SCRIPT = """

@@ -44,6 +44,20 @@ def test_bpf_is_the_program_a_container_loads(capsysbinary: pytest.CaptureFixtur
     assert out == want
 
 
+@pytest.mark.parametrize("allow", [False, True])
+def test_allow_io_uring_is_the_program_a_container_loads(
+    allow: bool, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert main(["--format", "bpf", *(["--allow-io-uring"] if allow else [])]) == 0
+    flags = sc.ALLOW_IO_URING if allow else 0
+    want, _ = sc.filter_for(presets=sc.STRICT, flags=flags, rules=None)
+    assert capsysbinary.readouterr().out == want
+    assert main(["--allow-io-uring"] if allow else []) == 0
+    pfc = capsysbinary.readouterr().out.decode()
+    assert ('syscall "io_uring_setup"' in pfc) is not allow
+    assert 'syscall "quotactl_fd"' in pfc
+
+
 def test_pfc_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--multiarch"]) == 0
     pfc = capsys.readouterr().out

@@ -201,12 +201,85 @@ GO_HASHES = {
 }
 
 
+def go_program(rules: list[sc.Rule], flags: int) -> bytes:
+    """What Go compiles: the rules and the socket allowlist, without hakurei's appended rules."""
+    return sc._export(sc._build(rules, flags, ()), pfc=False)
+
+
 @pytest.mark.parametrize(("presets", "flags"), list(GO_HASHES))
 def test_bpf_is_byte_identical_to_go(presets: int, flags: int) -> None:
     if sc.libseccomp_version() != "2.5.4":  # pragma: no cover - pinned to the CI image
         pytest.skip(f"hashes pinned for libseccomp 2.5.4, not {sc.libseccomp_version()}")
-    bpf = sc.compile_bpf(sc.preset(presets, flags), flags)
+    bpf = go_program(sc.preset(presets, flags), flags)
     assert hashlib.sha512(bpf).hexdigest() == GO_HASHES[presets, flags]
+
+
+@pytest.mark.parametrize(("presets", "flags"), list(GO_HASHES))
+def test_the_program_is_go_s_plus_the_appended_rules(presets: int, flags: int) -> None:
+    rules = sc.preset(presets, flags)
+    bpf = sc.compile_bpf(rules, flags)
+    assert bpf != go_program(rules, flags)
+    assert bpf == go_program([*rules, *sc.appended_rules(flags)], flags)
+    assert sc.compile_bpf(rules, flags | sc.ALLOW_IO_URING) == go_program(
+        [*rules, sc.Rule("quotactl_fd", EPERM)], flags
+    )
+
+
+# -- appended to every filter ---------------------------------------------------------------
+
+IO_URING = [
+    sc.Rule("io_uring_setup", ENOSYS),
+    sc.Rule("io_uring_enter", ENOSYS),
+    sc.Rule("io_uring_register", ENOSYS),
+]
+
+
+@pytest.mark.parametrize("flags", range(16))
+def test_appended_rules_refuse_io_uring_unless_allowed_and_quotactl_fd(flags: int) -> None:
+    want = [sc.Rule("quotactl_fd", EPERM)]
+    if not flags & sc.ALLOW_IO_URING:
+        want += IO_URING
+    assert sc.appended_rules(flags) == want
+
+
+@pytest.mark.parametrize(("presets", "flags"), list(itertools.product(range(32), range(16))))
+def test_every_preset_combination_gets_the_appended_rules(presets: int, flags: int) -> None:
+    # The presets themselves stay Go's: the appended rules are not in the rule list.
+    names = {r.syscall for r in sc.preset(presets, flags)}
+    assert names.isdisjoint({"quotactl_fd", "io_uring_setup", "io_uring_enter"})
+    pfc = sc.export_pfc(sc.preset(presets, flags), flags)
+    native = _sections(pfc)["x86_64"]
+    assert 'syscall "quotactl_fd" (443)' in native
+    for nr, name in ((425, "io_uring_setup"), (426, "io_uring_enter"), (427, "io_uring_register")):
+        present = f'syscall "{name}" ({nr})' in native
+        assert present == (not flags & sc.ALLOW_IO_URING), name
+    if flags & ALLOW_MULTIARCH:  # the 32-bit ABI gets them too (same numbers on x86)
+        assert 'syscall "quotactl_fd"' in _sections(pfc)["x86"]
+
+
+def test_appended_rules_apply_to_custom_rules_and_cannot_be_undone_by_them() -> None:
+    custom = [
+        sc.Rule("io_uring_setup", EPERM),
+        sc.Rule("io_uring_enter", EPERM, sc.ArgCmp(0, sc.EQ, 3)),
+    ]
+    pfc = _sections(sc.export_pfc(custom, 0))["x86_64"]
+    # The first unconditional action stays; an unconditional rule overrides a conditional one.
+    assert _block(pfc, "io_uring_setup") == ["if ($syscall == 425)", "action ERRNO(1);"]
+    assert _block(pfc, "io_uring_enter") == ["if ($syscall == 426)", "action ERRNO(38);"]
+    assert _block(pfc, "io_uring_register") == ["if ($syscall == 427)", "action ERRNO(38);"]
+    assert _block(pfc, "quotactl_fd") == ["if ($syscall == 443)", "action ERRNO(1);"]
+
+
+def _block(section: str, name: str) -> list[str]:
+    """The pfc lines that decide syscall ``name``, stripped."""
+    lines = section.splitlines()
+    start = next(i for i, ln in enumerate(lines) if f'syscall "{name}"' in ln) + 1
+    out = []
+    for ln in lines[start:]:
+        if ln.strip().startswith("#"):
+            break
+        out.append(ln.strip())
+    return out
 
 
 def _sections(pfc: str) -> dict[str, str]:
@@ -246,7 +319,7 @@ def test_raw_return_codes_and_errno_actions_in_program() -> None:
     assert "ERRNO(38)" in pfc and "ERRNO(1)" in pfc
 
 
-def test_filter_for_counts_rules_without_the_socket_rules() -> None:
+def test_filter_for_counts_rules_without_the_appended_rules() -> None:
     bpf, n = sc.filter_for(presets=sc.STRICT, flags=0, rules=None, retain_session=True)
     assert n == 73
     assert bpf is not None and len(bpf) % 8 == 0
