@@ -8,11 +8,20 @@ holds the source), never copied from what the code prints.  Mount point,
 fstype, source and VFS options (a trailing relatime/noatime ignored) must
 match, in order, with the same count; some entries also name strings their
 fs options must contain.
+
+Like Go's matrix, each case also runs as its own uid/gid pair, under its own
+hostname (read back from uname and from the placed /etc/hostname), and some
+under host_net, retain_session, seccomp off, custom rules and multiarch; one
+probe per case (a single container) reports what each of those changes, so a
+parameter that is dropped on the way to the kernel fails the case.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import platform
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +29,10 @@ import pytest
 
 from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import Bind, Link, Ops
-from hakurei.ops._mountinfo import Entry
+from hakurei.ops._mountinfo import Entry, parse
+from hakurei.seccomp import ALLOW_MULTIARCH, DENY_DEVEL, EXT, STRICT, Rule
 
-from conftest import base_ops, host_mount_of, host_mounts, mountinfo, vfs, vfs_with
+from conftest import PY, base_ops, host_mount_of, host_mounts, mountinfo, ok, run, vfs, vfs_with
 
 Row = tuple[str, str, str, str]  # mount point, fstype, source, vfs options
 
@@ -61,13 +71,13 @@ def base_expected() -> list[Want]:
     return out
 
 
-def harness_ops() -> Ops:
-    """What the Go harness appends after the case's ops."""
+def harness_ops(hostname: str = "test-case") -> Ops:
+    """What the Go harness appends after the case's ops (/etc/hostname holds exactly the name)."""
     return (
         Ops()
         .readonly("/etc/hakurei/readonly", 0o755)
         .tmpfs("/tmp", 0, 0o1777)
-        .place("/etc/hostname", b"test-case\n")
+        .place("/etc/hostname", hostname.encode())
         .proc("/proc")
         .place("/etc/hakurei/want-mnt", b"expected\n")
     )
@@ -194,18 +204,139 @@ def case_place(tmp: Path) -> tuple[Ops, list[Want], list[Callable[[str], bool]]]
     )
 
 
-CASES: dict[str, tuple[Case, bool]] = {
-    # name: (case, root remounted read-only)
-    "minimal": (case_minimal, True),
-    "writable root": (case_minimal, False),
-    "tmpfs": (case_tmpfs, False),
-    "dev": (case_dev, True),
-    "dev no mqueue": (case_dev_no_mqueue, True),
-    "overlay": (case_overlay, False),
-    "overlay ephemeral": (case_overlay_ephemeral, True),
-    "overlay readonly": (case_overlay_readonly, False),
-    "readonly tmpfs": (case_readonly_tmpfs, True),
-    "place": (case_place, True),
+#: What the probe reports; each case states all of it (mountinfo aside).
+Facts = dict[str, object]
+
+#: Runs in every case, in the container, with the harness's /proc and /etc:
+#: one JSON line of facts, then the container's own mountinfo.
+PROBE = r"""
+import json, os, sys
+
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+def create_in_readonly():
+    os.close(os.open("/etc/hakurei/readonly/x", os.O_CREAT | os.O_WRONLY, 0o644))
+
+def modify_ldt():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(154, 0, None, 0) != 0:  # x86_64 modify_ldt(read, NULL, 0)
+        raise OSError(ctypes.get_errno(), "modify_ldt")
+
+with open("/etc/hostname") as f:
+    etc_hostname = f.read()
+with open("/proc/self/status") as f:
+    status = dict(line.rstrip("\n").split(":\t", 1) for line in f)
+facts = {
+    "ids": [os.getuid(), os.getgid()],
+    "hostname": os.uname().nodename,
+    "etc_hostname": etc_hostname,
+    "readonly": errno_of(create_in_readonly),
+    "seccomp": status["Seccomp"],
+    "no_new_privs": status["NoNewPrivs"],
+    "net": os.readlink("/proc/self/ns/net"),
+    "session": os.getsid(0),
+    "setuid": errno_of(lambda: os.setuid(os.getuid())),
+    "modify_ldt": errno_of(modify_ldt) if os.uname().machine == "x86_64" else None,
+}
+sys.stdout.write(json.dumps(facts) + "\n")
+with open("/proc/self/mountinfo") as f:
+    sys.stdout.write(f.read())
+"""
+
+
+class Matrix:
+    """One Go ``TestContainer`` case: its ops, the container parameters, what it must see.
+
+    ``params`` go to ``run_sync`` beside the per-case uid/gid and hostname;
+    ``setuid`` and ``modify_ldt`` are the errnos the filter gives those calls
+    (0: allowed), ``session`` the program's session id as seen inside (2: its
+    own, since it is PID 2; 0: the caller's, whose leader is outside the pid
+    namespace).
+    """
+
+    def __init__(
+        self,
+        case: Case,
+        ids: tuple[int, int],
+        *,
+        read_only: bool = True,
+        setuid: int = 0,
+        modify_ldt: int = 0,
+        session: int = 2,
+        **params: object,
+    ) -> None:
+        self.case = case
+        self.ids = ids
+        self.read_only = read_only
+        self.params = {"seccomp_flags": ALLOW_MULTIARCH, **params}
+        self.setuid = setuid
+        self.modify_ldt = modify_ldt
+        self.session = session
+
+    def expected(self, hostname: str) -> Facts:
+        filtered = not self.params.get("seccomp_disable", False)
+        host_net = bool(self.params.get("host_net", False))
+        return {
+            "ids": list(self.ids),
+            "hostname": hostname,
+            "etc_hostname": hostname,
+            "readonly": errno.EROFS,
+            "seccomp": "2" if filtered else "0",
+            "no_new_privs": "1",
+            "net": HOST_NET if host_net else "another net namespace",
+            "session": self.session,
+            "setuid": self.setuid,
+            "modify_ldt": self.modify_ldt if platform.machine() == "x86_64" else None,
+        }
+
+
+HOST_NET = os.readlink("/proc/self/ns/net")
+EPERM = errno.EPERM
+
+# Go's cases run with these id pairs and always with ALLOW_MULTIARCH, under
+# which modify_ldt is not denied; "no multiarch" shows the difference.
+CASES: dict[str, Matrix] = {
+    # Go "minimal": PresetStrict (deny-ns + ext: setuid is EPERM), new session, no host net.
+    "minimal": Matrix(case_minimal, (1000, 100), seccomp_presets=STRICT, setuid=EPERM),
+    # Go "allow": Ext|DenyDevel, RetainSession, HostNet.
+    "allow": Matrix(
+        case_minimal,
+        (1, 31),
+        read_only=False,
+        seccomp_presets=EXT | DENY_DEVEL,
+        retain_session=True,
+        host_net=True,
+        session=0,
+    ),
+    # Go "no filter": SeccompDisable.
+    "no filter": Matrix(case_minimal, (9, 9), seccomp_disable=True),
+    # Go "custom rules": a single rule, setuid -> EPERM, replacing every preset;
+    # without multiarch, modify_ldt allowed shows the presets really are gone.
+    "custom rules": Matrix(
+        case_minimal,
+        (1971, 100),
+        seccomp_presets=STRICT,
+        seccomp_rules=[Rule("setuid", EPERM)],
+        seccomp_flags=0,
+        setuid=EPERM,
+    ),
+    "no multiarch": Matrix(case_minimal, (8, 16384), seccomp_flags=0, modify_ldt=EPERM),
+    "writable root": Matrix(case_minimal, (1000, 100), read_only=False),
+    "tmpfs": Matrix(case_tmpfs, (1, 31), read_only=False),
+    "dev": Matrix(case_dev, (9, 9)),
+    "dev no mqueue": Matrix(case_dev_no_mqueue, (1971, 100)),
+    "overlay": Matrix(case_overlay, (8, 16384), read_only=False),
+    "overlay ephemeral": Matrix(case_overlay_ephemeral, (1000, 100)),
+    "overlay readonly": Matrix(case_overlay_readonly, (1, 31), read_only=False),
+    "readonly tmpfs": Matrix(case_readonly_tmpfs, (9, 9)),
+    "place": Matrix(case_place, (1971, 100)),
 }
 
 
@@ -215,15 +346,25 @@ def rows(entries: list[Entry]) -> list[Row]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_mountinfo_matches_entry_for_entry(name: str, tmp_path: Path) -> None:
-    case, read_only = CASES[name]
-    case_ops, case_want, fs_checks = case(tmp_path)
-    ops = Ops(base_ops() + case_ops + harness_ops())
-    if read_only:
+    m = CASES[name]
+    hostname = "test-" + name.replace(" ", "-")
+    case_ops, case_want, fs_checks = m.case(tmp_path)
+    ops = Ops(base_ops() + case_ops + harness_ops(hostname))
+    if m.read_only:
         ops.remount("/", MS_RDONLY)
-    want = [root(read_only), *base_expected(), *case_want, *HARNESS]
+    want = [root(m.read_only), *base_expected(), *case_want, *HARNESS]
 
-    got = mountinfo(ops)
+    uid, gid = m.ids
+    out = ok(
+        run([PY, "-I", "-S", "-c", PROBE], ops, uid=uid, gid=gid, hostname=hostname, **m.params)
+    )
+    head, _, table = out.partition("\n")
+    facts = json.loads(head)
+    if facts["net"] != HOST_NET:
+        facts["net"] = "another net namespace"
+    got = parse(table.encode())
 
+    assert facts == m.expected(hostname)
     assert rows(got) == [w.row for w in want]
     for entry, w in zip(got, want, strict=True):
         for text in w.fs:
