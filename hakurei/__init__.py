@@ -5,7 +5,25 @@ imports ``hakurei.init`` and ``hakurei.ops`` for every container and the CLI
 must not pay for trio: importing ``hakurei`` itself costs nothing.
 """
 
-from __future__ import annotations
+import os as _os
+import sys as _sys
+
+
+def _quiet_interrupt(tp: type[BaseException], value: BaseException, tb: object) -> None:
+    """Ctrl-C before ``hakurei.cli.main``'s try (while modules import): 130, no traceback."""
+    if issubclass(tp, KeyboardInterrupt):
+        _os._exit(130)
+    _sys.__excepthook__(tp, value, tb)  # type: ignore[arg-type]
+
+
+# The console script imports this package first, and a KeyboardInterrupt in
+# any import before main's try would print a traceback; so the hook goes in
+# here, as the package's first statement (no ``from __future__``: importing
+# that module is itself such a window).  Only for the console script, whose
+# argv[0] is its path: a program that imports the library keeps its own.
+_argv0 = str((getattr(_sys, "argv", None) or [""])[0])  # embedders may have no argv
+if _argv0.rpartition("/")[2] == "hakurei" and _sys.excepthook is _sys.__excepthook__:
+    _sys.excepthook = _quiet_interrupt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

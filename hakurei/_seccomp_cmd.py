@@ -11,13 +11,23 @@ import argparse
 import sys
 
 from . import seccomp
-from .errors import HakureiError, describe
+from .errors import HakureiError, describe, q, safe_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 USAGE_STATUS = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr, not argparse's usage block (``--help`` shows that)."""
+        self.exit(USAGE_STATUS, f"hakurei seccomp: {safe_line(message)}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="hakurei seccomp",
         description="Print the syscall filter a container would get.",
     )
@@ -71,8 +81,10 @@ def main(argv: list[str]) -> int:
     try:
         custom = None
         if args.rules is not None:
-            with open(args.rules, encoding="utf-8") as f:
-                custom = seccomp.rules_from_json(f.read())
+            from .cli import RULES_MAX, read_regular  # a FIFO or /dev/zero must not hang us
+
+            raw = read_regular(args.rules, RULES_MAX, f"--rules {q(args.rules)}")
+            custom = seccomp.rules_from_json(raw.decode())
         _, rules = seccomp.resolve(
             presets=presets, flags=flags, rules=custom, retain_session=args.retain_session
         )
@@ -91,6 +103,8 @@ def main(argv: list[str]) -> int:
             sys.stdout.flush()
             sys.stdout.buffer.write(bpf)
             sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise  # the reader left (| head): hakurei's main exits 141, silently
     except (OSError, HakureiError) as e:
         print(f"hakurei seccomp: {describe(e)}", file=sys.stderr)
         return 1

@@ -17,11 +17,18 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import EXIT_SETUP, HakureiError, describe
+from . import _quiet_interrupt
+from .errors import EXIT_SETUP, HakureiError, describe, q, safe_line
+
+# The console script's Ctrl-C hook is installed by the package (__init__.py);
+# ``python -m hakurei`` (argv[0] is "-m" then) gets it here, before main's try.
+if sys.excepthook is sys.__excepthook__:
+    sys.excepthook = _quiet_interrupt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .ops import Ops
+    from .params import Setup
 
 #: Ops options, in the order they may appear, with their value names.
 OP_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -107,6 +114,10 @@ USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
 """
 
 
+#: Largest --seccomp-rules file read (1 MiB: tens of thousands of rules).
+RULES_MAX = 1 << 20
+
+
 class UsageError(HakureiError):
     """A bad command line: one line, exit 125."""
 
@@ -146,7 +157,7 @@ def parse_exec(argv: list[str]) -> ExecArgs | None:
                 a.flags.add(name)
                 i += 1
                 continue
-            raise UsageError(f"exec: unknown option {arg!r} (see --help)")
+            raise UsageError(f"exec: unknown option {q(arg)} (see --help)")
         if eq:
             if len(names) != 1:
                 raise UsageError(f"exec: {name} takes {' '.join(names)}, not '='")
@@ -177,16 +188,16 @@ def _int(a: ExecArgs, name: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"exec: {name}: {text!r} is not an integer") from None
+        raise UsageError(f"exec: {name}: {q(text)} is not an integer") from None
 
 
 def _perm(text: str) -> int:
     try:
         value = int(text, 8)
     except ValueError:
-        raise UsageError(f"--perms: {text!r} is not an octal mode") from None
+        raise UsageError(f"--perms: {q(text)} is not an octal mode") from None
     if not 0 <= value <= 0o7777:
-        raise UsageError(f"--perms: {text!r} is out of range")
+        raise UsageError(f"--perms: {q(text)} is out of range")
     return value
 
 
@@ -194,10 +205,46 @@ def _size(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise UsageError(f"--size: {text!r} is not a number of bytes") from None
+        raise UsageError(f"--size: {q(text)} is not a number of bytes") from None
     if value < 0:
         raise UsageError(f"--size: {value} is negative")
     return value
+
+
+def read_regular(path: str, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them, or a UsageError.
+
+    Opened ``O_NONBLOCK`` (a FIFO must not hang us: it fails the regular-file
+    check instead) and ``O_NOCTTY`` (a terminal must not become ours), then
+    checked with fstat on the open fd, so what is read is what was checked.
+    A device (``/dev/zero``), a directory or a file over the limit is refused
+    before a byte is read; a file that grows while read is cut at the limit.
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise UsageError(f"{what}: cannot open {describe(e)}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{what}: {q(path)} is not a regular file")
+        too_big = UsageError(f"{what}: {q(path)} is larger than {limit} bytes")
+        if st.st_size > limit:
+            raise too_big
+        chunks: list[bytes] = []
+        got = 0
+        while chunk := os.read(fd, min(limit + 1 - got, 1 << 20)):
+            chunks.append(chunk)
+            got += len(chunk)
+            if got > limit:
+                raise too_big
+        return b"".join(chunks)
+    except OSError as e:
+        raise UsageError(f"{what}: cannot read {q(path)}: {describe(e)}") from None
+    finally:
+        os.close(fd)
 
 
 def build_ops(sequence: list[tuple[str, list[str]]]) -> Ops:
@@ -239,12 +286,9 @@ def build_ops(sequence: list[tuple[str, list[str]]]) -> Ops:
         elif opt == "--remount-ro":
             ops.remount(v[0], MS_RDONLY)
         elif opt == "--place":
-            try:
-                with open(v[1], "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                raise UsageError(f"--place {v[0]}: cannot read {describe(e)}") from None
-            ops.place(v[0], data)
+            from .ops.place import MAX_DATA
+
+            ops.place(v[0], read_regular(v[1], MAX_DATA, f"--place {q(v[0])}"))
         elif opt == "--overlay":
             ops.overlay(v[0], v[1], v[2], *v[3].split(":"))
         elif opt == "--tmp-overlay":
@@ -263,17 +307,54 @@ def build_ops(sequence: list[tuple[str, list[str]]]) -> Ops:
 
 def exec_main(argv: list[str]) -> int:
     """Parse, build the setup, then become the container's shim (never returns on success)."""
-    a = parse_exec(argv)
-    if a is None:
-        sys.stdout.write(EXEC_HELP)
+    setup = exec_setup(argv)
+    if setup is None:
+        if sys.stdout is not None:  # None when started with fd 1 closed
+            sys.stdout.write(EXEC_HELP)
         return 0
-    from . import launch, profile, seccomp
     from .init import shim
 
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    shim.become(setup)
+
+
+def exec_setup(argv: list[str]) -> Setup | None:
+    """``hakurei exec``'s command line as the validated setup record (None: help).
+
+    Everything but the spawn: every bad value raises a ``HakureiError``
+    whose text is one line, before anything is started (the fuzz tests call
+    this in-process).
+    """
+    a = parse_exec(argv)
+    if a is None:
+        return None
+    from . import launch, profile, seccomp
+    from .params import check_env_name, check_id, check_wait, hostname_bytes
+
+    # Every value is checked here, before any file is read or anything spawned.
     uid = _int(a, "--uid")
     gid = _int(a, "--gid")
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
+    check_id("--uid", uid)
+    check_id("--gid", gid)
+    hostname = a.values.get("--hostname", [None])[0]
+    if hostname is not None:
+        hostname_bytes(hostname)  # explicitly given: 1-64 bytes, even if ""
+    for var in a.keep_env:
+        check_env_name(var)
+    for var, _ in a.setenv:
+        check_env_name(var)
+    adopt_wait = 0.0  # the library's default (5 s)
+    if "--adopt-wait" in a.values:
+        text = a.values["--adopt-wait"][0]
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise UsageError(f"--adopt-wait: {q(text)} is not a number of seconds") from None
+        check_wait("--adopt-wait", seconds)
+        adopt_wait = seconds or -1.0  # 0 means no wait; the library's 0 is the default
     ops = build_ops(a.sequence) if a.sequence else profile.default_ops(uid, gid)
     env = profile.default_env()
     for var in a.keep_env:
@@ -296,16 +377,14 @@ def exec_main(argv: list[str]) -> int:
             raise UsageError(f"--seccomp: {e}") from None
         if "--seccomp-rules" in a.values:
             path = a.values["--seccomp-rules"][0]
+            what = f"--seccomp-rules {q(path)}"
+            raw = read_regular(path, RULES_MAX, what)
             try:
-                with open(path) as f:
-                    rules = seccomp.rules_from_json(f.read())
-            except (OSError, ValueError) as e:
-                raise UsageError(f"--seccomp-rules {path}: {describe(e)}") from None
-    adopt = a.values.get("--adopt-wait", ["0"])[0]
-    try:
-        adopt_wait = float(adopt)
-    except ValueError:
-        raise UsageError(f"--adopt-wait: {adopt!r} is not a number of seconds") from None
+                rules = seccomp.rules_from_json(raw.decode())
+            except RecursionError:
+                raise UsageError(f"{what}: JSON nested too deeply") from None
+            except ValueError as e:  # also UnicodeDecodeError
+                raise UsageError(f"{what}: {describe(e)}") from None
     params = launch.Params(
         a.program,
         [a.program, *a.args],
@@ -314,7 +393,7 @@ def exec_main(argv: list[str]) -> int:
         dir=a.values.get("--chdir", ["/"])[0],
         uid=uid,
         gid=gid,
-        hostname=a.values.get("--hostname", [""])[0],
+        hostname=hostname or "",
         seccomp_rules=rules,
         seccomp_flags=flags,
         seccomp_presets=presets,
@@ -322,38 +401,87 @@ def exec_main(argv: list[str]) -> int:
         retain_session="--retain-session" in a.flags,
         host_net="--share-net" in a.flags,
         privileged="--privileged" in a.flags,
-        adopt_wait_delay=adopt_wait if adopt_wait >= 0 else -1,
+        adopt_wait_delay=adopt_wait,
         host_abstract="--host-abstract" in a.flags,
         verbose="--verbose" in a.flags,
     )
-    setup = params.resolve(0, watch_parent=False)  # this process is the shim itself
-    sys.stdout.flush()
-    shim.become(setup)
+    return params.resolve(0, watch_parent=False)  # this process is the shim itself
+
+
+def say(msg: str) -> None:
+    """``hakurei: msg`` as one line on fd 2, control bytes escaped; silent if fd 2 is gone.
+
+    Written with os.write, not sys.stderr: that is None when the CLI was
+    started with fd 2 closed, and a failed write must not become a traceback.
+    """
+    try:
+        os.write(2, f"hakurei: {safe_line(msg)}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _run(argv: list[str]) -> int:
+    if not argv:
+        raise UsageError("no command given (want exec or seccomp; see --help)")
+    if argv[0] in ("-h", "--help"):
+        if sys.stdout is not None:
+            sys.stdout.write(USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "exec":
+        return exec_main(rest)
+    if cmd == "seccomp":
+        from ._seccomp_cmd import main as seccomp_main
+
+        return seccomp_main(rest)
+    if cmd == "init":
+        from .init.shim import main as shim_main
+
+        shim_main()
+    raise UsageError(f"unknown command {q(cmd)} (want exec or seccomp)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: a status for every input and condition, never a traceback.
+
+    Bad input is one line and 125; Ctrl-C is a silent 130; a reader that went
+    away (``| head -1``) is a silent 141, as SIGPIPE would give a C program;
+    anything unforeseen is still one line (and 125), never a traceback.
+    """
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
-        return 0 if argv else 2
-    cmd, rest = argv[0], argv[1:]
     try:
-        if cmd == "exec":
-            return exec_main(rest)
-        if cmd == "seccomp":
-            from ._seccomp_cmd import main as seccomp_main
-
-            return seccomp_main(rest)
-        if cmd == "init":
-            from .init.shim import main as shim_main
-
-            shim_main()
-        raise UsageError(f"unknown command {cmd!r} (want exec or seccomp)")
+        status = _run(argv)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, so a broken pipe is caught below, not at exit
+        return status
     except HakureiError as e:
-        sys.stderr.write(f"hakurei: {e}\n")
+        say(str(e))
         return e.status
+    except BrokenPipeError:
+        _drop_stdout()
+        return 141
     except OSError as e:
-        sys.stderr.write(f"hakurei: {describe(e)}\n")
+        say(describe(e))
         return EXIT_SETUP
     except KeyboardInterrupt:
+        _drop_stdout()
         return 130
+    except RecursionError:  # deeply nested JSON, say
+        say("input nested too deeply")
+        return EXIT_SETUP
+    except ValueError as e:  # text that is not UTF-8, say
+        say(describe(e))
+        return EXIT_SETUP
+    except Exception as e:  # a bug, still one line
+        say(f"internal error: {type(e).__name__}: {describe(e)}")
+        return EXIT_SETUP
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass

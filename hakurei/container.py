@@ -22,7 +22,7 @@ import trio
 
 from .errors import StartError
 from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim, sent
-from .params import Setup
+from .params import Setup, check_wait
 
 if TYPE_CHECKING:
     from .launch import Stdio
@@ -50,6 +50,7 @@ class Container:
         **params: Any,
     ) -> None:
         self.params = Params(path, args, **params)
+        check_wait("wait_delay", wait_delay)  # trio's move_on_after would take inf or NaN
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.extra_files = list(extra_files)
         self.wait_delay = wait_delay

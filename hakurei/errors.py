@@ -25,9 +25,71 @@ def strerror(err: int) -> str:
     return text[:1].lower() + text[1:] if text else f"errno {err}"
 
 
-def q(s: str) -> str:
-    """Go ``%q`` for the texts we print: double quotes, backslash escapes."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+#: Escapes Go's ``%q`` gives by name; every other unprintable character is numeric.
+_NAMED = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _escape(ch: str) -> str:
+    """The escape of one unprintable character (see ``q``)."""
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:  # surrogateescape: the original byte
+        return f"\\x{o - 0xDC00:02x}"
+    if o < 0x80:
+        return f"\\x{o:02x}"
+    if o <= 0xFFFF:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
+def q(s: str | bytes) -> str:
+    """Go ``%q``: the one way a path, name or value reaches a terminal.
+
+    A file name comes from an image, a bind source or a user's argument: it
+    may hold ESC, BEL or CR (terminal escape injection), C1 controls, DEL,
+    bidi overrides, or bytes that are not UTF-8.  Everything unprintable is
+    escaped: C0/DEL as ``\\xNN`` (or Go's named escapes), a byte that was not
+    UTF-8 (a surrogate from ``surrogateescape``, or raw ``bytes``) as the
+    ``\\xNN`` of that byte, any other unprintable code point as ``\\uNNNN``.
+    The result is printable text between double quotes, and nothing else.
+    """
+    if isinstance(s, bytes):
+        s = s.decode("utf-8", "surrogateescape")
+    if s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    out = ['"']
+    for ch in s:
+        if ch == "\\" or ch == '"':
+            out.append("\\" + ch)
+        else:
+            out.append(ch if ch.isprintable() else _escape(ch))
+    out.append('"')
+    return "".join(out)
+
+
+def show(s: str | bytes) -> str:
+    """A path in a Go-style unquoted message (``cannot bind /a on /b``).
+
+    As is when it is plain printable text (the reference's messages stay
+    byte-identical), else ``q(s)``: no message carries a raw control byte.
+    """
+    if isinstance(s, str) and s and s.isprintable() and '"' not in s and "\\" not in s:
+        return s
+    return q(s)
+
+
+def safe_line(text: str) -> str:
+    """``text`` with every unprintable character escaped, as ``q`` would, unquoted.
+
+    The last guard before a line reaches stderr: messages quote their values
+    already, but a foreign exception's ``str()`` may not have, and a newline
+    in it would also break the one-line rule.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
 def describe(exc: BaseException) -> str:
@@ -37,11 +99,18 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         name = exc.filename
         if name is not None and exc.filename2 is not None:  # symlink, rename: name both
-            return f"{os.fsdecode(name)} -> {os.fsdecode(exc.filename2)}: {strerror(exc.errno)}"
+            return f"{_name(name)} -> {_name(exc.filename2)}: {strerror(exc.errno)}"
         if name is not None:
-            return f"{os.fsdecode(name)}: {strerror(exc.errno)}"
+            return f"{_name(name)}: {strerror(exc.errno)}"
         return strerror(exc.errno)
-    return str(exc) or type(exc).__name__
+    return safe_line(str(exc)) or type(exc).__name__
+
+
+def _name(name: object) -> str:
+    """An OSError's filename (str, bytes, an fd number) for a message."""
+    if isinstance(name, (str, bytes)):
+        return show(name)
+    return str(name)
 
 
 class HakureiError(Exception):
@@ -77,6 +146,17 @@ class OpError(HakureiError, ValueError):
     """An op was built with values that can never work (caught before any syscall)."""
 
 
+class ParamsError(OpError):
+    """A container parameter (uid, hostname, env, a delay...) can never work.
+
+    Raised by ``Params``/``Container`` in the caller's process, before
+    anything is spawned; the CLI prints it as one line and exits 125.  The
+    shim's decoder runs the same checks and reports them as ``SetupError``.
+    A subclass of ``OpError`` (and so of ``ValueError``): code that caught
+    bad parameters as ``OpError`` keeps working.
+    """
+
+
 class AbsoluteError(OpError):
     """A path that must be absolute was not (Go ``check.AbsoluteError``)."""
 
@@ -98,7 +178,7 @@ class PathError(HakureiError, OSError):
 
     def __str__(self) -> str:
         assert self.errno is not None
-        return f"cannot {self.op} {self.path}: {strerror(self.errno)}"
+        return f"cannot {self.op} {show(self.path)}: {strerror(self.errno)}"
 
 
 class MountError(HakureiError, OSError):
@@ -119,12 +199,12 @@ class MountError(HakureiError, OSError):
         why = strerror(self.errno)
         ms_bind, ms_remount = 0x1000, 0x20
         if self.flags & ms_bind and self.flags & ms_remount:
-            return f"cannot remount {self.target}: {why}"
+            return f"cannot remount {show(self.target)}: {why}"
         if self.flags & ms_bind:
-            return f"cannot bind {self.source} on {self.target}: {why}"
+            return f"cannot bind {show(self.source)} on {show(self.target)}: {why}"
         if self.fstype:
-            return f"cannot mount {self.fstype} on {self.target}: {why}"
-        return f"cannot mount {self.target}: {why}"
+            return f"cannot mount {show(self.fstype)} on {show(self.target)}: {why}"
+        return f"cannot mount {show(self.target)}: {why}"
 
 
 class OpRepeatError(HakureiError):
@@ -186,4 +266,4 @@ class ProgramError(HakureiError):
         self.status = EXIT_NOTFOUND if err == 2 else EXIT_NOEXEC  # ENOENT
 
     def __str__(self) -> str:
-        return f"cannot start {self.path}: {strerror(self.errno)}"
+        return f"cannot start {show(self.path)}: {strerror(self.errno)}"

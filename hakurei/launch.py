@@ -17,9 +17,9 @@ import fcntl
 import os
 import sys
 
-from .errors import EXIT_SETUP, HakureiError, OpError, StartError, q
+from .errors import EXIT_SETUP, HakureiError, OpError, ParamsError, StartError, q
 from .ops import Op
-from .params import Setup, encode
+from .params import Setup, check_params, encode, env_entries
 
 #: What the parent sends to cancel a container (Go ``CancelSignal``).
 CANCEL_SIGNAL = 12  # SIGUSR2
@@ -95,7 +95,7 @@ class Params:
         dir: str = "/",
         uid: int = 0,
         gid: int = 0,
-        hostname: str = "",
+        hostname: str | bytes = "",
         seccomp_rules: list[Any] | None = None,
         seccomp_flags: int = 0,
         seccomp_presets: int = 0,
@@ -114,6 +114,9 @@ class Params:
         if not isinstance(dir, str) or not dir.startswith("/"):
             raise OpError(f"working directory {q(str(dir))} is not absolute")
         self.path = path
+        for name, value in (("args", args), ("ops", ops)):
+            if value is not None and not isinstance(value, (list, tuple)):
+                raise ParamsError(f"{name} must be a list, not {type(value).__name__}")
         self.args = list(args) if args else [path]
         self.ops = list(ops or [])
         for op in self.ops:
@@ -123,9 +126,11 @@ class Params:
         if env is None:
             self.env: list[str] = []
         elif isinstance(env, dict):
-            self.env = [f"{k}={v}" for k, v in env.items()]
-        else:
+            self.env = env_entries(env)
+        elif isinstance(env, (list, tuple)):
             self.env = list(env)
+        else:
+            raise ParamsError(f"env must be a dict or a list, not {type(env).__name__}")
         self.dir = dir
         self.uid = uid
         self.gid = gid
@@ -142,6 +147,7 @@ class Params:
         self.adopt_wait_delay = adopt_wait_delay
         self.host_abstract = host_abstract
         self.verbose = verbose
+        check_params(self)  # ParamsError now, in the caller, not an error in init later
 
     def __str__(self) -> str:
         argv = "[" + " ".join(q(a) for a in self.args) + "]"

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import os
 
-from .errors import HakureiError, SetupError
+from .errors import HakureiError, ParamsError, SetupError, q
 from .ops import REGISTRY
-from .ops.base import ABS, BOOL, INT, STR, Op, check_field
+from .ops.base import ABS, BOOL, INT, Op, check_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .launch import Params
+
 MAGIC = b"HKRI"
-VERSION = 1
+#: 2: ``hostname`` travels as bytes (bin), as the kernel takes it.
+VERSION = 2
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
 MAX_BODY = 64 << 20
@@ -32,6 +35,22 @@ STR_LIST = "str[]"
 INT_LIST = "int[]"
 FLOAT = "float"
 BYTES_OPT = "bytes?"
+HOSTNAME = "hostname"  # str in memory (os.fsdecode'd), bin on the wire
+
+#: uid_t and gid_t are 32 bits, and (uid_t)-1 means "no id" to the kernel:
+#: a container id is 0 <= id < ID_LIMIT.  A larger int would wrap (2**32 is
+#: 0, root inside), so it is an error, never truncated.
+ID_LIMIT = (1 << 32) - 1
+#: The longest adopt-wait and wait-delay, in seconds (one day).  Anything
+#: longer is a typo or an overflow (``inf``, ``1e300``) waiting to happen in
+#: init's deadline arithmetic; a caller who needs longer cancels explicitly.
+MAX_WAIT = 86400
+#: The kernel's HOST_NAME_MAX (``__NEW_UTS_LEN``): sethostname takes 1-64 bytes.
+HOSTNAME_MAX = 64
+#: Largest pid the kernel can hand out (PID_MAX_LIMIT on 64-bit).
+PID_LIMIT = 1 << 22
+#: Largest fd number a warm start may name (fds are C ints).
+FD_LIMIT = 1 << 31
 
 #: Every field of the record, in wire order, with its kind.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -43,7 +62,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("gid", INT),
     ("host_uid", INT),
     ("host_gid", INT),
-    ("hostname", STR),
+    ("hostname", HOSTNAME),
     ("parent_perm", INT),
     ("retain_session", BOOL),
     ("host_net", BOOL),
@@ -91,6 +110,8 @@ class Setup:
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
         fields.setdefault("fetch", [])  # only a warm start fills it in
+        if isinstance(fields.get("hostname"), bytes):
+            fields["hostname"] = os.fsdecode(fields["hostname"])
         self.ops = list(ops)
         for name, _ in FIELDS:
             setattr(self, name, fields[name])
@@ -100,16 +121,27 @@ class Setup:
         self.validate()
 
     def validate(self) -> None:
+        """Every check ``Params`` makes, again: a record from elsewhere gets the same answer."""
         for name, kind in FIELDS:
             _check(name, kind, getattr(self, name))
         if not self.args:
             raise SetupError("args must name at least argv[0]")
+        try:
+            for name in ("uid", "gid", "host_uid", "host_gid"):
+                check_id(name, getattr(self, name))
+            check_wait("adopt_wait_delay", self.adopt_wait_delay)
+            for e in self.env:
+                check_env_entry(e)
+        except ParamsError as e:
+            raise SetupError(str(e)) from None
+        if not 0 <= self.parent_pid < PID_LIMIT:
+            raise SetupError(f"bad parent pid {_num(self.parent_pid)}")
+        if not 0 <= self.nrules < FD_LIMIT:
+            raise SetupError(f"bad seccomp rule count {_num(self.nrules)}")
         if self.files < 0 or self.files > 1024:
             raise SetupError(f"bad extra file count {self.files}")
         if not 0 <= self.parent_perm <= 0o7777:
             raise SetupError(f"bad parent_perm {self.parent_perm:#o}")
-        if self.adopt_wait_delay < 0:
-            raise SetupError("adopt_wait_delay must not be negative")
         if self.bpf is not None and (not self.bpf or len(self.bpf) % 8):
             raise SetupError("seccomp program length is not a multiple of 8")
         if self.fetch:
@@ -117,9 +149,8 @@ class Setup:
                 raise SetupError("fetch must list stdio and every extra file of a watched parent")
             if min(self.fetch[:3]) < -1 or min(self.fetch[3:], default=0) < 0:
                 raise SetupError("fetch lists a negative fd")
-        for e in self.env:
-            if "=" not in e:
-                raise SetupError(f"environment entry {e!r} has no '='")
+            if max(self.fetch) >= FD_LIMIT:
+                raise SetupError("fetch lists an fd out of range")
         for i, op in enumerate(self.ops):
             if not isinstance(op, Op):
                 raise SetupError(f"invalid op at index {i}")
@@ -139,6 +170,14 @@ def _check(name: str, kind: str, value: object) -> None:
     elif kind == FLOAT:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise SetupError(f"{name} must be a number")
+    elif kind == HOSTNAME:
+        if not isinstance(value, str):
+            raise SetupError(f"{name} must be a string")
+        if value:
+            try:
+                hostname_bytes(value)
+            except ParamsError as e:
+                raise SetupError(str(e)) from None
     elif kind == BYTES_OPT:
         if value is not None and not isinstance(value, bytes):
             raise SetupError(f"{name} must be bytes or nil")
@@ -149,14 +188,134 @@ def _check(name: str, kind: str, value: object) -> None:
             raise SetupError(str(e).removeprefix("setup: ")) from None
 
 
+def _num(value: int | float) -> str:
+    """A number for a message; a 5000-digit int is neither readable nor printable."""
+    if isinstance(value, int) and not -(10**30) < value < 10**30:
+        return "(a huge number)"
+    return repr(value)
+
+
+def check_id(name: str, value: object) -> None:
+    """A uid or gid: an int in ``0 <= id < 2**32 - 1`` (``ParamsError`` otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ParamsError(f"{name} must be an integer, not {type(value).__name__}")
+    if not 0 <= value < ID_LIMIT:
+        raise ParamsError(f"{name} {_num(value)} is out of range (0 to {ID_LIMIT - 1})")
+
+
+def check_wait(name: str, value: object, *, negative_ok: bool = False) -> None:
+    """A delay in seconds: a finite number, at most ``MAX_WAIT``, not negative unless allowed.
+
+    The comparisons also reject NaN (every comparison with it is false) and
+    never convert a huge int to float (which would raise OverflowError).
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ParamsError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    low = -MAX_WAIT if negative_ok else 0
+    if not low <= value <= MAX_WAIT:
+        raise ParamsError(f"{name} {_num(value)} is out of range (0 to {MAX_WAIT} seconds, finite)")
+
+
+def hostname_bytes(value: str | bytes) -> bytes:
+    """The bytes sethostname gets: 1-64, no NUL; any other byte is the kernel's business.
+
+    A str is encoded as the OS would (``os.fsencode``): a non-UTF-8 name from
+    the command line arrives as surrogate escapes and leaves as its bytes.
+    """
+    if isinstance(value, str):
+        try:
+            raw = os.fsencode(value)
+        except UnicodeEncodeError:
+            raise ParamsError(f"hostname {q(value)} cannot be encoded") from None
+    elif isinstance(value, bytes):
+        raw = value
+    else:
+        raise ParamsError(f"hostname must be a string, not {type(value).__name__}")
+    if not 1 <= len(raw) <= HOSTNAME_MAX:
+        raise ParamsError(f"hostname {q(raw)} is {len(raw)} bytes (want 1 to {HOSTNAME_MAX})")
+    if b"\0" in raw:
+        raise ParamsError(f"hostname {q(raw)} contains NUL")
+    return raw
+
+
+def check_env_name(name: object) -> None:
+    """An environment variable's name: non-empty, no ``=``, no NUL."""
+    if not isinstance(name, str):
+        raise ParamsError(f"environment variable name must be a string, not {type(name).__name__}")
+    if not name or "=" in name or "\0" in name:
+        raise ParamsError(f"environment variable name {q(name)} is empty or has '=' or NUL")
+
+
+def check_env_entry(entry: object) -> None:
+    """A ``NAME=VALUE`` entry: a valid name, then a value without NUL."""
+    if not isinstance(entry, str):
+        raise ParamsError(f"environment entry must be a string, not {type(entry).__name__}")
+    name, eq, value = entry.partition("=")
+    if not eq:
+        raise ParamsError(f"environment entry {q(entry)} has no '='")
+    check_env_name(name)
+    if "\0" in value:
+        raise ParamsError(f"environment variable {q(name)}: value contains NUL")
+
+
+def env_entries(env: dict[str, str]) -> list[str]:
+    """``NAME=VALUE`` entries of a mapping, each name and value checked first.
+
+    Checked before joining: a name ``A=B`` would otherwise become variable
+    ``A`` with a value that starts ``B=``.
+    """
+    entries = []
+    for name, value in env.items():
+        check_env_name(name)
+        if not isinstance(value, str):
+            raise ParamsError(f"environment variable {q(name)} must have a string value")
+        entries.append(f"{name}={value}")
+    return entries
+
+
+def check_params(p: Params) -> None:
+    """The value checks of ``Params`` (``ParamsError``), before anything is spawned.
+
+    Types first (a caller may pass anything), then ranges: the same limits
+    ``Setup.validate`` applies to a decoded record.
+    """
+    if "\0" in p.path:
+        raise ParamsError(f"program path {q(p.path)} contains NUL")
+    if "\0" in p.dir:
+        raise ParamsError(f"working directory {q(p.dir)} contains NUL")
+    for i, arg in enumerate(p.args):
+        if not isinstance(arg, str) or "\0" in arg:
+            what = q(arg) if isinstance(arg, str) else type(arg).__name__
+            raise ParamsError(f"argument {i} ({what}) must be a string without NUL")
+    for entry in p.env:
+        check_env_entry(entry)
+    check_id("uid", p.uid)
+    check_id("gid", p.gid)
+    if p.hostname:  # "" leaves the name the new UTS namespace copied from the host
+        hostname_bytes(p.hostname)
+    check_wait("adopt_wait_delay", p.adopt_wait_delay, negative_ok=True)  # Go: < 0 is 0
+    for name in ("parent_perm", "seccomp_flags", "seccomp_presets"):
+        value = getattr(p, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ParamsError(f"{name} must be a non-negative integer")
+    if p.parent_perm > 0o7777:
+        raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
+
+
 def encode(setup: Setup) -> bytes:
     """The framed bytes the parent writes to the setup pipe."""
     body: dict[str, Any] = {name: getattr(setup, name) for name, _ in FIELDS}
+    body["hostname"] = os.fsencode(setup.hostname)
     body["version"] = VERSION
     body["ops"] = [[op.TAG, op.to_wire()] for op in setup.ops]
     import msgpack  # here, not at the top: the CLI is its own shim and never encodes
 
-    raw: bytes = msgpack.packb(body, use_bin_type=True)
+    try:
+        raw: bytes = msgpack.packb(body, use_bin_type=True)
+    except UnicodeEncodeError as e:
+        # Text travels as UTF-8; the CLI (its own shim) passes any bytes, the
+        # library only text.  Name the value rather than show a traceback.
+        raise SetupError(f"{q(e.object[e.start : e.end])} in a setup value is not UTF-8") from None
     if len(raw) > MAX_BODY:
         raise SetupError(f"setup record of {len(raw)} bytes exceeds {MAX_BODY}")
     return MAGIC + VERSION.to_bytes(2, "big") + len(raw).to_bytes(4, "big") + raw
@@ -219,6 +378,8 @@ def _decode_body(body: bytes) -> Setup:
         except HakureiError as e:
             raise SetupError(f"invalid op at index {i}: {e}") from None
     fields = {n: rec[n] for n, _ in FIELDS}
+    if not isinstance(fields["hostname"], bytes):
+        raise SetupError("hostname must be bytes")
     return Setup(ops, **fields)
 
 

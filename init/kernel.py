@@ -193,7 +193,7 @@ class Kernel:
             return f.read()
 
     def sethostname(self, name: str) -> None:
-        raw = name.encode()
+        raw = os.fsencode(name)  # any bytes the kernel takes (surrogate escapes included)
         if _sethostname(raw, len(raw)) != 0:
             raise _oserror("sethostname")
 

@@ -20,7 +20,7 @@ import fcntl
 import os
 import select
 
-from ..errors import EXIT_SETUP, HakureiError, SetupError, describe
+from ..errors import EXIT_SETUP, HakureiError, SetupError, describe, safe_line
 from ..params import Setup, read_setup
 from . import init as _init
 from .kernel import (
@@ -45,7 +45,7 @@ RELAYED = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _si
 def fail(msg: str, status: int = EXIT_SETUP) -> NoReturn:
     """One line on stderr, then exit; never a traceback."""
     try:
-        os.write(2, f"hakurei: {msg}\n".encode(errors="replace"))
+        os.write(2, f"hakurei: {safe_line(msg)}\n".encode(errors="replace"))
     finally:
         os._exit(status)
 

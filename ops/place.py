@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 
+from ..errors import OpError
 from ..init.kernel import MS_NODEV, MS_RDONLY
 from ._mount import bind_mount, ensure_file
 from .base import ABS, BYTES, Op, State, q, to_sysroot
+
+#: Largest file a Place op carries (and ``hakurei exec --place`` reads): 16 MiB.
+MAX_DATA = 16 << 20
 
 
 class Place(Op):
@@ -25,6 +29,12 @@ class Place(Op):
         self.path = path
         self.data = data
         self.validate()
+
+    def check(self) -> None:
+        """At most ``MAX_DATA`` bytes: a placed file is configuration, and the
+        whole setup record must fit the wire's limit (``params.MAX_BODY``)."""
+        if len(self.data) > MAX_DATA:
+            raise OpError(f"place: {len(self.data)} bytes exceed the {MAX_DATA}-byte limit")
 
     def apply(self, st: State) -> None:
         k = st.k

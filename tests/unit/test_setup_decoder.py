@@ -106,7 +106,7 @@ def test_single_byte_corruption_is_valid_or_one_setup_error(pos: int, value: int
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"version": 1}, "missing field"),
+        ({"version": VERSION}, "missing field"),
         ([1, 2], "not a map"),
     ],
 )
