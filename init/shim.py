@@ -204,6 +204,10 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     except OSError as e:
         raise SetupError(f"cannot write id maps: {describe(e)}") from None
 
+    # A caller that ignores SIGCHLD passes that on through exec; with it the
+    # kernel reaps children unasked and sends no SIGCHLD, so init would never
+    # see the program exit and our waitpid would fail.  Both need the default.
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     # Signals stay blocked across the fork: init keeps them blocked and takes
     # them with sigwaitinfo; the shim unblocks after its handlers are in place.
     _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)

@@ -232,3 +232,36 @@ def test_id_maps_put_uid_and_gid_on_the_callers_own(seen: Seen) -> None:
     assert seen.caller["uid"] != seen.caller["gid"], "the test user needs uid != gid"
     assert uid_map == [str(UID), str(seen.caller["uid"]), "1"]
     assert gid_map == [str(GID), str(seen.caller["gid"]), "1"]
+
+
+IGNORING_SIGCHLD = r"""
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execv(sys.executable, [sys.executable, "-m", "hakurei", "exec", "--", *sys.argv[1:]])
+"""
+
+
+def test_cli_started_with_sigchld_ignored_still_reports_the_programs_status() -> None:
+    """A parent that ignores SIGCHLD passes that on through exec (daemons do this).
+
+    With SIGCHLD ignored the kernel reaps children itself and sends no
+    SIGCHLD: init would never learn that the program exited (the container
+    hung forever) and the shim's waitpid would fail.  The program still gets
+    SIGCHLD at its default, like every signal init handles.
+    """
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IGNORING_SIGCHLD,
+            "/bin/sh",
+            "-c",
+            "grep SigIgn /proc/$$/status; exit 7",
+        ],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert r.returncode == 7, r.stderr
+    sig_ign = int(r.stdout.split()[1], 16) & ~GLIBC_INTERNAL
+    assert sig_ign & bit(signal.SIGCHLD) == 0
