@@ -306,8 +306,9 @@ def main() -> int:
     started = time.monotonic()
     if not args.no_baseline:
         base = one(None, pristine, scratch, venvs, args)
-        report(base)
-        if base.status != "survived":
+        passed = base.status == "survived"  # the unmutated suite passes: nothing to kill
+        report(Result(base.name, "passed" if passed else "FAILED", base.seconds, base.detail))
+        if not passed:
             say("baseline: the unmutated suite fails, so no kill would mean anything; stopping")
             say(f"see {scratch / 'logs' / 'baseline.log'}")
             return 2
