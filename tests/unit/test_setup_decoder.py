@@ -17,8 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hakurei.errors import SetupError
-from hakurei.ops import Ops
-from hakurei.params import HEADER_LEN, MAGIC, MAX_BODY, VERSION, Setup, decode, encode, read_setup
+from hakurei.ops import REGISTRY, Ops
+from hakurei.params import (
+    FIELDS,
+    HEADER_LEN,
+    MAGIC,
+    MAX_BODY,
+    VERSION,
+    Setup,
+    decode,
+    encode,
+    read_setup,
+)
 
 import records
 
@@ -44,6 +54,25 @@ FRAME = encode(valid_setup())
 def frame_of(body: object) -> bytes:
     raw = msgpack.packb(body, use_bin_type=True)
     return MAGIC + VERSION.to_bytes(2, "big") + len(raw).to_bytes(4, "big") + raw
+
+
+def accepted_or_one_error(data: bytes) -> None:
+    """``data`` decodes to one SetupError, or to a record that re-encodes to the same record.
+
+    Accepting something and then sending (or acting on) something else is the
+    failure this rules out: every field and op of an accepted record must
+    survive a re-encode, and the re-encoding must decode to an equal record.
+    """
+    try:
+        s = decode(data)
+    except SetupError:
+        return
+    again = encode(s)
+    assert msgpack.unpackb(again[HEADER_LEN:]) == msgpack.unpackb(data[HEADER_LEN:])
+    t = decode(again)
+    assert t.ops == s.ops
+    for name, _ in FIELDS:
+        assert getattr(t, name) == getattr(s, name), name
 
 
 def test_valid_frame_round_trips() -> None:
@@ -86,10 +115,7 @@ json_like = st.recursive(
 def test_any_field_replaced_by_junk_is_valid_or_one_setup_error(field: str, junk: object) -> None:
     body = msgpack.unpackb(FRAME[HEADER_LEN:])
     body[field] = junk
-    try:
-        decode(frame_of(body))
-    except SetupError:
-        pass
+    accepted_or_one_error(frame_of(body))
 
 
 @settings(max_examples=300)
@@ -97,10 +123,34 @@ def test_any_field_replaced_by_junk_is_valid_or_one_setup_error(field: str, junk
 def test_single_byte_corruption_is_valid_or_one_setup_error(pos: int, value: int) -> None:
     data = bytearray(FRAME)
     data[pos] = value
-    try:
-        decode(bytes(data))
-    except SetupError:
-        pass
+    accepted_or_one_error(bytes(data))
+
+
+KNOWN_TAGS = sorted(REGISTRY)
+
+
+@settings(max_examples=300)
+@given(
+    st.text(max_size=12).filter(lambda tag: tag not in REGISTRY),
+    json_like,
+    st.integers(0, 4),
+)
+def test_every_unknown_op_tag_is_rejected_by_name(tag: str, fields: object, at: int) -> None:
+    body = msgpack.unpackb(FRAME[HEADER_LEN:])
+    body["ops"].insert(at, [tag, fields])
+    with pytest.raises(SetupError) as e:
+        decode(frame_of(body))
+    assert str(e.value) == f"unknown op type {tag!r} at index {at}"
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(KNOWN_TAGS), json_like)
+def test_a_known_op_tag_with_junk_fields_is_valid_or_one_setup_error(
+    tag: str, fields: object
+) -> None:
+    body = msgpack.unpackb(FRAME[HEADER_LEN:])
+    body["ops"].append([tag, fields])
+    accepted_or_one_error(frame_of(body))
 
 
 @pytest.mark.parametrize(
