@@ -63,3 +63,27 @@ class FakeKernel(Kernel):
         """Fail unless every expected call happened."""
         if self.pos != len(self.expected):
             raise AssertionError(f"missing calls: {self.expected[self.pos :]!r}")
+
+
+#: seam calls whose int return value is a new file descriptor the caller must close
+OPENERS = frozenset(
+    ("open", "openat", "openat2", "open_in", "mkdir_in", "file_in", "open_tree", "fsmount")
+)
+
+
+def failing(calls: list[Call], at: int, err: BaseException) -> list[Call]:
+    """``calls`` cut at index ``at``, which raises ``err``, then the clean-up it must cause.
+
+    The clean-up is one ``close`` of every fd an earlier call of ``calls``
+    returned and no earlier ``close`` (nor the failing one) closed, newest
+    first, as nested ``try``/``finally`` blocks do.  So a test says "this step
+    fails" and the fake checks that nothing opened so far leaks.
+    """
+    want = [*calls[:at], call(calls[at].name, *calls[at].args, err=err)]
+    live: list[int] = []
+    for c in want:
+        if c.name == "close" and c.args[0] in live:
+            live.remove(c.args[0])
+        elif c.name in OPENERS and c.err is None and isinstance(c.ret, int):
+            live.append(c.ret)
+    return want + [call("close", fd) for fd in reversed(live)]

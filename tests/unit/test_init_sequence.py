@@ -32,6 +32,7 @@ from hakurei.params import Setup
 
 import records
 from fakekernel import Call, FakeKernel, call
+from fakekernel import failing as with_clean_up
 
 EPERM, EINVAL, ENOSYS = errno.EPERM, errno.EINVAL, errno.ENOSYS
 ENOTRECOVERABLE, ESRCH = errno.ENOTRECOVERABLE, errno.ESRCH
@@ -53,6 +54,12 @@ def failing(c: Call, err: int) -> Call:
     if c.name == "mount":
         source, target, fstype, flags, *data = c.args
         exc = MountError(source, target, fstype, flags, data[0] if data else "", err)
+    elif c.name == "mount_here":
+        # mount(2) on the directory fd itself: the target it knows is "."
+        _fd, source, fstype, flags, data = c.args
+        exc = MountError(source, ".", fstype, flags, data, err)
+    elif c.name == "mkdir_in":
+        exc = PathError("create directory", c.args[1], err)
     elif c.name == "pivot_root":
         exc = PathError("pivot_root", c.args[0], err)
     elif c.name == "umount2":
@@ -67,8 +74,11 @@ def failing(c: Call, err: int) -> Call:
 
 
 def broken_at(calls: list[Call], i: int, err: int) -> list[Call]:
-    """The first ``i`` calls, then call ``i`` failing: a later call fails the fake."""
-    return [*calls[:i], failing(calls[i], err)]
+    """The first ``i`` calls, then call ``i`` failing, then only the ``close`` of every
+    fd still open (an op's clean-up): any other later call fails the fake."""
+    exc = failing(calls[i], err).err
+    assert exc is not None
+    return with_clean_up(calls, i, exc)
 
 
 class Exited(BaseException):
@@ -116,10 +126,12 @@ def fs_calls() -> list[Call]:
         call("mkdir", "host", 0o755),
         call("pivot_root", "/proc/self/fd", "host"),
         call("chdir", "/"),
-        # apply: Mkdir, then Tmpfs
-        call("makedirs", "/sysroot/etc", 0o700),
-        call("makedirs", "/sysroot/tmp", 0o755),
-        call("mount", "ephemeral", "/sysroot/tmp", "tmpfs", 6, "mode=01777"),
+        # apply: Mkdir, then Tmpfs, each reaching its destination inside the root
+        call("mkdir_in", "/sysroot", "/etc", 0o700, 0o755, ret=10),
+        call("close", 10),
+        call("mkdir_in", "/sysroot", "/tmp", 0o755, 0o755, ret=11),
+        call("mount_here", 11, "ephemeral", "tmpfs", 6, "mode=01777"),
+        call("close", 11),
         call("mount", "host", "host", "", 0x4C000),
         call("umount2", "host", 2),
         call("open", "/", os.O_DIRECTORY | os.O_RDONLY, ret=FD),
@@ -178,29 +190,29 @@ FS_STEPS = [
     (5, EPERM, "cannot create host: operation not permitted"),
     (6, EPERM, "cannot pivot into intermediate root: operation not permitted"),
     (7, EPERM, "cannot enter intermediate root: operation not permitted"),
-    (
-        8,
-        EPERM,
-        'cannot apply op at index 0 (mkdir directory "/etc" perm -rwx------): '
-        "/sysroot/etc: operation not permitted",
-    ),
+    # A known error type is its own message (reference §10.3).
+    (8, EPERM, "cannot create directory /etc: operation not permitted"),
     (
         9,
-        EPERM,
-        'cannot apply op at index 1 (tmpfs tmpfs on "/tmp" size 0): '
-        "/sysroot/tmp: operation not permitted",
+        errno.EBADF,
+        'cannot apply op at index 0 (mkdir directory "/etc" perm -rwx------): bad file descriptor',
     ),
-    # A known error type is its own message (reference §10.3).
-    (10, ENOTRECOVERABLE, "cannot mount tmpfs on /sysroot/tmp: state not recoverable"),
-    (11, EPERM, "cannot make host root rprivate: operation not permitted"),
-    (12, EINVAL, "cannot unmount host root: invalid argument"),
-    (13, EPERM, "cannot open intermediate root: operation not permitted"),
-    (14, ENOTRECOVERABLE, "cannot enter sysroot: state not recoverable"),
-    (15, EPERM, "cannot pivot into sysroot: operation not permitted"),
-    (16, EPERM, "cannot re-enter intermediate root: operation not permitted"),
-    (17, EINVAL, "cannot unmount intermediate root: invalid argument"),
-    (18, EPERM, "cannot enter root: operation not permitted"),
-    (19, errno.EBADF, "cannot close intermediate root: bad file descriptor"),
+    (10, EPERM, "cannot create directory /tmp: operation not permitted"),
+    (11, ENOTRECOVERABLE, "cannot mount tmpfs on .: state not recoverable"),
+    (
+        12,
+        errno.EBADF,
+        'cannot apply op at index 1 (tmpfs tmpfs on "/tmp" size 0): bad file descriptor',
+    ),
+    (13, EPERM, "cannot make host root rprivate: operation not permitted"),
+    (14, EINVAL, "cannot unmount host root: invalid argument"),
+    (15, EPERM, "cannot open intermediate root: operation not permitted"),
+    (16, ENOTRECOVERABLE, "cannot enter sysroot: state not recoverable"),
+    (17, EPERM, "cannot pivot into sysroot: operation not permitted"),
+    (18, EPERM, "cannot re-enter intermediate root: operation not permitted"),
+    (19, EINVAL, "cannot unmount intermediate root: invalid argument"),
+    (20, EPERM, "cannot enter root: operation not permitted"),
+    (21, errno.EBADF, "cannot close intermediate root: bad file descriptor"),
 ]
 
 
@@ -243,18 +255,19 @@ def test_early_error_of_another_type_names_the_op() -> None:
 def test_apply_mount_error_is_its_own_message() -> None:
     calls = [
         *fs_calls()[:8],
-        call("makedirs", "/sysroot/proc", 0o755),
+        call("mkdir_in", "/sysroot", "/proc", 0o755, 0o755, ret=10),
         call(
-            "mount",
+            "mount_here",
+            10,
             "proc",
-            "/sysroot/proc",
             "proc",
             0xE,
             "",
-            err=MountError("proc", "/sysroot/proc", "proc", 0xE, "", ENOTRECOVERABLE),
+            err=MountError("proc", ".", "proc", 0xE, "", ENOTRECOVERABLE),
         ),
+        call("close", 10),
     ]
-    with pytest.raises(Fatal, match=r"^cannot mount proc on /sysroot/proc: state not recoverable$"):
+    with pytest.raises(Fatal, match=r"^cannot mount proc on \.: state not recoverable$"):
         run_filesystem(make_setup([Proc("/proc")]), calls)
 
 
@@ -818,20 +831,22 @@ LATE_OPS = (
     ".link('/etc/mtab', '/proc/mounts')"
 )
 LATE_APPLY = [
-    call("makedirs", "/sysroot/etc", 0o700),
-    call("makedirs", "/sysroot/tmp", 0o755),
-    call("mount", "ephemeral", "/sysroot/tmp", "tmpfs", 6, "mode=01777"),
-    call("makedirs", "/sysroot/proc", 0o755),
-    call("mount", "proc", "/sysroot/proc", "proc", 0xE, ""),
-    call("makedirs", "/sysroot/etc", 0o755),
-    call("symlink", "/proc/mounts", "/sysroot/etc/mtab"),
+    call("mkdir_in", "/sysroot", "/etc", 0o700, 0o755, ret=10),
+    call("close", 10),
+    call("mkdir_in", "/sysroot", "/tmp", 0o755, 0o755, ret=11),
+    call("mount_here", 11, "ephemeral", "tmpfs", 6, "mode=01777"),
+    call("close", 11),
+    call("mkdir_in", "/sysroot", "/proc", 0o755, 0o755, ret=12),
+    call("mount_here", 12, "proc", "proc", 0xE, ""),
+    call("close", 12),
+    call("symlink_in", "/sysroot", "/proc/mounts", "/etc/mtab", 0o755),
 ]
 
 
 def late_calls() -> list[tuple[str, tuple[Any, ...], Any]]:
     """filesystem() then privileges(4) for LATE_OPS, as plain literals."""
     calls = fs_calls()
-    calls[8:11] = LATE_APPLY
+    calls[8:13] = LATE_APPLY
     calls += priv_calls(4, privileged=False)
     return [(c.name, c.args, c.ret) for c in calls]
 

@@ -7,13 +7,8 @@ import os
 
 import pytest
 
-from hakurei.errors import AbsoluteError, MountError, OpError, OpStateError
-from hakurei.init.kernel import (
-    AT_RECURSIVE,
-    MOUNT_ATTR_NODEV,
-    MOUNT_ATTR_NOSUID,
-    MOUNT_ATTR_RDONLY,
-)
+from hakurei.errors import AbsoluteError, MountError, OpError, OpStateError, PathError
+from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import (
     BIND_DEVICE,
     BIND_ENSURE,
@@ -24,21 +19,25 @@ from hakurei.ops import (
     Ops,
     State,
 )
+from hakurei.ops.base import SYSROOT
 
-from fakekernel import Call, FakeKernel, call
+from fakekernel import Call, FakeKernel, call, failing
 
 DIR = os.stat_result((0o040755, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 CHR = os.stat_result((0o020666, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
 
-def bind_calls(source: str, target: str, flags: int) -> list[Call]:
-    """What bind_mount issues: the bind, then the attributes straight on the target."""
+def bind_calls(source: str, fd: int, flags: int, tree: int = 9) -> list[Call]:
+    """What bind_onto issues: a detached copy, its attributes, then attached onto ``fd``."""
     attrs = MOUNT_ATTR_NOSUID
     attrs |= MOUNT_ATTR_NODEV if flags & 0x4 else 0
     attrs |= MOUNT_ATTR_RDONLY if flags & 0x1 else 0
+    recursive = bool(flags & 0x4000)
     return [
-        call("mount", source, target, "", 0x8000 | 0x1000 | (flags & 0x4000), ""),
-        call("mount_setattr", target, AT_RECURSIVE if flags & 0x4000 else 0, attrs),
+        call("open_tree", source, recursive, ret=tree),
+        call("setattr_fd", tree, attrs, recursive),
+        call("move_mount", tree, fd),
+        call("close", tree),
     ]
 
 
@@ -135,6 +134,7 @@ def test_apply_without_early_is_an_impossible_state() -> None:
     ],
 )
 def test_apply_directory_flags(flags: int, mflags: int) -> None:
+    """A directory target is found (or made, 0700) inside the root; the bind goes onto its fd."""
     op = Bind("/bin/", "/bin/", flags)
     op.source_final = "/usr/bin"
     log: list[str] = []
@@ -142,12 +142,13 @@ def test_apply_directory_flags(flags: int, mflags: int) -> None:
         op,
         [
             call("stat", "/host/usr/bin", ret=DIR),
-            call("makedirs", "/sysroot/bin", 0o700),
-            *bind_calls("/host/usr/bin", "/sysroot/bin", mflags),
+            call("mkdir_in", SYSROOT, "/bin", 0o700, 0o700, ret=5),
+            *bind_calls("/host/usr/bin", 5, mflags),
+            call("close", 5),
         ],
         log,
     )
-    assert log == [f'mounting "/host/usr/bin" on "/sysroot/bin" flags {mflags:#x}']
+    assert log == [f'mounting "/host/usr/bin" on "/bin" flags {mflags:#x}']
 
 
 def test_apply_same_source_and_target_prints_the_target_only() -> None:
@@ -158,26 +159,26 @@ def test_apply_same_source_and_target_prints_the_target_only() -> None:
         op,
         [
             call("stat", "/host/usr", ret=DIR),
-            call("makedirs", "/sysroot/usr", 0o700),
-            *bind_calls("/host/usr", "/sysroot/usr", 0x4005),
+            call("mkdir_in", SYSROOT, "/usr", 0o700, 0o700, ret=5),
+            *bind_calls("/host/usr", 5, 0x4005),
+            call("close", 5),
         ],
         log,
     )
-    assert log == ['mounting "/sysroot/usr" flags 0x4005']
+    assert log == ['mounting "/usr" flags 0x4005']
 
 
-def test_apply_file_source_ensures_a_file_target() -> None:
+def test_apply_file_source_gets_a_file_target() -> None:
+    """A non-directory source is bound onto a file made (0444) or found inside the root."""
     op = Bind("/dev/null", "/dev/null", BIND_WRITABLE | BIND_DEVICE)
     op.source_final = "/dev/null"
     run_apply(
         op,
         [
             call("stat", "/host/dev/null", ret=CHR),
-            call("stat", "/sysroot/dev/null", err=enoent("/sysroot/dev/null")),
-            call("makedirs", "/sysroot/dev", 0o700),
-            call("open", "/sysroot/dev/null", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444, ret=5),
+            call("file_in", SYSROOT, "/dev/null", 0o444, 0o700, ret=5),
+            *bind_calls("/host/dev/null", 5, 0x4000),
             call("close", 5),
-            *bind_calls("/host/dev/null", "/sysroot/dev/null", 0x4000),
         ],
     )
 
@@ -189,42 +190,54 @@ def test_apply_stat_error_propagates() -> None:
         run_apply(op, [call("stat", "/host/a", err=eperm())])
 
 
-def test_apply_makedirs_error_propagates() -> None:
+def test_apply_directory_target_error_propagates() -> None:
     op = Bind("/a", "/a")
     op.source_final = "/a"
-    with pytest.raises(PermissionError):
-        run_apply(
-            op,
-            [call("stat", "/host/a", ret=DIR), call("makedirs", "/sysroot/a", 0o700, err=eperm())],
-        )
-
-
-def test_apply_ensure_file_error_propagates() -> None:
-    op = Bind("/dev/null", "/dev/null")
-    op.source_final = "/dev/null"
-    with pytest.raises(PermissionError):
-        run_apply(
-            op,
-            [
-                call("stat", "/host/dev/null", ret=CHR),
-                call("stat", "/sysroot/dev/null", err=eperm()),
-            ],
-        )
-
-
-def test_apply_mount_error_propagates() -> None:
-    op = Bind("/a", "/b")
-    op.source_final = "/a"
-    err = MountError("/host/a", "/sysroot/b", "", 0xD000, "", errno.EACCES)
-    with pytest.raises(MountError):
+    err = PathError("create directory", "/a", errno.EROFS)
+    with pytest.raises(PathError) as info:
         run_apply(
             op,
             [
                 call("stat", "/host/a", ret=DIR),
-                call("makedirs", "/sysroot/b", 0o700),
-                call("mount", "/host/a", "/sysroot/b", "", 0xD000, "", err=err),
+                call("mkdir_in", SYSROOT, "/a", 0o700, 0o700, err=err),
             ],
         )
+    assert info.value is err
+
+
+def test_apply_file_target_error_propagates() -> None:
+    op = Bind("/dev/null", "/dev/null")
+    op.source_final = "/dev/null"
+    err = PathError("mount a file on", "/dev/null", errno.EISDIR)
+    with pytest.raises(PathError) as info:
+        run_apply(
+            op,
+            [
+                call("stat", "/host/dev/null", ret=CHR),
+                call("file_in", SYSROOT, "/dev/null", 0o444, 0o700, err=err),
+            ],
+        )
+    assert str(info.value) == "cannot mount a file on /dev/null: is a directory"
+
+
+def apply_calls() -> list[Call]:
+    return [
+        call("stat", "/host/a", ret=DIR),
+        call("mkdir_in", SYSROOT, "/b", 0o700, 0o700, ret=5),
+        *bind_calls("/host/a", 5, 0x4005),
+        call("close", 5),
+    ]
+
+
+@pytest.mark.parametrize("at", range(2, len(apply_calls())))
+def test_apply_mount_errors_propagate_and_close_the_target(at: int) -> None:
+    """open_tree, setattr_fd, move_mount or a close fails: both fds are still closed."""
+    op = Bind("/a", "/b")
+    op.source_final = "/a"
+    err = MountError("/host/a", "/b", "", 0xD000, "", errno.EACCES)
+    with pytest.raises(MountError) as info:
+        run_apply(op, failing(apply_calls(), at, err))
+    assert info.value is err
 
 
 def test_early_then_apply_end_to_end() -> None:
@@ -233,8 +246,9 @@ def test_early_then_apply_end_to_end() -> None:
         [
             call("realpath", "/etc", ret="/etc"),
             call("stat", "/host/etc", ret=DIR),
-            call("makedirs", "/sysroot/etc/.host/host", 0o700),
-            *bind_calls("/host/etc", "/sysroot/etc/.host/host", 0x4005),
+            call("mkdir_in", SYSROOT, "/etc/.host/host", 0o700, 0o700, ret=5),
+            *bind_calls("/host/etc", 5, 0x4005),
+            call("close", 5),
         ]
     )
     st = State(k)
@@ -298,6 +312,27 @@ def test_wire_round_trip() -> None:
     assert back == op
     assert isinstance(back, Bind)
     assert back.source_final is None  # derived state never travels
+
+
+def test_target_is_normalised_and_the_source_is_not() -> None:
+    """The target is a container path, settled when the op is built; the source is the
+    user's host path and keeps following the host's links as written."""
+    op = Bind("/srv/../data", "/mnt/./x//y/../z/")
+    assert (op.source, op.target) == ("/srv/../data", "/mnt/x/z")
+    assert str(op) == '"/srv/../data" on "/mnt/x/z" flags 0x0'
+    assert op.to_wire()["target"] == "/mnt/x/z"
+    back = Bind.from_wire({"source": "/a", "target": "/b/../c/", "flags": 0})
+    assert back.target == "/c"
+    assert back == Bind("/a", "/c")
+    assert str(Bind("/usr", "/usr/")) == '"/usr" flags 0x0'
+
+
+@pytest.mark.parametrize("target", ["/..", "/a/../../b", "/../host/tmp"])
+def test_target_above_the_root_is_refused(target: str) -> None:
+    with pytest.raises(OpError, match=r"^bind: path .* climbs above /$"):
+        Bind("/a", target)
+    with pytest.raises(OpError, match=r"^bind: "):
+        Bind.from_wire({"source": "/a", "target": target, "flags": 0})
 
 
 def test_from_wire_validates() -> None:

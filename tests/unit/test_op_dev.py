@@ -7,44 +7,57 @@ import os
 
 import pytest
 
-from hakurei.errors import MountinfoError, OpError
-from hakurei.init.kernel import MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
+from hakurei.errors import OpError
+from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import Dev, Ops, State
+from hakurei.ops.base import SYSROOT
 
-from fakekernel import Call, FakeKernel, call
+from fakekernel import Call, FakeKernel, call, failing
 
-MOUNTINFO = "/host/proc/self/mountinfo"
 CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+NODE = os.O_PATH | os.O_NOFOLLOW
+SUBDIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+WHERE, DEV = 3, 4  # the mount point in the container's root, and the new tmpfs
 
 
-def mountinfo(*targets: str) -> bytes:
-    """A well-formed mountinfo listing each target as a mount point."""
-    return b"".join(
-        b"%d 1 0:%d / %s rw,nosuid - tmpfs tmpfs rw\n" % (20 + i, 20 + i, t.encode())
-        for i, t in enumerate(("/", *targets))
-    )
+class Fds:
+    """Hands out fd numbers the way the kernel would not bother to: never reused."""
+
+    def __init__(self) -> None:
+        self.n = 10
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
 
 
-def ensure(path: str, pperm: int = 0o755) -> list[Call]:
-    """A missing bind target created as an empty 0444 file."""
+def node(fds: Fds, name: str, source: str) -> list[Call]:
+    """An empty 0444 file made in the new tmpfs, and the host node bound onto it (nosuid)."""
+    made, target, tree = fds(), fds(), fds()
     return [
-        call("stat", path, err=FileNotFoundError(errno.ENOENT, "no such file", path)),
-        call("makedirs", os.path.dirname(path), pperm),
-        call("open", path, CREATE, 0o444, ret=7),
-        call("close", 7),
+        call("openat", DEV, name, CREATE, 0o444, ret=made),
+        call("close", made),
+        call("openat", DEV, name, NODE, ret=target),
+        call("open_tree", source, False, ret=tree),
+        call("setattr_fd", tree, MOUNT_ATTR_NOSUID, False),
+        call("move_mount", tree, target),
+        call("close", tree),
+        call("close", target),
     ]
 
 
-def bind(source: str, target: str) -> list[Call]:
-    """A non-recursive bind, then nosuid added straight to the new mount (no lookup)."""
+def mount_in(fds: Fds, name: str, fstype: str, flags: int, data: str) -> list[Call]:
+    """A new filesystem on the directory ``name`` of the tmpfs, reached by its fd."""
+    fd = fds()
     return [
-        call("mount", source, target, "", 0x9000, ""),
-        call("mount_setattr", target, 0, MOUNT_ATTR_NOSUID),
+        call("openat", DEV, name, SUBDIR, ret=fd),
+        call("mount_here", fd, fstype, fstype, flags, data),
+        call("close", fd),
     ]
 
 
 def dev_calls(
-    t: str = "/sysroot/dev",
+    target: str = "/dev",
     *,
     pperm: int = 0o755,
     session: bool = False,
@@ -52,45 +65,49 @@ def dev_calls(
     mqueue: bool = False,
     write: bool = False,
 ) -> list[Call]:
+    fds = Fds()
     calls = [
-        # parentPerm(pperm) is pperm itself for the 0755 and 0750 used here
-        call("makedirs", t, pperm),
-        call("mount", "devtmpfs", t, "tmpfs", 0x6, f"mode=0{pperm:o}"),
+        call("mkdir_in", SYSROOT, target, pperm, pperm, ret=WHERE),
+        call(
+            "fsmount",
+            "tmpfs",
+            "devtmpfs",
+            {"mode": f"0{pperm:o}"},
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            ret=DEV,
+        ),
+        call("move_mount", DEV, WHERE),
     ]
     for name in ("null", "zero", "full", "random", "urandom", "tty"):
-        calls += ensure(f"{t}/{name}", pperm)
-        calls += bind(f"/host/dev/{name}", f"{t}/{name}")
+        calls += node(fds, name, f"/host/dev/{name}")
     calls += [
-        call("symlink", "/proc/self/fd/0", f"{t}/stdin"),
-        call("symlink", "/proc/self/fd/1", f"{t}/stdout"),
-        call("symlink", "/proc/self/fd/2", f"{t}/stderr"),
-        call("symlink", "/proc/self/fd", f"{t}/fd"),
-        call("symlink", "/proc/kcore", f"{t}/core"),
-        call("symlink", "pts/ptmx", f"{t}/ptmx"),
-        call("mkdir", f"{t}/shm", pperm),
-        call("mkdir", f"{t}/pts", pperm),
-        call("mount", "devpts", f"{t}/pts", "devpts", 0xA, "newinstance,ptmxmode=0666,mode=620"),
+        call("symlinkat", "/proc/self/fd/0", DEV, "stdin"),
+        call("symlinkat", "/proc/self/fd/1", DEV, "stdout"),
+        call("symlinkat", "/proc/self/fd/2", DEV, "stderr"),
+        call("symlinkat", "/proc/self/fd", DEV, "fd"),
+        call("symlinkat", "/proc/kcore", DEV, "core"),
+        call("symlinkat", "pts/ptmx", DEV, "ptmx"),
+        call("mkdirat", DEV, "shm", pperm),
+        call("mkdirat", DEV, "pts", pperm),
+        *mount_in(fds, "pts", "devpts", 0xA, "newinstance,ptmxmode=0666,mode=620"),
     ]
     if session:
         calls.append(call("isatty", 1, ret=tty))
         if tty:
-            calls += ensure(f"{t}/console", pperm)
             calls.append(call("readlink", "/host/proc/self/fd/1", ret="/dev/pts/2"))
-            calls += bind("/host/dev/pts/2", f"{t}/console")
+            calls += node(fds, "console", "/host/dev/pts/2")
     if mqueue:
         calls += [
-            call("mkdir", f"{t}/mqueue", pperm),
-            call("mount", "mqueue", f"{t}/mqueue", "mqueue", 0xE, ""),
+            call("mkdirat", DEV, "mqueue", pperm),
+            *mount_in(fds, "mqueue", "mqueue", 0xE, ""),
         ]
     if not write:
         calls += [
-            call("realpath", t, ret=t),
-            call("read_file", MOUNTINFO, ret=mountinfo(f"{t}/null", t)),
-            call("mount_setattr", t, 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY),
-            call("makedirs", f"{t}/shm", 0o755),
-            call("mount", "tmpfs", f"{t}/shm", "tmpfs", 0x6, "mode=01777"),
+            # the tmpfs itself, not recursive: the nodes, devpts and mqueue keep theirs
+            call("setattr_fd", DEV, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY, False),
+            *mount_in(fds, "shm", "tmpfs", 0x6, "mode=01777"),
         ]
-    return calls
+    return [*calls, call("close", DEV), call("close", WHERE)]
 
 
 def run(op: Dev, calls: list[Call], **state: bool | int) -> None:
@@ -109,13 +126,20 @@ def test_readonly_dev_without_mqueue() -> None:
     run(Dev("/dev"), dev_calls())
 
 
-def test_writable_dev_has_no_remount_and_no_shm_tmpfs() -> None:
+def test_writable_dev_has_no_readonly_attribute_and_no_shm_tmpfs() -> None:
     run(Dev("/dev", write=True), dev_calls(write=True))
     run(Dev("/dev", True, True), dev_calls(mqueue=True, write=True))
 
 
 def test_parent_perm_is_the_tmpfs_mode_and_the_parents_mode() -> None:
-    run(Dev("/x/dev"), dev_calls("/sysroot/x/dev", pperm=0o750), parent_perm=0o750)
+    run(Dev("/x/dev"), dev_calls("/x/dev", pperm=0o750), parent_perm=0o750)
+
+
+def test_target_is_resolved_in_root_as_normalised() -> None:
+    op = Dev("/x/../run//dev/")
+    assert op.target == "/run/dev"
+    assert str(op) == 'dev on "/run/dev"'
+    run(op, dev_calls("/run/dev"))
 
 
 def test_retained_session_without_a_tty_has_no_console() -> None:
@@ -137,34 +161,23 @@ def test_a_tty_is_not_looked_at_without_a_retained_session() -> None:
 
 def _failure_points() -> list[int]:
     calls = dev_calls(session=True, tty=True, mqueue=True)
-    # isatty cannot fail; every other call can.
+    # isatty cannot fail; every other call can, the closes included.
     return [i for i, c in enumerate(calls) if c.name != "isatty"]
 
 
 @pytest.mark.parametrize("fail_at", _failure_points())
-def test_every_failure_stops_the_build(fail_at: int) -> None:
-    calls = dev_calls(session=True, tty=True, mqueue=True)
+def test_every_failure_stops_the_build_and_closes_every_fd(fail_at: int) -> None:
     err = PermissionError(errno.EACCES, "permission denied")
-    c = calls[fail_at]
-    calls[fail_at] = call(c.name, *c.args, err=err)
-    k = FakeKernel(calls[: fail_at + 1])
+    k = FakeKernel(failing(dev_calls(session=True, tty=True, mqueue=True), fail_at, err))
     with pytest.raises(PermissionError) as e:
         Dev("/dev", mqueue=True).apply(State(k, retain_session=True))
     assert e.value is err
     k.done()
 
 
-def test_readonly_remount_needs_dev_in_mountinfo() -> None:
-    calls = dev_calls()
-    i = next(i for i, c in enumerate(calls) if c.args == ("/sysroot/dev",) and c.name == "realpath")
-    calls[i + 1] = call("read_file", MOUNTINFO, ret=mountinfo("/sysroot/dev/null"))
-    k = FakeKernel(calls[: i + 2])
-    with pytest.raises(MountinfoError) as e:
-        Dev("/dev").apply(State(k))
-    assert str(e.value) == (
-        'cannot unfold mountinfo: mount point "/sysroot/dev" never appeared in mountinfo'
-    )
-    k.done()
+def test_destination_above_the_root_is_refused() -> None:
+    with pytest.raises(OpError, match=r'^dev: path "/dev/../../x" climbs above /$'):
+        Dev("/dev/../../x")
 
 
 def test_validation() -> None:

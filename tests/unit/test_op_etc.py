@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
 from hakurei.errors import OpError, OpRepeatError
 from hakurei.ops import AutoEtc, State
+from hakurei.ops.base import SYSROOT
 
-from fakekernel import FakeKernel, call
+from fakekernel import Call, FakeKernel, call, failing
+
+LISTABLE = os.O_RDONLY | os.O_DIRECTORY
+
+
+def head(prefix: str, names: list[str]) -> list[Call]:
+    """/etc made or found in the root (fd 3), the bound host /etc listed through fd 4."""
+    return [
+        call("mkdir_in", SYSROOT, "/etc", 0o755, 0o755, ret=3),
+        call("open_in", SYSROOT, f"/etc/.host/{prefix}", LISTABLE, ret=4),
+        call("listdir_fd", 4, ret=names),
+        call("close", 4),
+    ]
 
 
 def test_links_every_entry_but_the_skipped_ones() -> None:
     k = FakeKernel(
         [
-            call("makedirs", "/sysroot/etc", 0o755),
-            call(
-                "listdir",
-                "/sysroot/etc/.host/c6e0b4a1",
-                ret=[".host", "group", "hosts", "ld.so.cache", "mtab", "passwd", "ssl"],
-            ),
-            call("symlink", ".host/c6e0b4a1/hosts", "/sysroot/etc/hosts"),
-            call("symlink", ".host/c6e0b4a1/ld.so.cache", "/sysroot/etc/ld.so.cache"),
-            call("symlink", "/proc/mounts", "/sysroot/etc/mtab"),
-            call("symlink", ".host/c6e0b4a1/ssl", "/sysroot/etc/ssl"),
+            *head("c6e0b4a1", [".host", "group", "hosts", "ld.so.cache", "mtab", "passwd", "ssl"]),
+            call("symlinkat", ".host/c6e0b4a1/hosts", 3, "hosts"),
+            call("symlinkat", ".host/c6e0b4a1/ld.so.cache", 3, "ld.so.cache"),
+            call("symlinkat", "/proc/mounts", 3, "mtab"),
+            call("symlinkat", ".host/c6e0b4a1/ssl", 3, "ssl"),
+            call("close", 3),
         ]
     )
     AutoEtc("c6e0b4a1").apply(State(k))
@@ -32,12 +42,7 @@ def test_links_every_entry_but_the_skipped_ones() -> None:
 
 
 def test_empty_host_etc_links_nothing() -> None:
-    k = FakeKernel(
-        [
-            call("makedirs", "/sysroot/etc", 0o755),
-            call("listdir", "/sysroot/etc/.host/host", ret=[]),
-        ]
-    )
+    k = FakeKernel([*head("host", []), call("close", 3)])
     AutoEtc("host").apply(State(k))
     k.done()
 
@@ -52,11 +57,7 @@ def test_not_repeatable() -> None:
 
 def test_second_instance_in_one_run_fails_before_any_call() -> None:
     k = FakeKernel(
-        [
-            call("makedirs", "/sysroot/etc", 0o755),
-            call("listdir", "/sysroot/etc/.host/a", ret=["hosts"]),
-            call("symlink", ".host/a/hosts", "/sysroot/etc/hosts"),
-        ]
+        [*head("a", ["hosts"]), call("symlinkat", ".host/a/hosts", 3, "hosts"), call("close", 3)]
     )
     st = State(k)
     AutoEtc("a").apply(st)
@@ -65,17 +66,18 @@ def test_second_instance_in_one_run_fails_before_any_call() -> None:
     k.done()
 
 
-@pytest.mark.parametrize("fail_at", range(4))
-def test_errors_propagate(fail_at: int) -> None:
-    calls = [
-        call("makedirs", "/sysroot/etc", 0o755),
-        call("listdir", "/sysroot/etc/.host/host", ret=["hosts", "mtab"]),
-        call("symlink", ".host/host/hosts", "/sysroot/etc/hosts"),
-        call("symlink", "/proc/mounts", "/sysroot/etc/mtab"),
-    ]
+CALLS = [
+    *head("host", ["hosts", "mtab"]),
+    call("symlinkat", ".host/host/hosts", 3, "hosts"),
+    call("symlinkat", "/proc/mounts", 3, "mtab"),
+    call("close", 3),
+]
+
+
+@pytest.mark.parametrize("fail_at", range(len(CALLS)))
+def test_errors_propagate_and_close_every_fd(fail_at: int) -> None:
     err = OSError(errno.EEXIST, "file exists")
-    calls[fail_at] = call(calls[fail_at].name, *calls[fail_at].args, err=err)
-    k = FakeKernel(calls[: fail_at + 1])
+    k = FakeKernel(failing(CALLS, fail_at, err))
     with pytest.raises(OSError) as e:
         AutoEtc("host").apply(State(k))
     assert e.value is err

@@ -6,19 +6,15 @@ import errno
 
 import pytest
 
-from hakurei.errors import AbsoluteError, OpError, OpStateError
+from hakurei.errors import AbsoluteError, OpError, OpStateError, PathError
 from hakurei.ops import REGISTRY, Link, Ops, State
+from hakurei.ops.base import SYSROOT
 
 from fakekernel import FakeKernel, call
 
 
-def test_plain_link_makes_parents_then_links() -> None:
-    k = FakeKernel(
-        [
-            call("makedirs", "/sysroot/etc", 0o700),
-            call("symlink", "/proc/mounts", "/sysroot/etc/mtab"),
-        ]
-    )
+def test_plain_link_is_made_inside_the_root_with_the_parent_perm() -> None:
+    k = FakeKernel([call("symlink_in", SYSROOT, "/proc/mounts", "/etc/mtab", 0o700)])
     st = State(k, parent_perm=0o700)
     op = Link("/etc/mtab", "/proc/mounts")
     op.early(st)  # no host access without dereference
@@ -27,12 +23,7 @@ def test_plain_link_makes_parents_then_links() -> None:
 
 
 def test_relative_contents_are_uninterpreted() -> None:
-    k = FakeKernel(
-        [
-            call("makedirs", "/sysroot/dev", 0o755),
-            call("symlink", "pts/ptmx", "/sysroot/dev/ptmx"),
-        ]
-    )
+    k = FakeKernel([call("symlink_in", SYSROOT, "pts/ptmx", "/dev/ptmx", 0o755)])
     Link("/dev/ptmx", "pts/ptmx").apply(State(k))
     k.done()
 
@@ -42,8 +33,7 @@ def test_dereference_reads_one_level_on_the_host() -> None:
     k = FakeKernel(
         [
             call("readlink", "/run/current-system", ret="/nix/store/abc-system"),
-            call("makedirs", "/sysroot/run", 0o755),
-            call("symlink", "/nix/store/abc-system", "/sysroot/run/current-system"),
+            call("symlink_in", SYSROOT, "/nix/store/abc-system", "/run/current-system", 0o755),
         ]
     )
     st = State(k)
@@ -77,20 +67,36 @@ def test_dereference_without_early_is_an_impossible_state() -> None:
         Link("/x", "/y", True).apply(State(FakeKernel([])))
 
 
-def test_apply_errors_propagate() -> None:
-    k = FakeKernel([call("makedirs", "/sysroot/a", 0o755, err=PermissionError(errno.EPERM, "x"))])
-    with pytest.raises(PermissionError):
+@pytest.mark.parametrize(
+    "err",
+    [
+        PathError("resolve", "/a", errno.ENOTDIR),
+        PathError("create symlink", "/a/b", errno.EEXIST),
+    ],
+)
+def test_apply_errors_propagate(err: PathError) -> None:
+    """An existing path is an error: a link is never "ensured"."""
+    k = FakeKernel([call("symlink_in", SYSROOT, "c", "/a/b", 0o755, err=err)])
+    with pytest.raises(PathError) as info:
         Link("/a/b", "c").apply(State(k))
+    assert info.value is err
     k.done()
-    k = FakeKernel(
-        [
-            call("makedirs", "/sysroot/a", 0o755),
-            call("symlink", "c", "/sysroot/a/b", err=FileExistsError(errno.EEXIST, "File exists")),
-        ]
-    )
-    with pytest.raises(FileExistsError):
-        Link("/a/b", "c").apply(State(k))
+
+
+def test_target_is_normalised_and_the_contents_are_not() -> None:
+    op = Link("/a/./b//c/../d/", "../x/./y")
+    assert (op.target, op.linkname) == ("/a/b/d", "../x/./y")
+    assert str(op) == 'symlink on "/a/b/d" linkname "../x/./y"'
+    assert REGISTRY[op.TAG].from_wire({**op.to_wire(), "target": "/a/b/c/../d"}) == op
+    k = FakeKernel([call("symlink_in", SYSROOT, "../x/./y", "/a/b/d", 0o755)])
+    op.apply(State(k))
     k.done()
+
+
+@pytest.mark.parametrize("target", ["/..", "/a/../../b"])
+def test_target_above_the_root_is_refused(target: str) -> None:
+    with pytest.raises(OpError, match=r"^symlink: path .* climbs above /$"):
+        Link(target, "x")
 
 
 @pytest.mark.parametrize(

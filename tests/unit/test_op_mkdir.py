@@ -6,24 +6,74 @@ import errno
 
 import pytest
 
-from hakurei.errors import OpError
+from hakurei.errors import OpError, PathError
 from hakurei.ops import REGISTRY, Mkdir, Ops, State
+from hakurei.ops.base import SYSROOT
 from hakurei.ops.mkdir import perm_text
 
 from fakekernel import FakeKernel, call
 
 
-def test_apply_uses_perm_for_every_directory() -> None:
-    k = FakeKernel([call("makedirs", "/sysroot/a/b", 0o700)])
-    Mkdir("/a/b", 0o700).apply(State(k, parent_perm=0o755))
+@pytest.mark.parametrize(("perm", "pperm"), [(0o700, 0o755), (0o1777, 0o750), (0o777, 0o700)])
+def test_apply_gives_perm_to_the_leaf_only(perm: int, pperm: int) -> None:
+    """Missing parents get the state's parent perm: --perms 1777 never lands on a parent."""
+    k = FakeKernel([call("mkdir_in", SYSROOT, "/a/b", perm, pperm, ret=5), call("close", 5)])
+    Mkdir("/a/b", perm).apply(State(k, parent_perm=pperm))
     k.done()
 
 
 def test_apply_error_propagates() -> None:
-    k = FakeKernel([call("makedirs", "/sysroot/a", 0o755, err=PermissionError(errno.EPERM, "x"))])
-    with pytest.raises(PermissionError):
+    err = PathError("create directory", "/a", errno.EPERM)
+    k = FakeKernel([call("mkdir_in", SYSROOT, "/a", 0o755, 0o755, err=err)])
+    with pytest.raises(PathError) as info:
+        Mkdir("/a").apply(State(k))
+    assert info.value is err
+    k.done()
+
+
+def test_apply_close_error_propagates() -> None:
+    k = FakeKernel(
+        [
+            call("mkdir_in", SYSROOT, "/a", 0o755, 0o755, ret=5),
+            call("close", 5, err=OSError(errno.EIO, "I/O error")),
+        ]
+    )
+    with pytest.raises(OSError):
         Mkdir("/a").apply(State(k))
     k.done()
+
+
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("/a/./b//c/../d/", "/a/b/d"),
+        ("/", "/"),
+        ("//", "/"),
+        ("/a/..", "/"),
+        ("/./a/", "/a"),
+        ("/a/b/../../c", "/c"),
+        ("/..a/b..", "/..a/b.."),
+        ("/my dir/x", "/my dir/x"),
+    ],
+)
+def test_path_is_normalised_when_built(path: str, want: str) -> None:
+    op = Mkdir(path)
+    assert op.path == want
+    assert str(op) == f'directory "{want}" perm -rwxr-xr-x'
+    assert op.to_wire() == {"path": want, "perm": 0o755}
+    assert Mkdir.from_wire({"path": path, "perm": 0o755}) == op
+    k = FakeKernel([call("mkdir_in", SYSROOT, want, 0o755, 0o755, ret=5), call("close", 5)])
+    op.apply(State(k))
+    k.done()
+
+
+@pytest.mark.parametrize("path", ["/..", "/a/../../b", "/../host/tmp/x", "/a/b/../../.."])
+def test_path_above_the_root_is_an_op_error(path: str) -> None:
+    with pytest.raises(OpError) as info:
+        Mkdir(path)
+    assert str(info.value) == f'mkdir: path "{path}" climbs above /'
+    with pytest.raises(OpError, match=r"^mkdir: path .* climbs above /$"):
+        Mkdir.from_wire({"path": path, "perm": 0o755})
 
 
 @pytest.mark.parametrize(

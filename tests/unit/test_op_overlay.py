@@ -8,9 +8,10 @@ import pytest
 
 from hakurei.errors import MountError, OpError, OpStateError, OverlayArgumentError
 from hakurei.ops import Ops, Overlay, State
+from hakurei.ops.base import SYSROOT
 from hakurei.ops.overlay import escape_overlay
 
-from fakekernel import Call, FakeKernel, call
+from fakekernel import Call, FakeKernel, call, failing
 
 
 def enoent(path: str) -> FileNotFoundError:
@@ -41,16 +42,17 @@ def test_writable_overlay_resolves_and_escapes_every_path() -> None:
             call("realpath", "/mnt/work", ret="/data/a/.work"),
             call("realpath", "/mnt/lower:1", ret="/mnt/lower:1"),
             call("realpath", "/mnt/b", ret="/srv/b,c"),
-            call("makedirs", "/sysroot/nix/store", 0o750),
+            call("mkdir_in", SYSROOT, "/nix/store", 0o750, 0o750, ret=5),
             call(
-                "mount",
+                "mount_here",
+                5,
                 "overlay",
-                "/sysroot/nix/store",
                 "overlay",
                 0,
                 "upperdir=/host/data/a/.upper,workdir=/host/data/a/.work,"
                 "lowerdir=/host/mnt/lower\\:1:/host/srv/b\\,c,userxattr",
             ),
+            call("close", 5),
         ]
     )
     st = State(k, parent_perm=0o750)
@@ -64,18 +66,19 @@ def test_ephemeral_overlay_uses_fresh_dirs_in_the_intermediate_root() -> None:
     k = FakeKernel(
         [
             call("realpath", "/var/lib/base/debian:f92c9052", ret="/var/lib/base/debian:f92c9052"),
-            call("makedirs", "/sysroot", 0o755),
             call("mkdir", "/overlay.upper.0", 0o700),
             call("mkdir", "/overlay.work.1", 0o700),
+            call("mkdir_in", SYSROOT, "/", 0o755, 0o755, ret=5),
             call(
-                "mount",
+                "mount_here",
+                5,
                 "overlay",
-                "/sysroot",
                 "overlay",
                 0,
                 "upperdir=/overlay.upper.0,workdir=/overlay.work.1,"
                 "lowerdir=/host/var/lib/base/debian\\:f92c9052,userxattr",
             ),
+            call("close", 5),
         ]
     )
     st = State(k)
@@ -91,15 +94,16 @@ def test_readonly_overlay_has_no_upper_or_work() -> None:
             call("realpath", "/a", ret="/a"),
             call("realpath", "/b", ret="/b"),
             call("realpath", "/c", ret="/x/c"),
-            call("makedirs", "/sysroot/usr", 0o755),
+            call("mkdir_in", SYSROOT, "/usr", 0o755, 0o755, ret=5),
             call(
-                "mount",
+                "mount_here",
+                5,
                 "overlay",
-                "/sysroot/usr",
                 "overlay",
                 0,
                 "lowerdir=/host/a:/host/b:/host/x/c,userxattr",
             ),
+            call("close", 5),
         ]
     )
     st = State(k)
@@ -109,8 +113,9 @@ def test_readonly_overlay_has_no_upper_or_work() -> None:
 
 
 def test_readonly_overlay_needs_two_lowers() -> None:
+    """Refused before anything is made in the container's root."""
     op = Overlay("/usr", ["/a"])
-    k = FakeKernel([call("realpath", "/a", ret="/a"), call("makedirs", "/sysroot/usr", 0o755)])
+    k = FakeKernel([call("realpath", "/a", ret="/a")])
     st = State(k)
     op.early(st)
     with pytest.raises(OverlayArgumentError) as e:
@@ -128,7 +133,7 @@ def test_readonly_overlay_needs_two_lowers() -> None:
 )
 def test_writable_overlay_needs_a_lower(upper: str, work: str | None, early: list[Call]) -> None:
     op = Overlay("/o", [], upper, work)
-    calls = [*early, call("makedirs", "/sysroot/o", 0o755)]
+    calls = list(early)  # nothing is made in the container's root
     if work is None:
         calls += [call("mkdir", "/overlay.upper.0", 0o700), call("mkdir", "/overlay.work.1", 0o700)]
     k = FakeKernel(calls)
@@ -173,37 +178,47 @@ def test_resolution_errors_propagate(failing: int) -> None:
     k.done()
 
 
-def test_apply_errors_propagate() -> None:
+APPLY = [
+    call("mkdir", "/overlay.upper.0", 0o700),
+    call("mkdir", "/overlay.work.1", 0o700),
+    call("mkdir_in", SYSROOT, "/o", 0o755, 0o755, ret=5),
+    call(
+        "mount_here",
+        5,
+        "overlay",
+        "overlay",
+        0,
+        "upperdir=/overlay.upper.0,workdir=/overlay.work.1,lowerdir=/host/l1,userxattr",
+    ),
+    call("close", 5),
+]
+
+
+@pytest.mark.parametrize("fail_at", range(len(APPLY)))
+def test_apply_errors_propagate_and_close_the_target(fail_at: int) -> None:
     op = Overlay("/o", ["/l1"], "/", None)
-    for fail_at in range(4):
-        calls = [
-            call("realpath", "/l1", ret="/l1"),
-            call("makedirs", "/sysroot/o", 0o755),
-            call("mkdir", "/overlay.upper.0", 0o700),
-            call("mkdir", "/overlay.work.1", 0o700),
-            call(
-                "mount",
-                "overlay",
-                "/sysroot/o",
-                "overlay",
-                0,
-                "upperdir=/overlay.upper.0,workdir=/overlay.work.1,lowerdir=/host/l1,userxattr",
-            ),
-        ]
-        err: OSError
-        if fail_at == 3:
-            err = MountError("overlay", "/sysroot/o", "overlay", 0, "", errno.EPERM)
-        else:
-            err = PermissionError(errno.EACCES, "permission denied")
-        calls[fail_at + 1] = call(calls[fail_at + 1].name, *calls[fail_at + 1].args, err=err)
-        k = FakeKernel(calls[: fail_at + 2])
-        st = State(k)
-        op.early(st)
-        with pytest.raises(OSError) as e:
-            op.apply(st)
-        assert e.value is err
-        k.done()
-    assert str(err) == "cannot mount overlay on /sysroot/o: operation not permitted"
+    err: OSError
+    if APPLY[fail_at].name == "mount_here":
+        err = MountError("overlay", ".", "overlay", 0, "", errno.EPERM)
+    else:
+        err = PermissionError(errno.EACCES, "permission denied")
+    k = FakeKernel([call("realpath", "/l1", ret="/l1"), *failing(APPLY, fail_at, err)])
+    st = State(k)
+    op.early(st)
+    with pytest.raises(OSError) as e:
+        op.apply(st)
+    assert e.value is err
+    k.done()
+
+
+def test_target_is_normalised_and_the_layers_are_not() -> None:
+    op = Overlay("/nix//store/./", ["/a/../b"], "/u/", "/w/.")
+    assert (op.target, op.lower, op.upper, op.work) == ("/nix/store", ["/a/../b"], "/u/", "/w/.")
+    assert str(op) == 'overlay on "/nix/store" with 1 layers'
+    assert op.to_wire()["target"] == "/nix/store"
+    assert Overlay.from_wire({**op.to_wire(), "target": "/nix/x/../store"}) == op
+    with pytest.raises(OpError, match=r"^overlay: path .* climbs above /$"):
+        Overlay("/nix/../../store", ["/a"])
 
 
 def test_early_resets_what_a_previous_run_learned() -> None:
@@ -213,15 +228,16 @@ def test_early_resets_what_a_previous_run_learned() -> None:
             [
                 call("realpath", "/a", ret=target),
                 call("realpath", "/b", ret="/b"),
-                call("makedirs", "/sysroot/o", 0o755),
+                call("mkdir_in", SYSROOT, "/o", 0o755, 0o755, ret=5),
                 call(
-                    "mount",
+                    "mount_here",
+                    5,
                     "overlay",
-                    "/sysroot/o",
                     "overlay",
                     0,
                     f"lowerdir=/host{target}:/host/b,userxattr",
                 ),
+                call("close", 5),
             ]
         )
         st = State(k)

@@ -10,8 +10,10 @@ import pytest
 from hakurei.errors import MountError, OpError
 from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import REGISTRY, Ops, Place, State
+from hakurei.ops.base import SYSROOT
+from hakurei.ops.place import MAX_DATA
 
-from fakekernel import Call, FakeKernel, call
+from fakekernel import Call, FakeKernel, call, failing
 
 CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY
 DATA = b"test-minimal\n"
@@ -26,21 +28,12 @@ def full_sequence() -> list[Call]:
         call("open", "/tmp.0", CREATE, 0o600, ret=9),
         call("write", 9, DATA, ret=len(DATA)),
         call("close", 9),
-        call(
-            "stat",
-            "/sysroot/etc/hostname",
-            err=FileNotFoundError(errno.ENOENT, "No such file or directory"),
-        ),
-        call("makedirs", "/sysroot/etc", 0o750),
-        call("open", "/sysroot/etc/hostname", CREATE, 0o444, ret=10),
+        call("file_in", SYSROOT, "/etc/hostname", 0o444, 0o750, ret=10),
+        call("open_tree", "/tmp.0", False, ret=11),
+        call("setattr_fd", 11, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, False),
+        call("move_mount", 11, 10),
+        call("close", 11),
         call("close", 10),
-        call("mount", "/tmp.0", "/sysroot/etc/hostname", "", 0x9000, ""),
-        call(
-            "mount_setattr",
-            "/sysroot/etc/hostname",
-            0,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY,
-        ),
         call("remove", "/tmp.0"),
     ]
 
@@ -106,26 +99,27 @@ def test_clean_up_errors_do_not_hide_the_cause() -> None:
 
 
 @pytest.mark.parametrize(
-    "failing",
+    "at",
     [
         2,  # close of the temp file
-        3,  # stat of the target
-        4,  # makedirs
-        5,  # open of the target
-        6,  # close of the target
-        7,  # the bind
-        8,  # mount_setattr on the new bind
+        3,  # the target, found or made in the container's root
+        4,  # open_tree of the temp file
+        5,  # setattr_fd on the detached copy
+        6,  # move_mount onto the target
+        7,  # close of the copy
+        8,  # close of the target
     ],
 )
-def test_later_errors_still_remove_the_temp_file(failing: int) -> None:
-    calls = full_sequence()[: failing + 1]
-    if calls[-1].name == "mount":
-        calls[-1].err = MountError("/tmp.0", "/sysroot/etc/hostname", "", 0x9000, "", errno.EPERM)
+def test_later_errors_close_every_fd_and_still_remove_the_temp_file(at: int) -> None:
+    err: OSError
+    if full_sequence()[at].name == "move_mount":
+        err = MountError("/tmp.0", "/etc/hostname", "", 0x1000, "", errno.EPERM)
     else:
-        calls[-1].err = eperm()
-    calls.append(call("remove", "/tmp.0"))
-    with pytest.raises(OSError):
+        err = eperm()
+    calls = [*failing(full_sequence(), at, err), call("remove", "/tmp.0")]
+    with pytest.raises(OSError) as info:
         run_apply(calls)
+    assert info.value is err
 
 
 def test_final_remove_error_propagates() -> None:
@@ -139,6 +133,22 @@ def test_final_remove_error_propagates() -> None:
 def test_invalid(args: tuple[object, ...]) -> None:
     with pytest.raises(OpError, match=r"^place"):
         Place(*args)  # type: ignore[arg-type]
+
+
+def test_data_limit() -> None:
+    assert len(Place("/a", bytes(MAX_DATA)).data) == MAX_DATA
+    with pytest.raises(OpError) as info:
+        Place("/a", bytes(MAX_DATA + 1))
+    assert str(info.value) == f"place: {MAX_DATA + 1} bytes exceed the {MAX_DATA}-byte limit"
+
+
+def test_path_is_normalised() -> None:
+    op = Place("/etc/./x/../hostname/", b"h")
+    assert op.path == "/etc/hostname"
+    assert str(op) == 'tmpfile "/etc/hostname" (1 bytes)'
+    assert Place.from_wire({"path": "//etc/hostname", "data": b"h"}) == op
+    with pytest.raises(OpError, match=r"^place: path .* climbs above /$"):
+        Place("/etc/../../hostname", b"")
 
 
 def test_equality_text_wire() -> None:

@@ -6,17 +6,19 @@ import errno
 
 import pytest
 
-from hakurei.errors import MountError, OpError
+from hakurei.errors import MountError, OpError, PathError
 from hakurei.ops import REGISTRY, Ops, Proc, State
+from hakurei.ops.base import SYSROOT
 
 from fakekernel import FakeKernel, call
 
 
-def test_apply_makes_the_mount_point_then_mounts_proc() -> None:
+def test_apply_resolves_the_mount_point_in_root_then_mounts_proc_on_it() -> None:
     k = FakeKernel(
         [
-            call("makedirs", "/sysroot/proc", 0o750),
-            call("mount", "proc", "/sysroot/proc", "proc", 0xE, ""),
+            call("mkdir_in", SYSROOT, "/proc", 0o750, 0o750, ret=5),
+            call("mount_here", 5, "proc", "proc", 0xE, ""),
+            call("close", 5),
         ]
     )
     st = State(k, parent_perm=0o750)
@@ -25,27 +27,36 @@ def test_apply_makes_the_mount_point_then_mounts_proc() -> None:
     k.done()
 
 
-def test_makedirs_error_stops_before_mount() -> None:
-    k = FakeKernel(
-        [call("makedirs", "/sysroot/proc", 0o755, err=PermissionError(errno.EPERM, "x"))]
-    )
-    with pytest.raises(PermissionError):
+def test_resolution_error_stops_before_mount() -> None:
+    err = PathError("resolve", "/proc", errno.ENOTDIR)
+    k = FakeKernel([call("mkdir_in", SYSROOT, "/proc", 0o755, 0o755, err=err)])
+    with pytest.raises(PathError) as info:
         Proc("/proc").apply(State(k))
+    assert info.value is err
     k.done()
 
 
-def test_mount_error_message() -> None:
-    err = MountError("proc", "/sysroot/proc", "proc", 0xE, "", errno.ENOTRECOVERABLE)
+def test_mount_error_propagates_and_closes_the_mount_point() -> None:
+    err = MountError("proc", ".", "proc", 0xE, "", errno.ENOTRECOVERABLE)
     k = FakeKernel(
         [
-            call("makedirs", "/sysroot/proc", 0o755),
-            call("mount", "proc", "/sysroot/proc", "proc", 0xE, "", err=err),
+            call("mkdir_in", SYSROOT, "/proc", 0o755, 0o755, ret=5),
+            call("mount_here", 5, "proc", "proc", 0xE, "", err=err),
+            call("close", 5),
         ]
     )
     with pytest.raises(MountError) as info:
         Proc("//proc/").apply(State(k))
     k.done()
-    assert str(info.value) == "cannot mount proc on /sysroot/proc: state not recoverable"
+    assert info.value is err
+
+
+def test_target_is_normalised() -> None:
+    assert Proc("//proc/").target == "/proc"
+    assert str(Proc("/a/../proc/.")) == 'proc on "/proc"'
+    assert Proc.from_wire({"target": "/x/../proc"}) == Proc("/proc")
+    with pytest.raises(OpError, match=r'^proc: path "/\.\./proc" climbs above /$'):
+        Proc("/../proc")
 
 
 def test_validation_equality_text_wire() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
-from hakurei.errors import MountinfoError, OpError
+from hakurei.errors import MountinfoError, OpError, PathError
 from hakurei.init.kernel import (
-    AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
@@ -15,19 +17,18 @@ from hakurei.init.kernel import (
     MS_REC,
 )
 from hakurei.ops import REGISTRY, Ops, Remount, State
+from hakurei.ops.base import SYSROOT
 
 from fakekernel import FakeKernel, call
-
-MOUNTINFO = "/host/proc/self/mountinfo"
-TABLE = b"1 0 0:1 / / rw - tmpfs rootfs rw\n2 1 0:2 / /sysroot rw,nosuid,nodev - tmpfs rootfs rw\n"
 
 
 def test_root_read_only_as_the_last_op() -> None:
     k = FakeKernel(
         [
-            call("realpath", "/sysroot", ret="/sysroot"),
-            call("read_file", MOUNTINFO, ret=TABLE),
-            call("mount_setattr", "/sysroot", 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY),
+            call("open_in", SYSROOT, "/", os.O_PATH, ret=4),
+            call("is_mount_root", 4, ret=True),
+            call("setattr_fd", 4, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY, False),
+            call("close", 4),
         ]
     )
     Remount("/", MS_RDONLY).apply(State(k))
@@ -37,9 +38,10 @@ def test_root_read_only_as_the_last_op() -> None:
 def test_recursive_nodev() -> None:
     k = FakeKernel(
         [
-            call("realpath", "/sysroot", ret="/sysroot"),
-            call("read_file", MOUNTINFO, ret=TABLE),
-            call("mount_setattr", "/sysroot", AT_RECURSIVE, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+            call("open_in", SYSROOT, "/", os.O_PATH, ret=4),
+            call("is_mount_root", 4, ret=True),
+            call("setattr_fd", 4, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, True),
+            call("close", 4),
         ]
     )
     Remount("//", MS_REC | MS_NODEV).apply(State(k))
@@ -49,16 +51,27 @@ def test_recursive_nodev() -> None:
 def test_not_a_mount_point() -> None:
     k = FakeKernel(
         [
-            call("realpath", "/sysroot/usr", ret="/sysroot/usr"),
-            call("read_file", MOUNTINFO, ret=TABLE),
+            call("open_in", SYSROOT, "/usr", os.O_PATH, ret=4),
+            call("is_mount_root", 4, ret=False),
+            call("close", 4),
         ]
     )
-    with pytest.raises(MountinfoError, match="never appeared in mountinfo"):
-        Remount("/usr", MS_RDONLY).apply(State(k))
+    with pytest.raises(MountinfoError) as info:
+        Remount("/usr/", MS_RDONLY).apply(State(k))
+    assert str(info.value) == 'cannot unfold mountinfo: "/usr" is not a mount point'
     k.done()
 
 
-@pytest.mark.parametrize("args", [("usr", 1), ("/usr", -1), ("/usr", "1")])
+def test_missing_target() -> None:
+    err = PathError("resolve", "/usr", errno.ENOENT)
+    k = FakeKernel([call("open_in", SYSROOT, "/usr", os.O_PATH, err=err)])
+    with pytest.raises(PathError) as info:
+        Remount("/usr", MS_RDONLY).apply(State(k))
+    assert info.value is err
+    k.done()
+
+
+@pytest.mark.parametrize("args", [("usr", 1), ("/usr", -1), ("/usr", "1"), ("/usr/../..", 1)])
 def test_invalid(args: tuple[object, ...]) -> None:
     with pytest.raises(OpError, match=r"^remount"):
         Remount(*args)  # type: ignore[arg-type]
@@ -67,9 +80,12 @@ def test_invalid(args: tuple[object, ...]) -> None:
 def test_equality_text_wire() -> None:
     assert Remount("/", MS_RDONLY) == Remount("/", 1)
     assert Remount("/", MS_RDONLY) != Remount("/", MS_RDONLY | MS_REC)
+    assert Remount("//", MS_RDONLY) == Remount("/", MS_RDONLY)
     assert Ops().remount("/", MS_RDONLY) == [Remount("/", MS_RDONLY)]
     assert str(Remount("/", MS_RDONLY)) == '"/" flags 0x1'
     assert str(Remount("/usr", 0x4005)) == '"/usr" flags 0x4005'
+    assert str(Remount("/usr/./lib/..", 1)) == '"/usr" flags 0x1'
     assert Remount.PREFIX == "remounting"
     op = Remount("/x", 0x4004)
     assert REGISTRY[op.TAG].from_wire(op.to_wire()) == op
+    assert REGISTRY[op.TAG].from_wire({"target": "/x/", "flags": 0x4004}) == op

@@ -8,45 +8,56 @@ import stat
 
 import pytest
 
-from hakurei.errors import OpError, OpRepeatError
-from hakurei.init.kernel import (
-    AT_RECURSIVE,
-    MOUNT_ATTR_NODEV,
-    MOUNT_ATTR_NOSUID,
-    MOUNT_ATTR_RDONLY,
+from hakurei.errors import OpError, OpRepeatError, PathError
+from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
+from hakurei.ops import (
+    BIND_DEVICE,
+    BIND_ENSURE,
+    BIND_OPTIONAL,
+    BIND_WRITABLE,
+    AutoRoot,
+    Link,
+    Ops,
+    State,
 )
-from hakurei.ops import BIND_DEVICE, BIND_ENSURE, BIND_OPTIONAL, BIND_WRITABLE, AutoRoot, Ops, State
+from hakurei.ops.base import SYSROOT
 from hakurei.ops.root import is_auto_root_bindable
 
 from fakekernel import Call, FakeKernel, call
 
 DIR = os.stat_result((stat.S_IFDIR | 0o755, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+LNK = os.stat_result((stat.S_IFLNK | 0o777, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 ROOT = ["bin", "dev", "etc", "home", "lib64", "mnt", "nix", "proc", "root", "sys", "tmp", "usr"]
 BOUND = ["bin", "home", "lib64", "nix", "root", "sys", "usr"]
+READONLY = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY
 
 
-def bind_dir(source: str, target: str, mflags: int, attrs: int) -> list[Call]:
-    """The apply calls of a Bind whose (resolved) source is a directory."""
+def entry(host: str, final: str | None = None) -> list[Call]:
+    """early for a top-level entry that is not a link: lstat, then Bind's realpath."""
+    return [call("lstat", host, ret=DIR), call("realpath", host, ret=final or host)]
+
+
+def bind_dir(source: str, target: str, attrs: int, fd: int = 5, tree: int = 6) -> list[Call]:
+    """The apply calls of a recursive Bind whose (resolved) source is a directory."""
     return [
         call("stat", source, ret=DIR),
-        call("makedirs", target, 0o700),
-        call("mount", source, target, "", mflags, ""),
-        call("mount_setattr", target, AT_RECURSIVE, attrs),
+        call("mkdir_in", SYSROOT, target, 0o700, 0o700, ret=fd),
+        call("open_tree", source, True, ret=tree),
+        call("setattr_fd", tree, attrs, True),
+        call("move_mount", tree, fd),
+        call("close", tree),
+        call("close", fd),
     ]
 
 
 def test_binds_every_bindable_entry_read_only() -> None:
     early = [call("listdir", "/", ret=ROOT)]
-    early += [call("realpath", f"/{n}", ret="/usr/bin" if n == "bin" else f"/{n}") for n in BOUND]
+    for n in BOUND:
+        early += entry(f"/{n}", "/usr/bin" if n == "bin" else None)
     apply: list[Call] = []
     for n in BOUND:
         source = "/host/usr/bin" if n == "bin" else f"/host/{n}"
-        apply += bind_dir(
-            source,
-            f"/sysroot/{n}",
-            0xD000,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY,
-        )
+        apply += bind_dir(source, f"/{n}", READONLY)
     k = FakeKernel(early + apply)
     msgs: list[str] = []
     st = State(k, verbose=msgs.append)
@@ -55,16 +66,72 @@ def test_binds_every_bindable_entry_read_only() -> None:
     assert k.pos == len(early), "early must only list and resolve"
     op.apply(st)
     k.done()
-    assert msgs[0] == 'mounting "/host/usr/bin" on "/sysroot/bin" flags 0x4005'
-    assert msgs[1] == 'mounting "/sysroot/home" flags 0x4005'
+    assert msgs[0] == 'mounting "/host/usr/bin" on "/bin" flags 0x4005'
+    assert msgs[1] == 'mounting "/home" flags 0x4005'
+
+
+def test_a_top_level_link_is_recreated_as_the_same_link_never_followed_on_the_host() -> None:
+    """An image's ``hostroot -> /`` and ``bin -> usr/bin`` mean paths in the container.
+
+    Nothing at the link's host target is resolved, stat'ed or bound: the only
+    host access is lstat and readlink of the entry itself, and apply makes the
+    link inside the container's root.
+    """
+    early = [
+        call("listdir", "/img", ret=["bin", "hostroot", "private", "usr"]),
+        call("lstat", "/img/bin", ret=LNK),
+        call("readlink", "/img/bin", ret="usr/bin"),
+        call("lstat", "/img/hostroot", ret=LNK),
+        call("readlink", "/img/hostroot", ret="/"),
+        call("lstat", "/img/private", ret=LNK),
+        call("readlink", "/img/private", ret="../../home/user/private"),
+        *entry("/img/usr"),
+    ]
+    apply = [
+        call("symlink_in", SYSROOT, "usr/bin", "/bin", 0o750),
+        call("symlink_in", SYSROOT, "/", "/hostroot", 0o750),
+        call("symlink_in", SYSROOT, "../../home/user/private", "/private", 0o750),
+        *bind_dir("/host/img/usr", "/usr", READONLY),
+    ]
+    k = FakeKernel(early + apply)
+    msgs: list[str] = []
+    st = State(k, parent_perm=0o750, verbose=msgs.append)
+    op = AutoRoot("/img")
+    op.early(st)
+    assert k.pos == len(early)
+    op.apply(st)
+    k.done()
+    assert msgs == [
+        'creating symlink on "/bin" linkname "usr/bin"',
+        'creating symlink on "/hostroot" linkname "/"',
+        'creating symlink on "/private" linkname "../../home/user/private"',
+        'mounting "/host/img/usr" on "/usr" flags 0x4005',
+    ]
+
+
+def test_a_link_is_a_link_whatever_the_flags() -> None:
+    """Even a writable, device, ensure AutoRoot makes the link, and nothing on the host."""
+    k = FakeKernel(
+        [
+            call("listdir", "/img", ret=["data"]),
+            call("lstat", "/img/data", ret=LNK),
+            call("readlink", "/img/data", ret="/home/user/private"),
+            call("symlink_in", SYSROOT, "/home/user/private", "/data", 0o755),
+        ]
+    )
+    st = State(k)
+    op = AutoRoot("/img", BIND_WRITABLE | BIND_DEVICE | BIND_ENSURE)
+    op.early(st)
+    op.apply(st)
+    k.done()
 
 
 def test_flags_reach_every_bind() -> None:
     k = FakeKernel(
         [
             call("listdir", "/var/lib/image", ret=["proc", "usr"]),
-            call("realpath", "/var/lib/image/usr", ret="/var/lib/image/usr"),
-            *bind_dir("/host/var/lib/image/usr", "/sysroot/usr", 0xD000, MOUNT_ATTR_NOSUID),
+            *entry("/var/lib/image/usr"),
+            *bind_dir("/host/var/lib/image/usr", "/usr", MOUNT_ATTR_NOSUID),
         ]
     )
     st = State(k)
@@ -78,14 +145,10 @@ def test_an_optional_entry_that_vanished_is_skipped() -> None:
     k = FakeKernel(
         [
             call("listdir", "/img", ret=["gone", "usr"]),
+            call("lstat", "/img/gone", ret=DIR),
             call("realpath", "/img/gone", err=FileNotFoundError(errno.ENOENT, "gone", "/img/gone")),
-            call("realpath", "/img/usr", ret="/img/usr"),
-            *bind_dir(
-                "/host/img/usr",
-                "/sysroot/usr",
-                0xD000,
-                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY,
-            ),
+            *entry("/img/usr"),
+            *bind_dir("/host/img/usr", "/usr", READONLY),
         ]
     )
     st = State(k)
@@ -139,7 +202,8 @@ def test_bind_early_error_aborts() -> None:
     k = FakeKernel(
         [
             call("listdir", "/img", ret=["a", "b", "c"]),
-            call("realpath", "/img/a", ret="/img/a"),
+            *entry("/img/a"),
+            call("lstat", "/img/b", ret=DIR),
             call("realpath", "/img/b", err=err),
         ]
     )
@@ -149,12 +213,30 @@ def test_bind_early_error_aborts() -> None:
     k.done()
 
 
+@pytest.mark.parametrize("step", ["lstat", "readlink"])
+def test_link_early_error_aborts(step: str) -> None:
+    err = PermissionError(errno.EACCES, "permission denied", "/img/b")
+    calls = [
+        call("listdir", "/img", ret=["a", "b", "c"]),
+        *entry("/img/a"),
+        call("lstat", "/img/b", ret=LNK),
+        call("readlink", "/img/b", ret="x"),
+    ]
+    cut = max(i for i, c in enumerate(calls) if c.name == step)
+    calls = [*calls[:cut], call(step, "/img/b", err=err)]
+    k = FakeKernel(calls)
+    with pytest.raises(PermissionError) as e:
+        AutoRoot("/img").early(State(k))
+    assert e.value is err
+    k.done()
+
+
 def test_bind_apply_error_aborts() -> None:
     err = PermissionError(errno.EPERM, "operation not permitted")
     calls = [
         call("listdir", "/img", ret=["a", "b"]),
-        call("realpath", "/img/a", ret="/img/a"),
-        call("realpath", "/img/b", ret="/img/b"),
+        *entry("/img/a"),
+        *entry("/img/b"),
         call("stat", "/host/img/a", err=err),
     ]
     k = FakeKernel(calls)
@@ -162,6 +244,26 @@ def test_bind_apply_error_aborts() -> None:
     op = AutoRoot("/img")
     op.early(st)
     with pytest.raises(PermissionError) as e:
+        op.apply(st)
+    assert e.value is err
+    k.done()
+
+
+def test_link_apply_error_aborts() -> None:
+    err = PathError("create symlink", "/a", errno.EEXIST)
+    k = FakeKernel(
+        [
+            call("listdir", "/img", ret=["a", "b"]),
+            call("lstat", "/img/a", ret=LNK),
+            call("readlink", "/img/a", ret="b"),
+            *entry("/img/b"),
+            call("symlink_in", SYSROOT, "b", "/a", 0o755, err=err),
+        ]
+    )
+    st = State(k)
+    op = AutoRoot("/img")
+    op.early(st)
+    with pytest.raises(PathError) as e:
         op.apply(st)
     assert e.value is err
     k.done()
@@ -184,16 +286,34 @@ def test_early_starts_afresh() -> None:
     op = AutoRoot("/img")
     k = FakeKernel(
         [
-            call("listdir", "/img", ret=["a"]),
-            call("realpath", "/img/a", ret="/img/a"),
+            call("listdir", "/img", ret=["a", "l"]),
+            *entry("/img/a"),
+            call("lstat", "/img/l", ret=LNK),
+            call("readlink", "/img/l", ret="a"),
             call("listdir", "/img", ret=[]),
         ]
     )
     st = State(k)
     op.early(st)
     op.early(st)
-    op.apply(st)  # nothing left to bind: no calls
+    op.apply(st)  # nothing left to bind or link: no calls
     k.done()
+
+
+def test_resolved_entries_are_ordinary_ops() -> None:
+    """What early learned is a Link op for a link, with the link's contents as written."""
+    k = FakeKernel(
+        [
+            call("listdir", "/img", ret=["lib"]),
+            call("lstat", "/img/lib", ret=LNK),
+            call("readlink", "/img/lib", ret="usr/lib"),
+        ]
+    )
+    op = AutoRoot("/img")
+    op.early(State(k))
+    k.done()
+    assert op._resolved == [Link("/lib", "usr/lib")]
+    assert op.to_wire() == {"host": "/img", "flags": 0}  # derived state never travels
 
 
 def test_validation() -> None:

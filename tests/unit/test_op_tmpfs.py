@@ -6,9 +6,10 @@ import errno
 
 import pytest
 
-from hakurei.errors import MountError, OpError, TmpfsSizeError
+from hakurei.errors import MountError, OpError, PathError, TmpfsSizeError
 from hakurei.init.kernel import MS_NODEV, MS_NOSUID, MS_RDONLY
 from hakurei.ops import REGISTRY, Ops, State, Tmpfs
+from hakurei.ops.base import SYSROOT
 from hakurei.ops.tmpfs import MAX_SIZE
 
 from fakekernel import Call, FakeKernel, call
@@ -24,15 +25,16 @@ def test_ephemeral_with_size() -> None:
     run_apply(
         Tmpfs("/run/user/1000", 1 << 23, 0o700),
         [
-            call("makedirs", "/sysroot/run/user/1000", 0o700),
+            call("mkdir_in", SYSROOT, "/run/user/1000", 0o700, 0o700, ret=5),
             call(
-                "mount",
+                "mount_here",
+                5,
                 "ephemeral",
-                "/sysroot/run/user/1000",
                 "tmpfs",
                 MS_NOSUID | MS_NODEV,
                 "mode=0700,size=8388608",
             ),
+            call("close", 5),
         ],
     )
 
@@ -41,8 +43,9 @@ def test_sticky_tmp_without_size() -> None:
     run_apply(
         Tmpfs("/tmp", 0, 0o1777),
         [
-            call("makedirs", "/sysroot/tmp", 0o755),
-            call("mount", "ephemeral", "/sysroot/tmp", "tmpfs", 0x6, "mode=01777"),
+            call("mkdir_in", SYSROOT, "/tmp", 0o755, 0o755, ret=5),
+            call("mount_here", 5, "ephemeral", "tmpfs", 0x6, "mode=01777"),
+            call("close", 5),
         ],
     )
 
@@ -56,27 +59,36 @@ def test_readonly_builder() -> None:
     run_apply(
         op,
         [
-            call("makedirs", "/sysroot/etc/hakurei/readonly", 0o755),
-            call("mount", "readonly", "/sysroot/etc/hakurei/readonly", "tmpfs", 0x7, "mode=0755"),
+            call("mkdir_in", SYSROOT, "/etc/hakurei/readonly", 0o755, 0o755, ret=5),
+            call("mount_here", 5, "readonly", "tmpfs", 0x7, "mode=0755"),
+            call("close", 5),
         ],
     )
 
 
-def test_errors_propagate() -> None:
-    with pytest.raises(PermissionError):
-        run_apply(
-            Tmpfs("/tmp"),
-            [call("makedirs", "/sysroot/tmp", 0o755, err=PermissionError(errno.EPERM, "x"))],
-        )
-    err = MountError("ephemeral", "/sysroot/tmp", "tmpfs", 6, "mode=0755", errno.ENOMEM)
+def test_errors_propagate_and_close_the_mount_point() -> None:
+    perr = PathError("create directory", "/tmp", errno.EPERM)
+    with pytest.raises(PathError):
+        run_apply(Tmpfs("/tmp"), [call("mkdir_in", SYSROOT, "/tmp", 0o755, 0o755, err=perr)])
+    err = MountError("ephemeral", ".", "tmpfs", 6, "mode=0755", errno.ENOMEM)
     with pytest.raises(MountError):
         run_apply(
             Tmpfs("/tmp"),
             [
-                call("makedirs", "/sysroot/tmp", 0o755),
-                call("mount", "ephemeral", "/sysroot/tmp", "tmpfs", 6, "mode=0755", err=err),
+                call("mkdir_in", SYSROOT, "/tmp", 0o755, 0o755, ret=5),
+                call("mount_here", 5, "ephemeral", "tmpfs", 6, "mode=0755", err=err),
+                call("close", 5),
             ],
         )
+
+
+def test_target_is_normalised() -> None:
+    op = Tmpfs("/run/./user//1000/")
+    assert op.target == "/run/user/1000"
+    assert str(op) == 'tmpfs on "/run/user/1000" size 0'
+    assert Tmpfs.from_wire({**op.to_wire(), "target": "/run/x/../user/1000"}) == op
+    with pytest.raises(OpError, match=r"^tmpfs: path .* climbs above /$"):
+        Tmpfs("/run/../../tmp")
 
 
 @pytest.mark.parametrize("size", [-1, MAX_SIZE + 1])
