@@ -274,13 +274,18 @@ def test_relative_path_set_after_construction_is_an_op_error_before_spawn(
     op = Bind("/usr", "/usr")
     op.source = "usr"
     marker = tmp_path / "ran"
-    with pytest.raises(OpError):
+    # tmp_path is bound writable: had anything been started, the marker would show.
+    writable = Bind(str(tmp_path), str(tmp_path), BIND_WRITABLE)
+    with pytest.raises(OpError, match="not absolute"):
         run_sync(
             "/bin/sh",
             ["sh", "-c", f"echo > {marker}"],
-            ops=[op, *base_ops()[1:]],
+            ops=[op, *base_ops()[1:], writable],
             capture_output=True,
         )
+    assert not marker.exists()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # and no shim was spawned
 
 
 # -- remount ------------------------------------------------------------------------
