@@ -17,7 +17,7 @@ import fcntl
 import os
 import sys
 
-from .errors import EXIT_SETUP, HakureiError, OpError, ParamsError, StartError, q
+from .errors import EXIT_SETUP, HakureiError, OpError, ParamsError, StartError, describe, q
 from .ops import Op
 from .params import Setup, check_params, encode, env_entries
 
@@ -207,9 +207,29 @@ class Params:
 
 
 def _fileno(f: Stdio) -> int | None:
-    if f is None or isinstance(f, int):
-        return f
-    return f.fileno()
+    """The fd behind a stdio or extra-file value; anything else is a ParamsError.
+
+    Checked before the spawn: a negative or huge int, or an object without a
+    working ``fileno()``, would otherwise surface as ValueError, OverflowError
+    or AttributeError from deep inside posix_spawn's file actions.
+    """
+    if f is None:
+        return None
+    if isinstance(f, bool):
+        raise ParamsError("a file must be an fd or a file object, not bool")
+    if isinstance(f, int):
+        fd = f
+    else:
+        try:
+            fd = f.fileno()
+        except (AttributeError, OSError, ValueError) as e:
+            raise ParamsError(f"{type(f).__name__} is not an open file: {describe(e)}") from None
+        if not isinstance(fd, int) or isinstance(fd, bool):
+            raise ParamsError(f"{type(f).__name__}.fileno() did not return an int")
+    if not 0 <= fd < 1 << 31:
+        shown = fd if abs(fd) < 1 << 64 else "(huge)"
+        raise ParamsError(f"file descriptor {shown} is out of range (0 to 2**31-1)")
+    return fd
 
 
 class Shim:

@@ -174,6 +174,24 @@ def test_text_that_is_not_utf8_is_a_setup_error_on_the_wire() -> None:
         encode(s)
 
 
+def closed_file() -> object:
+    f = open(os.devnull)  # noqa: SIM115 - closed at once: that is the point
+    f.close()
+    return f
+
+
+@pytest.mark.parametrize("bad", [-1, 1 << 31, 10**20, True, "x", object(), closed_file()], ids=repr)
+@pytest.mark.parametrize("where", ["stdin", "stdout", "extra_files"])
+def test_bad_stdio_or_extra_file_is_a_params_error_before_the_spawn(
+    where: str, bad: object
+) -> None:
+    from hakurei.launch import run_sync
+
+    kw: dict[str, Any] = {"extra_files": [bad]} if where == "extra_files" else {where: bad}
+    with pytest.raises(ParamsError, match=r"not an open file|out of range|not bool"):
+        run_sync("/bin/true", ops=OPS, seccomp_disable=True, **kw)
+
+
 # -- the shim's decoder: a record built by other means gets the same answer ---------
 
 
