@@ -22,7 +22,6 @@ interpreter start-up is not counted.  Run against an installed hakurei.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
@@ -44,8 +43,12 @@ print(dt, bool({"pyseccomp", "ctypes.util", "subprocess"} & set(sys.modules)))
 IMPORT = """
 import time
 t = time.perf_counter()
-import pyseccomp
-print(time.perf_counter() - t, True)
+try:
+    import pyseccomp
+except ImportError:
+    print(-1, False)
+else:
+    print(time.perf_counter() - t, True)
 """
 
 
@@ -74,14 +77,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args()
 
-    have_pyseccomp = importlib.util.find_spec("pyseccomp") is not None
     cold, imp = [], []
     for _ in range(args.rounds):
         dt, slow = fresh(FRESH)
         assert not slow, "compiling imported pyseccomp, ctypes.util or subprocess"
         cold.append(dt)
-        if have_pyseccomp:
-            imp.append(fresh(IMPORT)[0])
+        dt, installed = fresh(IMPORT)
+        if installed:
+            imp.append(dt)
 
     seccomp.cache_clear()
 
