@@ -229,6 +229,36 @@ def test_decoder_refuses_the_same_values(fields: dict[str, Any], message: str) -
         decode(frame(**fields))
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"uid": 1 << 32}, "uid 4294967296 is out of range"),
+        ({"adopt_wait_delay": float("inf")}, "adopt_wait_delay inf is out of range"),
+        ({"hostname": b"\x1b]0;pwned\x07" + b"x" * 60}, r'hostname "\x1b]0;pwned\ax'),
+        ({"env": ["=v"]}, 'environment variable name "" is empty'),
+    ],
+)
+def test_shim_entry_refuses_a_record_from_elsewhere_in_one_line(
+    fields: dict[str, Any], message: str
+) -> None:
+    """The real shim (``python -m hakurei init``), fed a record no Params would build."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "hakurei", "init"],
+        input=frame(**fields),
+        env={"HAKUREI_SETUP": "0"},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert (r.returncode, r.stdout) == (125, b""), r
+    line = r.stderr.decode()
+    assert line.startswith("hakurei: cannot decode init setup payload: "), line
+    assert line.count("\n") == 1 and line[:-1].isprintable() and message in line, line
+
+
 def test_decoder_accepts_any_hostname_bytes_the_kernel_takes() -> None:
     assert os.fsencode(decode(frame(hostname=b"\xff\x01")).hostname) == b"\xff\x01"
     assert decode(frame(hostname=b"")).hostname == ""  # empty: keep the inherited name
