@@ -51,6 +51,12 @@ HOSTNAME_MAX = 64
 PID_LIMIT = 1 << 22
 #: Largest fd number a warm start may name (fds are C ints).
 FD_LIMIT = 1 << 31
+#: The kernel's PATH_MAX, NUL included: longer program or working-directory
+#: paths fail only inside the container (ENAMETOOLONG), so they are refused here.
+PATH_MAX = 4096
+#: The kernel's MAX_ARG_STRLEN (32 pages), NUL included: a longer argument or
+#: environment entry makes execve fail with E2BIG.
+MAX_ARG_STRLEN = 32 * 4096
 
 #: Every field of the record, in wire order, with its kind.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -130,8 +136,7 @@ class Setup:
             for name in ("uid", "gid", "host_uid", "host_gid"):
                 check_id(name, getattr(self, name))
             check_wait("adopt_wait_delay", self.adopt_wait_delay)
-            for e in self.env:
-                check_env_entry(e)
+            check_command(self.path, self.dir, self.args, self.env)
         except ParamsError as e:
             raise SetupError(str(e)) from None
         if not 0 <= self.parent_pid < PID_LIMIT:
@@ -193,6 +198,11 @@ def _num(value: int | float) -> str:
     if isinstance(value, int) and not -(10**30) < value < 10**30:
         return "(a huge number)"
     return repr(value)
+
+
+def _size(text: str) -> int:
+    """Bytes ``text`` takes as a C string (an upper bound for surrogate escapes)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def check_id(name: str, value: object) -> None:
@@ -279,16 +289,7 @@ def check_params(p: Params) -> None:
     Types first (a caller may pass anything), then ranges: the same limits
     ``Setup.validate`` applies to a decoded record.
     """
-    if "\0" in p.path:
-        raise ParamsError(f"program path {q(p.path)} contains NUL")
-    if "\0" in p.dir:
-        raise ParamsError(f"working directory {q(p.dir)} contains NUL")
-    for i, arg in enumerate(p.args):
-        if not isinstance(arg, str) or "\0" in arg:
-            what = q(arg) if isinstance(arg, str) else type(arg).__name__
-            raise ParamsError(f"argument {i} ({what}) must be a string without NUL")
-    for entry in p.env:
-        check_env_entry(entry)
+    check_command(p.path, p.dir, p.args, p.env)
     check_id("uid", p.uid)
     check_id("gid", p.gid)
     if p.hostname:  # "" leaves the name the new UTS namespace copied from the host
@@ -300,6 +301,31 @@ def check_params(p: Params) -> None:
             raise ParamsError(f"{name} must be a non-negative integer")
     if p.parent_perm > 0o7777:
         raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
+
+
+def check_command(path: str, dir: str, args: list[str], env: list[str]) -> None:
+    """What execve and chdir would refuse inside the container, refused here instead:
+    NUL, a path over PATH_MAX, an argument or environment entry over MAX_ARG_STRLEN,
+    a malformed environment entry."""
+    for what, text in (("program path", path), ("working directory", dir)):
+        if "\0" in text:
+            raise ParamsError(f"{what} {q(text)} contains NUL")
+        if _size(text) >= PATH_MAX:
+            raise ParamsError(f"{what} is {_size(text)} bytes (PATH_MAX is {PATH_MAX})")
+    for i, arg in enumerate(args):
+        if not isinstance(arg, str) or "\0" in arg:
+            what = q(arg) if isinstance(arg, str) else type(arg).__name__
+            raise ParamsError(f"argument {i} ({what}) must be a string without NUL")
+        if _size(arg) >= MAX_ARG_STRLEN:
+            raise ParamsError(f"argument {i} is {_size(arg)} bytes (at most {MAX_ARG_STRLEN - 1})")
+    for entry in env:
+        check_env_entry(entry)
+        if _size(entry) >= MAX_ARG_STRLEN:
+            name = q(entry.partition("=")[0])
+            limit = MAX_ARG_STRLEN - 1
+            raise ParamsError(
+                f"environment variable {name} is {_size(entry)} bytes (at most {limit})"
+            )
 
 
 def encode(setup: Setup) -> bytes:

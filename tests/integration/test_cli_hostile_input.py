@@ -126,6 +126,7 @@ BAD_VALUES: list[tuple[list[Arg], bytes]] = [
     (["--setenv", "A=B", "v"], b'environment variable name "A=B"'),
     (["--keep-env", ""], b'environment variable name ""'),
     (["--chdir", "tmp"], b'working directory "tmp" is not absolute'),
+    (["--chdir", "/" + "a" * 5000], b"working directory is 5001 bytes (PATH_MAX is 4096)"),
     (["--size", "lots", "--tmpfs", "/t"], b'--size: "lots" is not a number of bytes'),
     (["--size", "-1", "--tmpfs", "/t"], b"--size: -1 is negative"),
     (["--perms", "9", "--dir", "/d"], b'--perms: "9" is not an octal mode'),

@@ -147,6 +147,9 @@ def test_environment_names_and_values_are_checked(env: object, message: str) -> 
         ({"args": ["true", "a\0b"]}, r'argument 1 \("a\\x00b"\) must be a string without NUL'),
         ({"args": ["true", 7]}, r"argument 1 \(int\)"),
         ({"dir": "/a\0b"}, "working directory .* contains NUL"),
+        ({"dir": "/" + "a" * 4095}, r"working directory is 4096 bytes \(PATH_MAX is 4096\)"),
+        ({"args": ["true", "a" * 131072]}, r"argument 1 is 131072 bytes \(at most 131071\)"),
+        ({"env": {"A": "x" * 131070}}, r'environment variable "A" is 131072 bytes'),
         ({"parent_perm": 0o10000}, "is not a mode"),
         ({"parent_perm": -1}, "parent_perm must be a non-negative integer"),
         ({"seccomp_flags": -1}, "seccomp_flags must be a non-negative integer"),
@@ -157,9 +160,12 @@ def test_other_values_name_what_is_wrong(kw: dict[str, Any], message: str) -> No
         params(**kw)
 
 
-def test_program_path_with_nul_is_refused() -> None:
+def test_program_path_with_nul_or_over_path_max_is_refused() -> None:
     with pytest.raises(ParamsError, match=r"program path .* contains NUL"):
         Params("/bin/a\0b", ops=OPS)
+    with pytest.raises(ParamsError, match=r"program path is 4096 bytes"):
+        Params("/" + "a" * 4095, ops=OPS)
+    Params("/" + "a" * 4094, ops=OPS)  # 4095 bytes and the NUL: PATH_MAX exactly
 
 
 def test_params_errors_are_op_errors_for_existing_callers() -> None:
@@ -222,6 +228,8 @@ def frame(**fields: Any) -> bytes:
         ({"parent_pid": -1}, "bad parent pid -1"),
         ({"parent_pid": 1 << 40}, "bad parent pid"),
         ({"nrules": -1}, "bad seccomp rule count -1"),
+        ({"args": ["true", "a" * 131072]}, "argument 1 is 131072 bytes"),
+        ({"dir": "/" + "d" * 4095}, "working directory is 4096 bytes"),
     ],
 )
 def test_decoder_refuses_the_same_values(fields: dict[str, Any], message: str) -> None:
