@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import _socket
 import ctypes
+import errno
 import fcntl
 import os
+import stat
 
 import _prctl
 
@@ -43,8 +45,32 @@ MNT_DETACH = 2
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 AT_RECURSIVE = 0x8000
 AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+
+# openat2(2) resolve flags (Linux 5.6): how every destination inside the new
+# root is reached, so a symlink planted in a bound directory means what it
+# means to the program (a path in the container) and never leads to the host.
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_IN_ROOT = 0x10
+IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+#: openat2 attempts while the kernel answers EAGAIN (a racing rename or mount)
+_OPENAT2_TRIES = 1000
+
+# The new mount API (Linux 5.2; mount_setattr 5.12): a mount is made detached,
+# given its attributes, then attached onto an fd, so nothing is looked up by
+# name between the check and the use.
+OPEN_TREE_CLONE = 0x1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 0x1
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 0x1
+STATX_ATTR_MOUNT_ROOT = 0x2000
 
 # unshare(2)
 CLONE_NEWNS = 0x00020000
@@ -76,12 +102,15 @@ _IFF_UP = 0x1
 # x86_64 and aarch64 numbers of the calls glibc 2.36 does not wrap.
 _MACHINE = os.uname().machine
 if _MACHINE == "x86_64":
-    SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN = 155, 317, 434
+    SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN, SYS_STATX = 155, 317, 434, 332
 elif _MACHINE == "aarch64":
-    SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN = 41, 277, 434
+    SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN, SYS_STATX = 41, 277, 434, 291
 else:  # pragma: no cover - only the two arches hakurei supports
     raise ImportError(f"hakurei does not support {_MACHINE}")
 SYS_PIDFD_GETFD = 438
+# One number on every architecture since Linux 5.1 unified the new calls.
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 428, 429, 430, 431, 432
+SYS_OPENAT2 = 437
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_RESTRICT_SELF = 446
 SYS_MOUNT_SETATTR = 442
@@ -128,6 +157,14 @@ class _MountAttr(ctypes.Structure):
         ("attr_clr", ctypes.c_uint64),
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
+    )
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
     )
 
 
@@ -309,14 +346,222 @@ class Kernel:
         if _syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)) != 0:
             raise PathError("pivot_root", new_root, _errno())
 
-    def mount_setattr(self, path: str, at_flags: int, attr_set: int) -> None:
-        """Add mount attributes to ``path`` (and, with AT_RECURSIVE, every submount)."""
-        attr = _MountAttr(attr_set, 0, 0, 0)
-        r = _syscall(
-            SYS_MOUNT_SETATTR, -100, _b(path), at_flags, ctypes.byref(attr), ctypes.sizeof(attr)
-        )
+    # -- mounts by file descriptor ---------------------------------------------------
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+        """openat2(2): ``path`` under ``dirfd`` with the given RESOLVE_* restrictions.
+
+        With RESOLVE_IN_ROOT the kernel fails a ``..`` step with EAGAIN if any
+        rename or mount happened anywhere on the machine meanwhile, and asks
+        the caller to retry: another container doing either in a loop must
+        not fail this one's setup.  The bound only stops an endless loop.
+        """
+        how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
+        raw = _b(path)
+        for _ in range(_OPENAT2_TRIES):
+            fd = int(_syscall(SYS_OPENAT2, dirfd, raw, ctypes.byref(how), ctypes.sizeof(how)))
+            if fd >= 0:
+                return fd
+            err = _errno()
+            if err != errno.EAGAIN:
+                break
+        raise OSError(err, os.strerror(err), path)
+
+    def open_tree(self, path: str, recursive: bool) -> int:
+        """A detached copy of the mount tree at ``path`` (a bind not yet attached anywhere)."""
+        flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+        fd = int(_syscall(SYS_OPEN_TREE, -100, _b(path), flags))
+        if fd < 0:
+            raise PathError("bind", path, _errno())
+        return fd
+
+    def move_mount(self, from_fd: int, to_fd: int) -> None:
+        """Attach the detached mount ``from_fd`` onto exactly the file ``to_fd`` refers to."""
+        flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+        if _syscall(SYS_MOVE_MOUNT, from_fd, b"", to_fd, b"", flags) != 0:
+            err = _errno()
+            raise OSError(err, os.strerror(err), "move_mount")
+
+    def fsmount(self, fstype: str, source: str, options: dict[str, str], attrs: int) -> int:
+        """A new, detached filesystem mount (fsopen, fsconfig, fsmount); the caller attaches it."""
+        fs = int(_syscall(SYS_FSOPEN, _b(fstype), FSOPEN_CLOEXEC))
+        if fs < 0:
+            raise MountError(source, "", fstype, 0, "", _errno())
+        try:
+            for key, value in (("source", source), *options.items()):
+                if _syscall(SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, _b(key), _b(value), 0) != 0:
+                    raise MountError(source, "", fstype, 0, f"{key}={value}", _errno())
+            if _syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0) != 0:
+                raise MountError(source, "", fstype, 0, "", _errno())
+            fd = int(_syscall(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, attrs))
+            if fd < 0:
+                raise MountError(source, "", fstype, 0, "", _errno())
+            return fd
+        finally:
+            os.close(fs)
+
+    def setattr_fd(self, fd: int, attrs: int, recursive: bool) -> None:
+        """mount_setattr(2) on exactly the mount ``fd`` is the root of; only adds attributes."""
+        attr = _MountAttr(attrs, 0, 0, 0)
+        flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+        r = _syscall(SYS_MOUNT_SETATTR, fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
         if r != 0:
-            raise PathError("mount_setattr", path, _errno())
+            err = _errno()
+            raise OSError(err, os.strerror(err), "mount_setattr")
+
+    def mount_here(self, fd: int, source: str, fstype: str, flags: int, data: str = "") -> None:
+        """mount(2) onto the directory ``fd`` itself: enter it and mount on ``.``.
+
+        mount(2) has no dirfd; ``.`` names the working directory's own dentry,
+        so no name is looked up and no symlink can redirect the mount.  The
+        working directory is restored afterwards.
+        """
+        back = os.open(".", os.O_PATH | os.O_CLOEXEC)
+        try:
+            os.fchdir(fd)
+            self.mount(source, ".", fstype, flags, data)
+        finally:
+            os.fchdir(back)
+            os.close(back)
+
+    def is_mount_root(self, fd: int) -> bool:
+        """statx(2) STATX_ATTR_MOUNT_ROOT: whether ``fd`` is the root of a mount (Linux 5.8)."""
+        buf = ctypes.create_string_buffer(256)
+        if _syscall(SYS_STATX, fd, b"", AT_EMPTY_PATH, 0, buf) != 0:
+            raise _oserror("statx")
+        attributes = int.from_bytes(buf.raw[8:16], "little")
+        mask = int.from_bytes(buf.raw[56:64], "little")
+        if not mask & STATX_ATTR_MOUNT_ROOT:
+            raise OSError(38, "statx lacks STATX_ATTR_MOUNT_ROOT (Linux < 5.8)", "statx")
+        return bool(attributes & STATX_ATTR_MOUNT_ROOT)
+
+    def mkdirat(self, dirfd: int, name: str, mode: int) -> None:
+        os.mkdir(name, mode, dir_fd=dirfd)
+
+    def openat(self, dirfd: int, name: str, flags: int, mode: int = 0o777) -> int:
+        return os.open(name, flags | os.O_CLOEXEC, mode, dir_fd=dirfd)
+
+    def symlinkat(self, contents: str, dirfd: int, name: str) -> None:
+        os.symlink(contents, name, dir_fd=dirfd)
+
+    def readlinkat(self, dirfd: int, name: str) -> str:
+        return os.readlink(name, dir_fd=dirfd)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        return os.fstat(fd)
+
+    def listdir_fd(self, fd: int) -> list[str]:
+        """Entries of the directory open (not O_PATH) at ``fd``, sorted."""
+        return sorted(os.listdir(fd))
+
+    # -- destinations inside the new root -------------------------------------------
+    # Every op reaches its destination through these, never through a path
+    # string: ``root`` is opened afresh (so a mount on "/" is seen), every
+    # component is resolved by openat2 with RESOLVE_IN_ROOT (an absolute link
+    # or ".." stops at the root, as it will for the program), missing
+    # components are created relative to their parent's fd, and the caller
+    # mounts onto the fd it gets back.  ``path`` is absolute and normalised.
+    def open_in(self, root: str, path: str, flags: int) -> int:
+        """Open ``path`` as the program would see it under ``root`` (no magic links)."""
+        rootfd = self.open(root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            return self._open_in(rootfd, path, flags)
+        finally:
+            self.close(rootfd)
+
+    def _open_in(self, rootfd: int, path: str, flags: int) -> int:
+        try:
+            return self.openat2(rootfd, path.lstrip("/") or ".", flags, IN_ROOT)
+        except OSError as e:
+            raise PathError("resolve", path, e.errno or 0) from None
+
+    def mkdir_in(self, root: str, path: str, perm: int, parent_perm: int) -> int:
+        """O_PATH fd of directory ``path`` under ``root``; missing ones are created.
+
+        Missing parents get ``parent_perm`` and a missing leaf ``perm`` (init's
+        umask is 0); an existing directory is kept as it is, like ``mkdir -p``.
+        """
+        rootfd = self.open(root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            return self._mkdir_in(rootfd, path, perm, parent_perm)
+        finally:
+            self.close(rootfd)
+
+    def _mkdir_in(self, rootfd: int, path: str, perm: int, parent_perm: int) -> int:
+        flags = os.O_PATH | os.O_DIRECTORY
+        try:
+            return self.openat2(rootfd, path.lstrip("/") or ".", flags, IN_ROOT)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise PathError("resolve", path, e.errno or 0) from None
+        parent, name = path.rsplit("/", 1)
+        pfd = self._mkdir_in(rootfd, parent or "/", parent_perm, parent_perm)
+        try:
+            try:
+                self.mkdirat(pfd, name, perm)
+            except FileExistsError:
+                pass  # made meanwhile, or a link there: resolved below
+            except OSError as e:
+                raise PathError("create directory", path, e.errno or 0) from None
+            return self._child(rootfd, pfd, path, name, flags)
+        finally:
+            self.close(pfd)
+
+    def _child(self, rootfd: int, pfd: int, path: str, name: str, flags: int) -> int:
+        """``name`` in the parent ``pfd``: itself if no link, else resolved in the root."""
+        try:
+            return self.openat2(pfd, name, flags, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            if e.errno != errno.ELOOP:  # anything but a symlink at name
+                raise PathError("resolve", path, e.errno or 0) from None
+        return self._open_in(rootfd, path, flags)
+
+    def file_in(self, root: str, path: str, perm: int, parent_perm: int) -> int:
+        """O_PATH fd of the non-directory ``path`` under ``root``; an empty file if missing."""
+        rootfd = self.open(root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            try:
+                fd = self.openat2(rootfd, path.lstrip("/") or ".", os.O_PATH, IN_ROOT)
+            except FileNotFoundError:
+                fd = self._new_file(rootfd, path, perm, parent_perm)
+            except OSError as e:
+                raise PathError("resolve", path, e.errno or 0) from None
+        finally:
+            self.close(rootfd)
+        try:
+            if stat.S_ISDIR(self.fstat(fd).st_mode):
+                raise PathError("mount a file on", path, errno.EISDIR)
+        except BaseException:
+            self.close(fd)
+            raise
+        return fd
+
+    def _new_file(self, rootfd: int, path: str, perm: int, parent_perm: int) -> int:
+        parent, name = path.rsplit("/", 1)
+        pfd = self._mkdir_in(rootfd, parent or "/", parent_perm, parent_perm)
+        try:
+            # O_NOFOLLOW|O_NONBLOCK: never follow a link, never wait on a FIFO.
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            try:
+                self.close(self.openat(pfd, name, flags, perm))
+            except FileExistsError:
+                pass  # made meanwhile, or a link there: resolved below
+            except OSError as e:
+                raise PathError("create file", path, e.errno or 0) from None
+            return self._child(rootfd, pfd, path, name, os.O_PATH)
+        finally:
+            self.close(pfd)
+
+    def symlink_in(self, root: str, contents: str, path: str, parent_perm: int) -> None:
+        """Create the link ``path`` under ``root``; its parents are resolved and made in root."""
+        parent, name = path.rsplit("/", 1)
+        pfd = self.mkdir_in(root, parent or "/", parent_perm, parent_perm)
+        try:
+            self.symlinkat(contents, pfd, name)
+        except OSError as e:
+            raise PathError("create symlink", path, e.errno or 0) from None
+        finally:
+            self.close(pfd)
 
     # -- files and directories ----------------------------------------------------
     def chdir(self, path: str) -> None:
@@ -358,6 +603,9 @@ class Kernel:
 
     def stat(self, path: str) -> os.stat_result:
         return os.stat(path)
+
+    def lstat(self, path: str) -> os.stat_result:
+        return os.lstat(path)
 
     def listdir(self, path: str) -> list[str]:
         return sorted(os.listdir(path))

@@ -1,53 +1,39 @@
 """Mount helpers shared by the ops (reference §6.2-§6.5), all through ``st.k``.
 
-``remount`` deliberately differs from Go's: the kernel's ``MS_REMOUNT`` never
-recurses, and Go walks the submounts while ignoring EACCES, which can leave a
-writable submount under a read-only bind.  ``mount_setattr(2)`` only *adds*
-attributes (so flags the kernel locked on the source survive without being
-restated) and, with AT_RECURSIVE, reaches every submount atomically.
+Every destination is an fd from the kernel seam's in-root resolution
+(``mkdir_in``/``file_in``/``open_in``), never a path string: a bind is a
+detached copy (``open_tree``) given its attributes first and then attached
+onto that fd (``move_mount``); a new filesystem is mounted onto the directory
+fd itself (``mount_here``).  So a link planted in a bound directory can only
+lead somewhere inside the container, and nothing can swap a name between the
+check and the mount.
+
+Attributes deliberately differ from Go's remount: the kernel's
+``MS_REMOUNT`` never recurses, and Go walks the submounts while ignoring
+EACCES, which can leave a writable submount under a read-only bind.
+``mount_setattr(2)`` only *adds* attributes (so flags the kernel locked on
+the source survive without being restated) and, with AT_RECURSIVE, reaches
+every submount atomically.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import posixpath
-import stat
 
-from ..errors import MountinfoError, PathError
+from ..errors import MountError, MountinfoError
 from ..init.kernel import (
-    AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
-    MS_BIND,
     MS_NODEV,
     MS_RDONLY,
     MS_REC,
-    MS_SILENT,
 )
-from . import _mountinfo
-from .base import HOST_PROC_SELF, parent_perm, q
+from .base import SYSROOT, parent_perm, q
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .base import State
-
-MOUNTINFO = HOST_PROC_SELF + "/mountinfo"
-
-
-def ensure_file(st: State, name: str, perm: int, pperm: int) -> None:
-    """Make sure a bind target exists as a non-directory, creating an empty file if needed."""
-    k = st.k
-    try:
-        info = k.stat(name)
-    except FileNotFoundError:
-        k.makedirs(posixpath.dirname(name), pperm)
-        fd = k.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, perm)
-        k.close(fd)
-        return
-    if stat.S_ISDIR(info.st_mode):
-        raise PathError("ensure", name, errno.EISDIR)
 
 
 def tmpfs_options(perm: int, size: int) -> str:
@@ -58,45 +44,72 @@ def tmpfs_options(perm: int, size: int) -> str:
     return opts
 
 
-def mount_tmpfs(st: State, fsname: str, target: str, flags: int, size: int, perm: int) -> None:
-    st.k.makedirs(target, parent_perm(perm))
-    st.k.mount(fsname, target, "tmpfs", flags, tmpfs_options(perm, size))
+def mount_tmpfs(st: State, fsname: str, path: str, flags: int, size: int, perm: int) -> None:
+    """A tmpfs on the container path ``path`` (made with its parents if missing)."""
+    k = st.k
+    pperm = parent_perm(perm)
+    fd = k.mkdir_in(SYSROOT, path, pperm, pperm)
+    try:
+        mount_on(st, fd, path, fsname, "tmpfs", flags, tmpfs_options(perm, size))
+    finally:
+        k.close(fd)
 
 
-def bind_mount(st: State, source: str, target: str, flags: int) -> None:
-    """Bind ``source`` on ``target``, then add nosuid (and nodev/rdonly) to it.
+def mount_on(
+    st: State, fd: int, path: str, source: str, fstype: str, flags: int, data: str
+) -> None:
+    """A new ``fstype`` on the directory ``fd``; a failure names the container ``path``.
 
-    Only MS_REC matters at bind time.  The attributes go straight to the new
-    mount: mount(2) and mount_setattr(2) resolve ``target`` the same way, so
-    the mountinfo lookup that ``remount`` needs for an arbitrary path would
-    only re-read what we just created (it cost ~0.2 ms per bind).
+    The seam mounts on ``.`` of the directory it entered, so its error alone
+    could only say ``on .``.
     """
-    st.k.mount(source, target, "", MS_SILENT | MS_BIND | (flags & MS_REC), "")
-    _add_attrs(st, target, flags)
+    try:
+        st.k.mount_here(fd, source, fstype, flags, data)
+    except MountError as e:
+        e.target = path
+        raise
 
 
-def remount(st: State, target: str, flags: int) -> None:
-    """Add nosuid, and nodev/rdonly if asked, to the mount at ``target`` (and below with MS_REC).
+def bind_onto(st: State, source: str, fd: int, flags: int) -> None:
+    """Bind ``source`` (a path in init's view) onto exactly the file ``fd`` refers to.
 
-    The target is resolved against init's current root first; the mount point
-    must then appear in mountinfo, so a typo or a symlink into the wrong place
-    fails instead of silently changing the mount that contains the path.
+    The copy is detached while it gets nosuid (and nodev/rdonly) and is only
+    then attached, so the container never has a moment with a writable or
+    suid-capable view, and no name is looked up after the attributes are set.
+    Only MS_REC, MS_RDONLY and MS_NODEV of ``flags`` matter.
     """
     k = st.k
-    final = k.realpath(target)
-    if final != target:
-        st.verbose(f"target resolves to {q(final)}")
-    entries = _mountinfo.parse(k.read_file(MOUNTINFO))
-    if not any(e.target == final for e in entries):
-        raise MountinfoError("unfold", f"mount point {q(final)} never appeared in mountinfo")
-    _add_attrs(st, final, flags)
+    recursive = bool(flags & MS_REC)
+    tree = k.open_tree(source, recursive)
+    try:
+        k.setattr_fd(tree, attrs(flags), recursive)
+        k.move_mount(tree, fd)
+    finally:
+        k.close(tree)
 
 
-def _add_attrs(st: State, target: str, flags: int) -> None:
-    """mount_setattr: only adds, so locked flags stay; AT_RECURSIVE reaches submounts."""
-    attrs = MOUNT_ATTR_NOSUID
+def remount(st: State, path: str, flags: int) -> None:
+    """Add nosuid, and nodev/rdonly if asked, to the mount at container path ``path``.
+
+    ``path`` is resolved inside the container's root and must be the root of a
+    mount, so a typo or a symlink into the wrong place fails instead of
+    silently changing the mount that contains the path.
+    """
+    k = st.k
+    fd = k.open_in(SYSROOT, path, os.O_PATH)
+    try:
+        if not k.is_mount_root(fd):
+            raise MountinfoError("unfold", f"{q(path)} is not a mount point")
+        k.setattr_fd(fd, attrs(flags), bool(flags & MS_REC))
+    finally:
+        k.close(fd)
+
+
+def attrs(flags: int) -> int:
+    """MOUNT_ATTR_* for MS_* flags: always nosuid, nodev and rdonly when asked."""
+    out = MOUNT_ATTR_NOSUID
     if flags & MS_NODEV:
-        attrs |= MOUNT_ATTR_NODEV
+        out |= MOUNT_ATTR_NODEV
     if flags & MS_RDONLY:
-        attrs |= MOUNT_ATTR_RDONLY
-    st.k.mount_setattr(target, AT_RECURSIVE if flags & MS_REC else 0, attrs)
+        out |= MOUNT_ATTR_RDONLY
+    return out

@@ -30,6 +30,7 @@ HOST_PROC_SELF = "/host/proc/self"
 
 # Field kinds understood by check_field.
 ABS = "abs"  # absolute path (str)
+DEST = "dest"  # absolute path inside the container, normalised when the op is built
 ABS_OPT = "abs?"  # absolute path or None
 ABS_LIST = "abs[]"  # list of absolute paths
 STR = "str"
@@ -42,9 +43,30 @@ def is_abs(p: object) -> bool:
     return isinstance(p, str) and p.startswith("/") and "\0" not in p
 
 
+def normalise_dest(op: str, path: str) -> str:
+    """``/a/./b//c/../d/`` → ``/a/b/d``; a ``..`` that climbs above ``/`` is an OpError.
+
+    Destinations are paths in the container, resolved inside its root by
+    init; lexical ``..`` is settled here, when the op is built, so the op's
+    text shows the path that will be used and nothing in the wire form can
+    name a place above the container's root.
+    """
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise OpError(f"{op}: path {q(path)} climbs above /")
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
 def check_field(op: str, name: str, kind: str, value: object) -> None:
     """Raise OpError unless ``value`` is of ``kind``; the message names op and field."""
-    if kind == ABS or (kind == ABS_OPT and value is not None):
+    if kind in (ABS, DEST) or (kind == ABS_OPT and value is not None):
         if not isinstance(value, str):
             raise OpError(f"{op}: {name} must be a path, not {type(value).__name__}")
         if not is_abs(value):
@@ -148,9 +170,12 @@ class Op:
     __slots__ = ()
 
     def validate(self) -> None:
-        """Check field kinds, then ``check()``; raise OpError naming the op."""
+        """Check field kinds, normalise destinations, then ``check()``; raise OpError."""
         for name, kind in self.FIELDS:
-            check_field(self.TAG, name, kind, getattr(self, name))
+            value = getattr(self, name)
+            check_field(self.TAG, name, kind, value)
+            if kind == DEST:
+                object.__setattr__(self, name, normalise_dest(self.TAG, value))
         self.check()
 
     def check(self) -> None:

@@ -10,8 +10,8 @@ import stat
 
 from ..errors import AbsoluteError, OpError, OpStateError
 from ..init.kernel import MS_NODEV, MS_RDONLY, MS_REC
-from ._mount import bind_mount, ensure_file
-from .base import ABS, INT, Op, State, is_abs, q, to_host, to_sysroot
+from ._mount import bind_onto
+from .base import ABS, DEST, INT, SYSROOT, Op, State, is_abs, q, to_host
 
 #: a missing host source skips the op instead of failing it
 BIND_OPTIONAL = 1
@@ -28,7 +28,7 @@ _ALL_FLAGS = BIND_OPTIONAL | BIND_WRITABLE | BIND_DEVICE | BIND_ENSURE
 class Bind(Op):
     TAG = "bind"
     PREFIX = ""  # apply prints its own line, with the resolved source
-    FIELDS = (("source", ABS), ("target", ABS), ("flags", INT))
+    FIELDS = (("source", ABS), ("target", DEST), ("flags", INT))
 
     __slots__ = ("flags", "source", "source_final", "target")
 
@@ -73,12 +73,12 @@ class Bind(Op):
             return
         k = st.k
         source = to_host(self.source_final)
-        target = to_sysroot(self.target)
+        target = self.target
         if stat.S_ISDIR(k.stat(source).st_mode):
             # 0700 rather than the parent perm, as bwrap does for binds.
-            k.makedirs(target, 0o700)
+            fd = k.mkdir_in(SYSROOT, target, 0o700, 0o700)
         else:
-            ensure_file(st, target, 0o444, 0o700)
+            fd = k.file_in(SYSROOT, target, 0o444, 0o700)
         flags = MS_REC
         if not self.flags & BIND_WRITABLE:
             flags |= MS_RDONLY
@@ -88,7 +88,10 @@ class Bind(Op):
             st.verbose(f"mounting {q(target)} flags {flags:#x}")
         else:
             st.verbose(f"mounting {q(source)} on {q(target)} flags {flags:#x}")
-        bind_mount(st, source, target, flags)
+        try:
+            bind_onto(st, source, fd, flags)
+        finally:
+            k.close(fd)
 
     def __str__(self) -> str:
         if self.source == self.target:

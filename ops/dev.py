@@ -9,9 +9,20 @@ Callers that must add entries to /dev use ``write=True`` and a Remount last.
 
 from __future__ import annotations
 
-from ..init.kernel import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
-from ._mount import bind_mount, ensure_file, mount_tmpfs, remount
-from .base import ABS, BOOL, HOST_PROC_SELF, Op, State, q, to_host, to_sysroot
+import os
+import posixpath
+
+from ..errors import MountError
+from ..init.kernel import (
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+)
+from ._mount import bind_onto, mount_on, tmpfs_options
+from .base import BOOL, DEST, HOST_PROC_SELF, SYSROOT, Op, State, q, to_host
 
 #: device nodes bound from the host, each a file bind (not recursive, nosuid only)
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -31,7 +42,7 @@ DEVPTS_OPTIONS = "newinstance,ptmxmode=0666,mode=620"
 class Dev(Op):
     TAG = "dev"
     PREFIX = "mounting"
-    FIELDS = (("target", ABS), ("mqueue", BOOL), ("write", BOOL))
+    FIELDS = (("target", DEST), ("mqueue", BOOL), ("write", BOOL))
 
     __slots__ = ("mqueue", "target", "write")
 
@@ -42,42 +53,88 @@ class Dev(Op):
         self.validate()
 
     def apply(self, st: State) -> None:
+        """Build the tmpfs detached-then-attached and fill it through its own fd.
+
+        The tmpfs is new and private to init, so its entries are made by name
+        relative to the mount's fd; only the mount point itself is resolved in
+        the container's root.
+        """
         k = st.k
-        t = to_sysroot(self.target)
-        mount_tmpfs(st, "devtmpfs", t, MS_NOSUID | MS_NODEV, 0, st.parent_perm)
+        where = k.mkdir_in(SYSROOT, self.target, st.parent_perm, st.parent_perm)
+        try:
+            try:
+                dev = k.fsmount(
+                    "tmpfs",
+                    "devtmpfs",
+                    {"mode": f"0{st.parent_perm:o}"},
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                )
+            except MountError as e:
+                e.target = self.target  # the seam's fsmount has no place yet
+                raise
+            try:
+                k.move_mount(dev, where)
+                self.fill(st, dev)
+            finally:
+                k.close(dev)
+        finally:
+            k.close(where)
 
+    def fill(self, st: State, dev: int) -> None:
+        k = st.k
         for name in DEVICES:
-            path = f"{t}/{name}"
-            ensure_file(st, path, 0o444, st.parent_perm)
-            bind_mount(st, to_host(f"/dev/{name}"), path, 0)
+            _bind_node(st, dev, name, to_host(f"/dev/{name}"))
         for name, contents in LINKS:
-            k.symlink(contents, f"{t}/{name}")
+            k.symlinkat(contents, dev, name)
 
-        shm, pts = f"{t}/shm", f"{t}/pts"
-        k.mkdir(shm, st.parent_perm)
-        k.mkdir(pts, st.parent_perm)
-        k.mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, DEVPTS_OPTIONS)
+        k.mkdirat(dev, "shm", st.parent_perm)
+        k.mkdirat(dev, "pts", st.parent_perm)
+        _mount_in(st, dev, self.target, "pts", "devpts", MS_NOSUID | MS_NOEXEC, DEVPTS_OPTIONS)
 
         # A session kept from the caller may have a terminal on stdout; give it
         # a /dev/console that is that terminal, as a login would.
         if st.retain_session and k.isatty(1):
-            console = f"{t}/console"
-            ensure_file(st, console, 0o444, st.parent_perm)
             tty = k.readlink(f"{HOST_PROC_SELF}/fd/1")
-            bind_mount(st, to_host(tty), console, 0)
+            _bind_node(st, dev, "console", to_host(tty))
 
         if self.mqueue:
-            mq = f"{t}/mqueue"
-            k.mkdir(mq, st.parent_perm)
-            k.mount("mqueue", mq, "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, "")
+            k.mkdirat(dev, "mqueue", st.parent_perm)
+            _mount_in(
+                st, dev, self.target, "mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, ""
+            )
 
         if self.write:
             return
         # Not recursive: the device binds, devpts and mqueue keep their own flags.
-        remount(st, t, MS_RDONLY)
-        mount_tmpfs(st, "tmpfs", shm, MS_NOSUID | MS_NODEV, 0, 0o1777)
+        k.setattr_fd(dev, MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY, False)
+        _mount_in(
+            st, dev, self.target, "shm", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(0o1777, 0)
+        )
 
     def __str__(self) -> str:
         if self.mqueue:
             return f"dev on {q(self.target)} with mqueue"
         return f"dev on {q(self.target)}"
+
+
+def _bind_node(st: State, dev: int, name: str, source: str) -> None:
+    """An empty file ``name`` in the new /dev, with the host's ``source`` bound on it."""
+    k = st.k
+    k.close(k.openat(dev, name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444))
+    node = k.openat(dev, name, os.O_PATH | os.O_NOFOLLOW)
+    try:
+        bind_onto(st, source, node, 0)
+    finally:
+        k.close(node)
+
+
+def _mount_in(
+    st: State, dev: int, target: str, name: str, fstype: str, flags: int, data: str
+) -> None:
+    """A new ``fstype`` on the directory ``name`` of the new /dev at ``target``."""
+    k = st.k
+    fd = k.openat(dev, name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        mount_on(st, fd, posixpath.join(target, name), fstype, fstype, flags, data)
+    finally:
+        k.close(fd)

@@ -9,8 +9,10 @@ single entry, which a bind of the whole of /etc would not allow.
 
 from __future__ import annotations
 
+import os
+
 from ..errors import OpError
-from .base import STR, Op, State, to_sysroot
+from .base import STR, SYSROOT, Op, State
 
 #: entries never linked: the bind itself, and the files a caller places for the container
 _SKIP = frozenset((".host", "passwd", "group"))
@@ -37,20 +39,26 @@ class AutoEtc(Op):
     def apply(self, st: State) -> None:
         st.once("autoetc")
         k = st.k
-        target = to_sysroot("/etc")
         rel = f".host/{self.prefix}"
-        k.makedirs(target, 0o755)
-        # This reads the bind an earlier op made, so the bind must precede this op.
-        for name in k.listdir(to_sysroot(f"/etc/{rel}")):
-            if name in _SKIP:
-                continue
-            if name == "mtab":
-                k.symlink("/proc/mounts", f"{target}/{name}")
-            else:
-                # Relative, because remount resolves symlinks against init's
-                # intermediate root, where an absolute /etc/... link would
-                # point at the wrong tree (reference §6.5).
-                k.symlink(f"{rel}/{name}", f"{target}/{name}")
+        etc = k.mkdir_in(SYSROOT, "/etc", 0o755, 0o755)
+        try:
+            # This reads the bind an earlier op made, so the bind must precede this op.
+            host = k.open_in(SYSROOT, f"/etc/{rel}", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                names = k.listdir_fd(host)
+            finally:
+                k.close(host)
+            for name in names:
+                if name in _SKIP:
+                    continue
+                if name == "mtab":
+                    k.symlinkat("/proc/mounts", etc, name)
+                else:
+                    # Relative, so the link means the same in the container
+                    # whatever the entry is (reference §6.5).
+                    k.symlinkat(f"{rel}/{name}", etc, name)
+        finally:
+            k.close(etc)
 
     def __str__(self) -> str:
         return f"auto etc {self.prefix}"

@@ -7,16 +7,14 @@ symlink whose contents (one level only) become the link's contents.
 
 from __future__ import annotations
 
-import posixpath
-
 from ..errors import AbsoluteError, OpError, OpStateError
-from .base import ABS, BOOL, STR, Op, State, is_abs, q, to_sysroot
+from .base import BOOL, DEST, STR, SYSROOT, Op, State, is_abs, q
 
 
 class Link(Op):
     TAG = "symlink"
     PREFIX = "creating"
-    FIELDS = (("target", ABS), ("linkname", STR), ("dereference", BOOL))
+    FIELDS = (("target", DEST), ("linkname", STR), ("dereference", BOOL))
 
     __slots__ = ("contents", "dereference", "linkname", "target")
 
@@ -52,10 +50,8 @@ class Link(Op):
             raise OpStateError("symlink")
         else:
             contents = self.contents
-        target = to_sysroot(self.target)
-        st.k.makedirs(posixpath.dirname(target), st.parent_perm)
         # An existing path is an error (EEXIST): the link is never "ensured".
-        st.k.symlink(contents, target)
+        st.k.symlink_in(SYSROOT, contents, self.target, st.parent_perm)
 
     def __str__(self) -> str:
         return f"symlink on {q(self.target)} linkname {q(self.linkname)}"

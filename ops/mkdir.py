@@ -7,13 +7,13 @@ this creates (existing ones are left alone).
 from __future__ import annotations
 
 from ..errors import OpError
-from .base import ABS, INT, Op, State, q, to_sysroot
+from .base import DEST, INT, SYSROOT, Op, State, q
 
 
 class Mkdir(Op):
     TAG = "mkdir"
     PREFIX = "creating"
-    FIELDS = (("path", ABS), ("perm", INT))
+    FIELDS = (("path", DEST), ("perm", INT))
 
     __slots__ = ("path", "perm")
 
@@ -27,7 +27,9 @@ class Mkdir(Op):
             raise OpError(f"mkdir: perm {self.perm:#o} out of range")
 
     def apply(self, st: State) -> None:
-        st.k.makedirs(to_sysroot(self.path), self.perm)
+        # perm is the leaf's alone; missing parents get the parent perm (as
+        # bubblewrap makes them), so --perms 1777 never lands on a parent.
+        st.k.close(st.k.mkdir_in(SYSROOT, self.path, self.perm, st.parent_perm))
 
     def __str__(self) -> str:
         return f"directory {q(self.path)} perm {perm_text(self.perm)}"

@@ -16,7 +16,8 @@ and overlayfs in a user namespace refuses nothing here that would need them.
 from __future__ import annotations
 
 from ..errors import OpError, OpStateError, OverlayArgumentError
-from .base import ABS, ABS_LIST, ABS_OPT, Op, State, q, to_host, to_sysroot
+from ._mount import mount_on
+from .base import ABS_LIST, ABS_OPT, DEST, SYSROOT, Op, State, q, to_host
 
 #: what ``upper`` holds, with ``work`` unset, to ask for an ephemeral overlay
 EPHEMERAL_UPPER = "/"
@@ -38,7 +39,7 @@ class Overlay(Op):
     TAG = "overlay"
     PREFIX = "mounting"
     FIELDS = (
-        ("target", ABS),
+        ("target", DEST),
         ("lower", ABS_LIST),
         ("upper", ABS_OPT),
         ("work", ABS_OPT),
@@ -87,9 +88,6 @@ class Overlay(Op):
 
     def apply(self, st: State) -> None:
         k = st.k
-        target = to_sysroot(self.target)
-        k.makedirs(target, st.parent_perm)
-
         upper, work = self._upper, self._work
         if self._ephemeral:
             # Made here, in init's own tmpfs, never seen by the host: no
@@ -109,7 +107,11 @@ class Overlay(Op):
             options += (f"upperdir={upper}", f"workdir={work}")
         # userxattr: the only way an unprivileged overlay may store whiteouts
         options += ("lowerdir=" + ":".join(self._lower), "userxattr")
-        k.mount("overlay", target, "overlay", 0, ",".join(options))
+        fd = k.mkdir_in(SYSROOT, self.target, st.parent_perm, st.parent_perm)
+        try:
+            mount_on(st, fd, self.target, "overlay", "overlay", 0, ",".join(options))
+        finally:
+            k.close(fd)
 
     def __str__(self) -> str:
         return f"overlay on {q(self.target)} with {len(self.lower)} layers"

@@ -11,8 +11,8 @@ import os
 
 from ..errors import OpError
 from ..init.kernel import MS_NODEV, MS_RDONLY
-from ._mount import bind_mount, ensure_file
-from .base import ABS, BYTES, Op, State, q, to_sysroot
+from ._mount import bind_onto
+from .base import BYTES, DEST, SYSROOT, Op, State, q
 
 #: Largest file a Place op carries (and ``hakurei exec --place`` reads): 16 MiB.
 MAX_DATA = 16 << 20
@@ -21,7 +21,7 @@ MAX_DATA = 16 << 20
 class Place(Op):
     TAG = "place"
     PREFIX = "placing"
-    FIELDS = (("path", ABS), ("data", BYTES))
+    FIELDS = (("path", DEST), ("data", BYTES))
 
     __slots__ = ("data", "path")
 
@@ -50,9 +50,11 @@ class Place(Op):
                     pass
                 raise
             k.close(fd)
-            target = to_sysroot(self.path)
-            ensure_file(st, target, 0o444, st.parent_perm)
-            bind_mount(st, tmp, target, MS_RDONLY | MS_NODEV)
+            target = k.file_in(SYSROOT, self.path, 0o444, st.parent_perm)
+            try:
+                bind_onto(st, tmp, target, MS_RDONLY | MS_NODEV)
+            finally:
+                k.close(target)
         except BaseException:
             # The original error matters more than a failed clean-up.
             try:

@@ -7,13 +7,14 @@ refuses a new proc otherwise), which the apply phase guarantees.
 from __future__ import annotations
 
 from ..init.kernel import MS_NODEV, MS_NOEXEC, MS_NOSUID
-from .base import ABS, Op, State, q, to_sysroot
+from ._mount import mount_on
+from .base import DEST, SYSROOT, Op, State, q
 
 
 class Proc(Op):
     TAG = "proc"
     PREFIX = "mounting"
-    FIELDS = (("target", ABS),)
+    FIELDS = (("target", DEST),)
 
     __slots__ = ("target",)
 
@@ -22,9 +23,12 @@ class Proc(Op):
         self.validate()
 
     def apply(self, st: State) -> None:
-        target = to_sysroot(self.target)
-        st.k.makedirs(target, st.parent_perm)
-        st.k.mount("proc", target, "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, "")
+        k = st.k
+        fd = k.mkdir_in(SYSROOT, self.target, st.parent_perm, st.parent_perm)
+        try:
+            mount_on(st, fd, self.target, "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, "")
+        finally:
+            k.close(fd)
 
     def __str__(self) -> str:
         return f"proc on {q(self.target)}"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from ..errors import OpError
 from ._mount import remount
-from .base import ABS, INT, Op, State, q, to_sysroot
+from .base import DEST, INT, Op, State, q
 
 
 class Remount(Op):
     TAG = "remount"
     PREFIX = "remounting"
-    FIELDS = (("target", ABS), ("flags", INT))
+    FIELDS = (("target", DEST), ("flags", INT))
 
     __slots__ = ("flags", "target")
 
@@ -29,7 +29,7 @@ class Remount(Op):
             raise OpError(f"remount: flags {self.flags} out of range")
 
     def apply(self, st: State) -> None:
-        remount(st, to_sysroot(self.target), self.flags)
+        remount(st, self.target, self.flags)
 
     def __str__(self) -> str:
         return f"{q(self.target)} flags {self.flags:#x}"

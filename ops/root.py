@@ -3,17 +3,21 @@
 Used to run a program inside another root filesystem (an image, or the host's
 own ``/``) while the container still gets its private /proc, /dev, /tmp and
 /etc: those names, and /mnt, are never bound, and the caller adds their own.
-The entries are listed once, in early, on the host; each becomes an ordinary
-Bind op, so a link such as ``/bin -> usr/bin`` is resolved and bound as the
-directory it names.
+The entries are listed once, in early, on the host.  A directory or file
+becomes an ordinary Bind op; a symlink becomes the same symlink in the
+container (a Link op), so ``/bin -> usr/bin`` means the image's ``/usr/bin``
+and ``hostroot -> /`` means the container's root: an image's contents are
+not the user's words, and are never followed on the host.
 """
 
 from __future__ import annotations
 
 import posixpath
+import stat
 
 from .base import ABS, INT, Op, State, q
 from .bind import Bind
+from .link import Link
 
 #: top-level names the container provides itself
 _NOT_BOUND = frozenset(("proc", "dev", "tmp", "mnt", "etc"))
@@ -45,8 +49,8 @@ class AutoRoot(Op):
         self.validate()
 
     def _init_derived(self) -> None:
-        #: one Bind per accepted entry, already through its early step
-        self._resolved: list[Bind] = []
+        #: one Bind (already through its early step) or Link per accepted entry
+        self._resolved: list[Bind | Link] = []
 
     def check(self) -> None:
         # The flags are Bind flags; let Bind judge them (Optional with Ensure)
@@ -55,11 +59,15 @@ class AutoRoot(Op):
 
     def early(self, st: State) -> None:
         self._init_derived()
-        resolved: list[Bind] = []
+        resolved: list[Bind | Link] = []
         for name in st.k.listdir(self.host):
             if not is_auto_root_bindable(st, name):
                 continue
-            op = Bind(posixpath.join(self.host, name), "/" + name, self.flags)
+            host = posixpath.join(self.host, name)
+            if stat.S_ISLNK(st.k.lstat(host).st_mode):
+                resolved.append(Link("/" + name, st.k.readlink(host)))
+                continue
+            op = Bind(host, "/" + name, self.flags)
             op.early(st)
             resolved.append(op)
         self._resolved = resolved
@@ -68,6 +76,8 @@ class AutoRoot(Op):
         st.once("autoroot")
         # Each Bind prints its own "mounting ..." line in its apply.
         for op in self._resolved:
+            if isinstance(op, Link):
+                st.verbose(f"{op.PREFIX} {op}")
             op.apply(st)
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import OpError, TmpfsSizeError
 from ..init.kernel import MS_NODEV, MS_NOSUID
 from ._mount import mount_tmpfs
-from .base import ABS, INT, STR, Op, State, q, to_sysroot
+from .base import DEST, INT, STR, Op, State, q
 
 #: Go's ``MaxUint >> 1``: the largest size the reference accepts
 MAX_SIZE = (1 << 63) - 1
@@ -20,7 +20,7 @@ class Tmpfs(Op):
     PREFIX = "mounting"
     FIELDS = (
         ("fsname", STR),
-        ("target", ABS),
+        ("target", DEST),
         ("flags", INT),
         ("size", INT),
         ("perm", INT),
@@ -56,7 +56,7 @@ class Tmpfs(Op):
 
     def apply(self, st: State) -> None:
         _check_size(self.size)
-        mount_tmpfs(st, self.fsname, to_sysroot(self.target), self.flags, self.size, self.perm)
+        mount_tmpfs(st, self.fsname, self.target, self.flags, self.size, self.perm)
 
     def __str__(self) -> str:
         return f"tmpfs on {q(self.target)} size {self.size}"

@@ -119,7 +119,7 @@ def test_bind_try_skips_a_missing_source() -> None:
 def test_verbose_prints_init_steps() -> None:
     r = hakurei("exec", "-v", "--", "/bin/true")
     assert r.returncode == 0
-    assert 'init: mounting "/sysroot/usr" flags 0x4005' in r.stderr
+    assert 'init: mounting "/usr" flags 0x4005' in r.stderr
     assert 'init: remounting "/" flags 0x1' in r.stderr
     assert "init: initial process exited with code 0" in r.stderr
 

@@ -914,6 +914,10 @@ def test_any_ops_over_planted_links_leave_the_host_untouched(
         out = cli([*args, *host_tops(), "--", "/bin/true"])
         assert out.status is not None, "hung"
         changes = tree.changes()
+        if any(op == "bind-dir" for op, _ in ops):
+            # src/dir is bound writable, so it is the container's to change: a
+            # destination like /rw/.. puts it on / and the later ops land in it.
+            changes = [c for c in changes if not c.split(" ", 2)[1].startswith("src/dir")]
         assert not changes, f"the host changed: {brief(changes)}\nafter exec {args}"
         assert host_mountinfo() == mounts, mount_changes(mounts, host_mountinfo())
         if out.status != 0:

@@ -198,7 +198,7 @@ FS_STEPS = [
         'cannot apply op at index 0 (mkdir directory "/etc" perm -rwx------): bad file descriptor',
     ),
     (10, EPERM, "cannot create directory /tmp: operation not permitted"),
-    (11, ENOTRECOVERABLE, "cannot mount tmpfs on .: state not recoverable"),
+    (11, ENOTRECOVERABLE, "cannot mount tmpfs on /tmp: state not recoverable"),
     (
         12,
         errno.EBADF,
@@ -267,7 +267,7 @@ def test_apply_mount_error_is_its_own_message() -> None:
         ),
         call("close", 10),
     ]
-    with pytest.raises(Fatal, match=r"^cannot mount proc on \.: state not recoverable$"):
+    with pytest.raises(Fatal, match=r"^cannot mount proc on /proc: state not recoverable$"):
         run_filesystem(make_setup([Proc("/proc")]), calls)
 
 
