@@ -136,6 +136,20 @@ class Container:
         self.pidfds = {os.pidfd_open(p): p for p in set(self.pids)}
 
     def close(self) -> None:
+        """Kill whatever of the container is still running (a failed test leaves nothing).
+
+        Recorded processes through their pidfds, which cannot hit a reused pid.
+        """
+        for fd in self.pidfds:
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid, _ in self.leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         for fd in self.pidfds:
             os.close(fd)
 
