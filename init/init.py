@@ -21,6 +21,7 @@ first pivot (the host filesystem is gone then); an import hook enforces that.
 from __future__ import annotations
 
 import _signal
+import errno
 import os
 import sys
 import time
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from ..params import Setup
+
+KERNEL_TOO_OLD = "hakurei needs Linux 5.12 or later"
 
 #: Where the intermediate root is mounted: always present, private to init,
 #: and anonymous once pivoted away (Go commit 356b42a).
@@ -152,9 +155,15 @@ class Init:
     # -- 2. filesystem ----------------------------------------------------------
     def op_error(self, phase: str, i: int, e: BaseException) -> Fatal:
         if isinstance(e, HakureiError):
-            return Fatal(f"{e}")
-        op = self.s.ops[i]
-        return Fatal(f"cannot {phase} op at index {i} ({op.TAG} {op}): {describe(e)}")
+            msg = f"{e}"
+        else:
+            op = self.s.ops[i]
+            msg = f"cannot {phase} op at index {i} ({op.TAG} {op}): {describe(e)}"
+        if getattr(e, "errno", None) == errno.ENOSYS:
+            # openat2 (5.6), the new mount API (5.2), statx's mount-root bit
+            # (5.8) and mount_setattr (5.12): say so rather than leave a bare ENOSYS.
+            msg += f" ({KERNEL_TOO_OLD})"
+        return Fatal(msg)
 
     def filesystem(self) -> None:
         k, st = self.k, self.st

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import MountError, MountinfoError
+from ..errors import MountError, SetupError
 from ..init.kernel import (
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
@@ -99,7 +99,7 @@ def remount(st: State, path: str, flags: int) -> None:
     fd = k.open_in(SYSROOT, path, os.O_PATH)
     try:
         if not k.is_mount_root(fd):
-            raise MountinfoError("unfold", f"{q(path)} is not a mount point")
+            raise SetupError(f"cannot remount {q(path)}: not a mount point")
         k.setattr_fd(fd, attrs(flags), bool(flags & MS_REC))
     finally:
         k.close(fd)

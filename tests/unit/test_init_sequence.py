@@ -271,6 +271,26 @@ def test_apply_mount_error_is_its_own_message() -> None:
         run_filesystem(make_setup([Proc("/proc")]), calls)
 
 
+def test_a_missing_system_call_says_which_kernel_hakurei_needs() -> None:
+    """openat2 and friends answer ENOSYS on old kernels: the line says what to do."""
+    calls = [
+        *fs_calls()[:8],
+        call(
+            "mkdir_in",
+            "/sysroot",
+            "/proc",
+            0o755,
+            0o755,
+            err=PathError("resolve", "/proc", errno.ENOSYS),
+        ),
+    ]
+    with pytest.raises(Fatal) as e:
+        run_filesystem(make_setup([Proc("/proc")]), calls)
+    assert str(e.value) == (
+        "cannot resolve /proc: function not implemented (hakurei needs Linux 5.12 or later)"
+    )
+
+
 def test_apply_error_without_errno_names_the_op() -> None:
     """A bug in an op (not an OSError) still ends init with one line naming the op."""
 

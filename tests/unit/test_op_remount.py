@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from hakurei.errors import MountinfoError, OpError, PathError
+from hakurei.errors import OpError, PathError, SetupError
 from hakurei.init.kernel import (
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
@@ -56,9 +56,9 @@ def test_not_a_mount_point() -> None:
             call("close", 4),
         ]
     )
-    with pytest.raises(MountinfoError) as info:
+    with pytest.raises(SetupError) as info:
         Remount("/usr/", MS_RDONLY).apply(State(k))
-    assert str(info.value) == 'cannot unfold mountinfo: "/usr" is not a mount point'
+    assert str(info.value) == 'cannot remount "/usr": not a mount point'
     k.done()
 
 
