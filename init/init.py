@@ -26,7 +26,15 @@ import os
 import sys
 import time
 
-from ..errors import EXIT_SETUP, HakureiError, PathError, ProgramError, describe, strerror
+from ..errors import (
+    EXIT_SETUP,
+    HakureiError,
+    PathError,
+    ProgramError,
+    describe,
+    show,
+    strerror,
+)
 from ..ops.base import State
 from .kernel import (
     CAP_SYS_ADMIN,
@@ -290,7 +298,7 @@ class Init:
         for entry in s.env:
             key, _, value = entry.partition("=")
             env[key] = value
-        self.verbose(f"starting initial program {s.path}")
+        self.verbose(f"starting initial program {show(s.path)}")
         try:
             pid = os.posix_spawn(
                 s.path,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import OpError
+from ..errors import OpError, show
 from .base import STR, SYSROOT, Op, State
 
 #: entries never linked: the bind itself, and the files a caller places for the container
@@ -61,4 +61,4 @@ class AutoEtc(Op):
             k.close(etc)
 
     def __str__(self) -> str:
-        return f"auto etc {self.prefix}"
+        return f"auto etc {show(self.prefix)}"

@@ -242,6 +242,13 @@ def test_image_entry_name_is_escaped_in_verbose_lines(tmp_path: Path) -> None:
     assert b"\x1b" not in r.stderr and b"\x07" not in r.stderr
 
 
+def test_program_name_is_escaped_in_verbose_lines() -> None:
+    r = hakurei("exec", "-v", "--ro-bind", "/", "/", "--", "/nonexistent/" + EVIL)
+    assert r.returncode == 127, r.stderr
+    assert b"init: starting initial program " in r.stderr
+    assert b"\x1b" not in r.stderr and b"\x07" not in r.stderr
+
+
 # -- no traceback on any condition ------------------------------------------------
 
 

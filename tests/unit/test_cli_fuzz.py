@@ -131,9 +131,11 @@ def test_op_constructors_raise_only_op_error(tag: str, data: st.DataObject) -> N
     ]
     kwargs = {p.name: data.draw(ANYTHING, label=p.name) for p in params}
     try:
-        cls(**kwargs)
+        op = cls(**kwargs)
     except OpError as e:
         assert str(e).isprintable(), repr(str(e))
+    else:  # -v prints str(op): no raw control byte may reach the terminal
+        assert str(op).isprintable(), repr(str(op))
 
 
 @FAST

@@ -107,3 +107,8 @@ def test_text() -> None:
     assert str(AutoEtc("81ceabb30d37bbdb3868004629cb84e9")) == (
         "auto etc 81ceabb30d37bbdb3868004629cb84e9"
     )
+
+
+def test_text_escapes_a_prefix_with_terminal_controls() -> None:
+    """-v prints str(op): a library caller's prefix must not reach the terminal raw."""
+    assert str(AutoEtc("x\x1b]0;pwned\x07")) == 'auto etc "x\\x1b]0;pwned\\a"'
