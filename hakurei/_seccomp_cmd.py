@@ -33,10 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--presets",
-        default="strict",
+        default=seccomp.format_presets(seccomp.EVERYDAY),
         metavar="LIST",
-        help="comma-separated presets: ext, deny-ns, deny-tty, deny-devel, linux32, strict "
-        "(default: strict, as hakurei exec)",
+        help="comma-separated presets: everyday, strict, ext, deny-ns, deny-tty, deny-devel, "
+        "linux32, allow-id-calls (default: everyday, as hakurei exec)",
     )
     p.add_argument("--multiarch", action="store_true", help="allow the secondary ABI (x86, arm)")
     p.add_argument("--allow-can", action="store_true", help="allow AF_CAN sockets")

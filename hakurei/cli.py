@@ -101,8 +101,9 @@ process:
   --hostname NAME  --uid UID  --gid GID (default: yours)  --chdir DIR (default /)
   --setenv VAR VALUE  --keep-env VAR (default env: PATH, and TERM and LANG if set)
   --share-net  --retain-session  --privileged  --host-abstract  --adopt-wait SECONDS
-seccomp (default: strict):
-  --seccomp ext,deny-ns,deny-tty,deny-devel,linux32,strict  --seccomp-rules FILE.json
+seccomp (default: everyday = strict but for calls that can only set ids to your own):
+  --seccomp everyday,strict,ext,deny-ns,deny-tty,deny-devel,linux32,allow-id-calls
+  --seccomp-rules FILE.json
   --no-seccomp  --multiarch  --allow-can  --allow-bluetooth
   --allow-io-uring         keep io_uring (refused by default: it bypasses the socket rules)
   -v, --verbose            init prints each step on stderr
@@ -346,7 +347,7 @@ def exec_setup(argv: list[str]) -> Setup | None:
         check_env_name(var)
     for var, _ in a.setenv:
         check_env_name(var)
-    adopt_wait = 0.0  # the library's default (5 s)
+    adopt_wait: float | None = None  # the library's default (5 s)
     if "--adopt-wait" in a.values:
         text = a.values["--adopt-wait"][0]
         try:
@@ -354,7 +355,7 @@ def exec_setup(argv: list[str]) -> Setup | None:
         except ValueError:
             raise UsageError(f"--adopt-wait: {q(text)} is not a number of seconds") from None
         check_wait("--adopt-wait", seconds)
-        adopt_wait = seconds or -1.0  # 0 means no wait; the library's 0 is the default
+        adopt_wait = seconds  # 0 is no wait
     ops = build_ops(a.sequence) if a.sequence else profile.default_ops(uid, gid)
     env = profile.default_env()
     for var in a.keep_env:
@@ -372,7 +373,7 @@ def exec_setup(argv: list[str]) -> Setup | None:
     rules = None
     if not disable:
         try:
-            presets = seccomp.parse_presets(a.values.get("--seccomp", ["strict"])[0])
+            presets = seccomp.parse_presets(a.values.get("--seccomp", ["everyday"])[0])
         except ValueError as e:
             raise UsageError(f"--seccomp: {e}") from None
         if "--seccomp-rules" in a.values:

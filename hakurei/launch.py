@@ -81,8 +81,10 @@ class Params:
 
     ``resolve()`` turns it into the wire ``Setup``: ids < 1 become the
     overflow ids, the seccomp presets become BPF (cached), the adopt-wait
-    default applies.  Validation happens here, in the caller's process, so a
-    bad op or path is a clear ``OpError`` before anything is spawned.
+    default (5 s) applies when ``adopt_wait_delay`` is left out (None); 0 is no
+    wait at all, and a negative delay counts as 0 (as in Go).  Validation
+    happens here, in the caller's process, so a bad op or path is a clear
+    ``OpError`` before anything is spawned.
     """
 
     def __init__(
@@ -105,7 +107,7 @@ class Params:
         host_net: bool = False,
         privileged: bool = False,
         forward_cancel: bool = False,
-        adopt_wait_delay: float = 0.0,
+        adopt_wait_delay: float | None = None,
         host_abstract: bool = False,
         verbose: bool = False,
     ) -> None:
@@ -184,7 +186,7 @@ class Params:
             privileged=self.privileged,
             forward_cancel=self.forward_cancel,
             host_abstract=self.host_abstract,
-            adopt_wait_delay=5.0 if delay == 0 else max(float(delay), 0.0),
+            adopt_wait_delay=5.0 if delay is None else max(float(delay), 0.0),
             bpf=bpf,
             nrules=nrules,
             files=files,

@@ -294,7 +294,8 @@ def check_params(p: Params) -> None:
     check_id("gid", p.gid)
     if p.hostname:  # "" leaves the name the new UTS namespace copied from the host
         hostname_bytes(p.hostname)
-    check_wait("adopt_wait_delay", p.adopt_wait_delay, negative_ok=True)  # Go: < 0 is 0
+    if p.adopt_wait_delay is not None:  # None: the 5 s default; 0: no wait
+        check_wait("adopt_wait_delay", p.adopt_wait_delay, negative_ok=True)  # Go: < 0 is 0
     for name in ("parent_perm", "seccomp_flags", "seccomp_presets"):
         value = getattr(p, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -21,6 +21,15 @@ and ``appended_rules``: io_uring refused with ENOSYS (its IORING_OP_SOCKET
 would bypass the allowlist; ``ALLOW_IO_URING`` keeps it) and ``quotactl_fd``
 with EPERM, as ``quotactl``.
 
+One preset is hakurei's own, ``EVERYDAY`` (``everyday``, the CLI's default):
+``STRICT`` without Go's ns-ext group, the set*id/setgroups/chown calls.
+Inside a container only one uid and one gid are mapped and setgroups is
+denied in the user namespace, so these calls can only set the ids to what
+they already are; denying them breaks glibc's ``posix_spawn`` with
+POSIX_SPAWN_RESETIDS (``make``), ``xterm`` and ``chown`` to one's own ids,
+and protects nothing.  ``ALLOW_ID_CALLS`` is the bit that leaves the group
+out; the Go presets and their programs are unchanged.
+
 One deliberate difference from the Go original: with ``ALLOW_MULTIARCH`` Go
 adds the secondary arch first, which makes every exact ``socket`` rule fail
 (the 32-bit ABI multiplexes it through socketcall) and silently drops the
@@ -45,12 +54,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOW_BLUETOOTH",
     "ALLOW_CAN",
+    "ALLOW_ID_CALLS",
     "ALLOW_IO_URING",
     "ALLOW_MULTIARCH",
     "DENY_DEVEL",
     "DENY_NS",
     "DENY_TTY",
     "EQ",
+    "EVERYDAY",
     "EXT",
     "GE",
     "GT",
@@ -87,6 +98,13 @@ DENY_TTY = 4
 DENY_DEVEL = 8
 LINUX32 = 16
 STRICT = EXT | DENY_NS | DENY_TTY | DENY_DEVEL
+#: hakurei's own, not in Go: leave out the ns-ext group (set*id, setgroups,
+#: chown), which ``EXT | DENY_NS`` would add.  No effect without both.
+ALLOW_ID_CALLS = 32
+#: The CLI's default (``hakurei exec``, ``hakurei seccomp``, the desktop
+#: launcher): every rule of ``STRICT`` but the id-change calls, which only
+#: ever set ids to what they are in a container with single-id maps.
+EVERYDAY = STRICT | ALLOW_ID_CALLS
 
 # Export flags (Go seccomp.ExportFlag).
 ALLOW_MULTIARCH = 1
@@ -115,8 +133,12 @@ _PRESET_NAMES = (
     ("deny-tty", DENY_TTY),
     ("deny-devel", DENY_DEVEL),
     ("linux32", LINUX32),
+    ("allow-id-calls", ALLOW_ID_CALLS),
     ("strict", STRICT),
+    ("everyday", EVERYDAY),
 )
+#: Names of several bits, widest first: ``format_presets`` uses the first that fits.
+_COMPOSITE_NAMES = (("everyday", EVERYDAY), ("strict", STRICT))
 
 _U64 = (1 << 64) - 1
 
@@ -327,6 +349,8 @@ _NAMESPACE = (
     ),
 )
 
+# Go's ns-ext group: every call that changes a file's owner or the process's
+# ids.  ALLOW_ID_CALLS (EVERYDAY) leaves it out; see the module docstring.
 _NAMESPACE_EXT = _group(
     EPERM,
     "chown",  # file ownership
@@ -389,7 +413,7 @@ def preset(presets: int, flags: int) -> list[Rule]:
         rules += _EMU
     if presets & EXT:
         rules += _COMMON_EXT
-        if presets & DENY_NS:
+        if presets & DENY_NS and not presets & ALLOW_ID_CALLS:
             rules += _NAMESPACE_EXT
         if not flags & ALLOW_MULTIARCH:
             rules += _EMU_EXT
@@ -412,12 +436,15 @@ def parse_presets(text: str) -> int:
 
 
 def format_presets(presets: int) -> str:
-    """The inverse of ``parse_presets`` (``strict`` where it applies)."""
+    """The inverse of ``parse_presets`` (``everyday`` or ``strict`` where it applies)."""
     out = []
-    if presets & STRICT == STRICT:
-        out.append("strict")
-        presets &= ~STRICT
-    out += [n for n, b in _PRESET_NAMES if b != STRICT and presets & b]
+    for name, bits in _COMPOSITE_NAMES:
+        if presets & bits == bits:
+            out.append(name)
+            presets &= ~bits
+            break
+    composite = {b for _, b in _COMPOSITE_NAMES}
+    out += [n for n, b in _PRESET_NAMES if b not in composite and presets & b]
     return ",".join(out)
 
 

@@ -4,11 +4,13 @@
 # The venv must come from Debian's /usr/bin/python3 (python3-venv), not from a
 # pyenv under /root that an ordinary user cannot execute; python-prctl builds
 # from source (python3-dev, libcap-dev, gcc); bubblewrap is the comparison
-# point for tests and benchmarks.  Quick and silent when everything is there,
-# so `make test` and `make demo` can call it on every run.
+# point for tests and benchmarks; make, gcc, xterm and xvfb are the everyday
+# tools tests/integration/test_everyday_tools.py runs under the default filter.
+# Quick and silent when everything is there, so `make test` and `make demo`
+# can call it on every run.
 set -euo pipefail
 
-PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap)
+PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap xterm xvfb)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

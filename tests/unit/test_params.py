@@ -48,9 +48,7 @@ def test_no_ops_is_a_start_error() -> None:
 
 
 def test_resolve_normalises_ids_delay_and_env() -> None:
-    s = Params(
-        "/bin/true", ops=OPS, env={"A": "1"}, seccomp_disable=True, adopt_wait_delay=0
-    ).resolve(2)
+    s = Params("/bin/true", ops=OPS, env={"A": "1"}, seccomp_disable=True).resolve(2)
     assert (s.uid, s.gid) == (overflow_id("uid"), overflow_id("gid"))
     assert (s.host_uid, s.host_gid, s.parent_pid) == (os.getuid(), os.getgid(), os.getpid())
     assert (s.adopt_wait_delay, s.env, s.args, s.files, s.bpf) == (
@@ -64,6 +62,8 @@ def test_resolve_normalises_ids_delay_and_env() -> None:
         "/bin/true", ops=OPS, uid=7, gid=8, adopt_wait_delay=-3, seccomp_disable=True
     ).resolve(0)
     assert (s.uid, s.gid, s.adopt_wait_delay) == (7, 8, 0.0)
+    s = Params("/bin/true", ops=OPS, adopt_wait_delay=0, seccomp_disable=True).resolve(0)
+    assert s.adopt_wait_delay == 0.0  # 0 is no wait, not the default (issue 11 §6)
 
 
 def test_a_new_session_adds_deny_tty_to_the_compiled_presets() -> None:

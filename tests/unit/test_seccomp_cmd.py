@@ -22,7 +22,7 @@ def fresh_memory() -> Iterator[None]:
 def test_json_is_the_rule_list_in_order(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--format", "json"]) == 0
     text = capsys.readouterr().out
-    assert text == sc.rules_to_json(sc.preset(sc.STRICT, 0))
+    assert text == sc.rules_to_json(sc.preset(sc.EVERYDAY, 0))
     assert [o["syscall"] for o in json.loads(text)][:3] == ["syslog", "uselib", "acct"]
 
 
@@ -50,12 +50,35 @@ def test_allow_io_uring_is_the_program_a_container_loads(
 ) -> None:
     assert main(["--format", "bpf", *(["--allow-io-uring"] if allow else [])]) == 0
     flags = sc.ALLOW_IO_URING if allow else 0
-    want, _ = sc.filter_for(presets=sc.STRICT, flags=flags, rules=None)
+    want, _ = sc.filter_for(presets=sc.EVERYDAY, flags=flags, rules=None)
     assert capsysbinary.readouterr().out == want
     assert main(["--allow-io-uring"] if allow else []) == 0
     pfc = capsysbinary.readouterr().out.decode()
     assert ('syscall "io_uring_setup"' in pfc) is not allow
     assert 'syscall "quotactl_fd"' in pfc
+
+
+def test_without_presets_it_prints_what_hakurei_exec_loads_by_default(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    from hakurei.cli import exec_setup
+
+    setup = exec_setup(["--", "/bin/true"])
+    assert setup is not None and setup.bpf is not None
+    assert main(["--format", "bpf"]) == 0
+    assert capsysbinary.readouterr().out == setup.bpf
+    # everyday: strict without the id-change calls, which `--presets strict` keeps.
+    assert main(["--format", "json"]) == 0
+    default = {o["syscall"] for o in json.loads(capsysbinary.readouterr().out)}
+    assert main(["--presets", "strict", "--format", "json"]) == 0
+    strict = {o["syscall"] for o in json.loads(capsysbinary.readouterr().out)}
+    assert strict - default == {
+        "chown", "chown32", "fchown", "fchown32", "fchownat", "lchown", "lchown32",
+        "setgid", "setgid32", "setgroups", "setgroups32", "setregid", "setregid32",
+        "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid", "setreuid32",
+        "setuid", "setuid32",
+    }  # fmt: skip
+    assert default < strict
 
 
 def test_pfc_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
