@@ -15,13 +15,23 @@ the parent side (the shim watches the parent *process* through a pidfd).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .errors import StartError
-from .launch import CANCEL_SIGNAL, Completed, ContainerExitError, Params, Shim, sent
+from .launch import (
+    CANCEL_SIGNAL,
+    Completed,
+    ContainerExitError,
+    Params,
+    Shim,
+    check_run_args,
+    decoded,
+    sent,
+)
 from .params import Setup, check_wait
 
 if TYPE_CHECKING:
@@ -56,6 +66,7 @@ class Container:
         self.wait_delay = wait_delay
         self._shim: Shim | None = None
         self._setup: Setup | None = None
+        self._serving = False
 
     def __str__(self) -> str:
         return str(self.params)
@@ -77,22 +88,47 @@ class Container:
         self._shim = Shim.launch(self.stdin, self.stdout, self.stderr, self.extra_files)
 
     async def serve(self) -> None:
-        """Send the setup record; init cannot proceed before this."""
+        """Send the setup record and wait until the program runs.
+
+        Raises ``StartError`` with the line init printed if the container's
+        setup fails (the container has then exited with status 125).  A
+        program that cannot be executed is not an error here: ``wait()``
+        returns its 126 or 127, as a shell would.
+        """
         shim, setup = self._shim, self._setup
         if shim is None or setup is None or shim.setup_w is None:
             raise StartError("invalid serve")
+        self._serving = True
         stream = trio.lowlevel.FdStream(shim.setup_w)
         shim.setup_w = None
         try:
-            await stream.send_all(shim.record(setup))
-        except trio.BrokenResourceError:
-            pass  # the shim exited early; wait() reports its status
+            try:
+                await stream.send_all(shim.record(setup))
+            except trio.BrokenResourceError:
+                pass  # the shim exited early; its report and status say why
+            finally:
+                sent(shim)  # before aclose(), which is a checkpoint and may raise Cancelled
+                shim.end_setup()
+                await stream.aclose()
+            await self._until_started(shim)
         except BaseException:
             await self._cancel()
             raise
-        finally:
-            sent(shim)  # before aclose(), which is a checkpoint and may raise Cancelled
-            await stream.aclose()
+        if shim.setup_error() is not None:
+            await self.wait()
+            error = shim.setup_error()
+            assert error is not None
+            raise error
+
+    @staticmethod
+    async def _until_started(shim: Shim) -> None:
+        """Read the shim's reports until init says the program runs, or why it does not."""
+        while not shim.started and shim.failure is None and shim.report is not None:
+            await trio.lowlevel.wait_readable(shim.report)
+            data = os.read(shim.report, 4096)
+            if not data:
+                return  # the shim is gone; wait() gives its status
+            shim.hear(data)
 
     async def wait(self) -> int:
         """Wait for the container; its exit status (see ``run_sync``)."""
@@ -101,6 +137,12 @@ class Container:
             raise StartError("container: wait before start")
         if shim.status is not None:
             return shim.status
+        if shim.setup_w is not None and not self._serving:
+            await trio.lowlevel.checkpoint()  # a serve() just started with start_soon runs now
+            if shim.setup_w is not None and not self._serving:
+                raise StartError(
+                    "container: wait() before serve(): init would wait for its setup forever"
+                )
         try:
             await trio.lowlevel.wait_readable(shim.pidfd)
         except BaseException:
@@ -117,6 +159,7 @@ class Container:
             if shim.setup_w is not None:
                 os.close(shim.setup_w)
                 shim.setup_w = None
+                shim.end_setup()
                 sent(shim)
             shim.signal(CANCEL_SIGNAL)
             with trio.move_on_after(self.wait_delay):
@@ -137,49 +180,104 @@ async def run(
     stdin: Stdio = None,
     stdout: Stdio = None,
     stderr: Stdio = None,
+    input: bytes | str | None = None,
+    timeout: float | None = None,
+    text: bool = False,
     **kwargs: Any,
 ) -> Completed:
     """Start, serve and wait for a container; ``Completed`` like ``subprocess.run``.
 
-    With ``capture_output`` stdout and stderr are read concurrently through
-    pipes.  Cancelling the surrounding scope cancels the container as
-    described in the module docstring.
+    ``input`` is written to the program's stdin and, with ``capture_output``,
+    stdout and stderr are read, concurrently through pipes; ``text`` makes
+    them str (UTF-8).  A setup failure raises ``StartError``.  After
+    ``timeout`` seconds the container is cancelled as described in the module
+    docstring and ``subprocess.TimeoutExpired`` is raised.  Cancelling the
+    surrounding scope cancels the container the same way.  An exception from
+    inside (Ctrl-C's ``KeyboardInterrupt`` included) propagates as itself,
+    not wrapped in an exception group.
     """
+    data = check_run_args("run()", stdin, stdout, stderr, input, capture_output, timeout, text)
     pipes: list[tuple[int, int]] = []
+    feed: int | None = None
+    if data is not None:
+        stdin, feed = os.pipe()
     if capture_output:
         pipes = [os.pipe(), os.pipe()]
         stdout, stderr = pipes[0][1], pipes[1][1]
-    c = Container(path, args, stdin=stdin, stdout=stdout, stderr=stderr, **kwargs)
-    captured: list[bytes | None] = [None, None]
+    captured: list[list[bytes]] = [[], []]
     try:
-        await c.start()
-    finally:
-        for _, w in pipes:
-            os.close(w)
-    try:
-        async with trio.open_nursery() as nursery:
-            for i, (r, _) in enumerate(pipes):
-                nursery.start_soon(_collect, r, captured, i)
-            pipes = []
-            await c.serve()
-            await c.wait()
+        try:
+            c = Container(path, args, stdin=stdin, stdout=stdout, stderr=stderr, **kwargs)
+            await c.start()
+        finally:
+            for _, w in pipes:
+                os.close(w)
+            if feed is not None:
+                assert isinstance(stdin, int)
+                os.close(stdin)
+        with trio.move_on_after(math.inf if timeout is None else timeout) as deadline:
+            async with trio.open_nursery() as nursery:
+                for i, (r, _) in enumerate(pipes):
+                    nursery.start_soon(_collect, r, captured[i])
+                pipes = []
+                if feed is not None:
+                    assert data is not None
+                    nursery.start_soon(_feed, feed, data)
+                    feed = None
+                await c.serve()
+                await c.wait()
+    except BaseExceptionGroup as group:
+        raise _unwrapped(group) from None
     finally:
         for r, _ in pipes:
             os.close(r)
+        if feed is not None:
+            os.close(feed)
+    output = [b"".join(chunks) if capture_output else None for chunks in captured]
+    if deadline.cancelled_caught:
+        import subprocess
+
+        assert timeout is not None
+        raise subprocess.TimeoutExpired(c.params.args, timeout, output=output[0], stderr=output[1])
     status = c.returncode
     assert status is not None
-    result = Completed(c.params.args, status, captured[0], captured[1])
+    result = Completed(c.params.args, status, decoded(output[0], text), decoded(output[1], text))
     if check and status:
         raise ContainerExitError(result)
     return result
 
 
-async def _collect(fd: int, out: list[bytes | None], i: int) -> None:
-    chunks = []
+def _unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside ``group`` (nested groups too), or the group itself.
+
+    ``run``'s nursery is an implementation detail: a caller of a
+    ``subprocess.run``-like function expects ``KeyboardInterrupt`` or
+    ``StartError`` itself, as ``run_sync`` raises them.
+    """
+    leaves: list[BaseException] = []
+    todo: list[BaseException] = [group]
+    while todo and len(leaves) < 2:
+        e = todo.pop()
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)
+        else:
+            leaves.append(e)
+    return leaves[0] if len(leaves) == 1 and not todo else group
+
+
+async def _collect(fd: int, chunks: list[bytes]) -> None:
     async with trio.lowlevel.FdStream(fd) as stream:
         while chunk := await stream.receive_some():
             chunks.append(chunk)
-    out[i] = b"".join(chunks)
+
+
+async def _feed(fd: int, data: bytes) -> None:
+    """Write ``input`` to the program's stdin, then close it (EOF), as subprocess does."""
+    async with trio.lowlevel.FdStream(fd) as stream:
+        try:
+            await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass  # the program exited or closed stdin without reading it all
 
 
 __all__ = ["Container", "run"]

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # never at run time: init imports this module for every container
+    from .launch import Completed
+
 #: Exit statuses shared by init, the shim, the library and the CLI.
 EXIT_SETUP = 125
 EXIT_NOEXEC = 126
@@ -129,12 +133,16 @@ class StartError(HakureiError):
 
     ``step`` names what was being done, ``cause`` is the underlying exception
     (if any), so callers can match ``isinstance(e.cause, FileNotFoundError)``.
+    When the container's own setup failed, ``step`` is the line init printed,
+    ``status`` the container's exit status and ``result`` (from ``run_sync`` or
+    ``run``) the ``Completed`` with whatever output was captured.
     """
 
     def __init__(self, step: str, cause: BaseException | None = None) -> None:
         super().__init__(step, cause)
         self.step = step
         self.cause = cause
+        self.result: Completed | None = None
 
     def __str__(self) -> str:
         if self.cause is None:

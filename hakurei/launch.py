@@ -19,7 +19,7 @@ import sys
 
 from .errors import EXIT_SETUP, HakureiError, OpError, ParamsError, StartError, describe, q
 from .ops import Op
-from .params import Setup, check_params, encode, env_entries
+from .params import Setup, check_params, check_wait, encode, env_entries
 
 #: What the parent sends to cancel a container (Go ``CancelSignal``).
 CANCEL_SIGNAL = 12  # SIGUSR2
@@ -235,14 +235,28 @@ def _fileno(f: Stdio) -> int | None:
 
 
 class Shim:
-    """A spawned shim process: its pid, a pidfd on it, and the setup pipe's write end."""
+    """A spawned shim process: its pid, a pidfd on it, and our end of its setup socket.
+
+    The setup fd is one end of a socketpair rather than a pipe, so that it
+    also carries the shim's and init's reports back (``init.init.tell``):
+    ``started``, ``exited N`` (the program's status, told before init waits
+    for orphans) and ``failed N MESSAGE``.  init's stderr may be /dev/null
+    or the caller's terminal; the report is how the library learns the
+    message for a ``StartError``, and the program's status even when the
+    kill timer ends the container during the orphan wait.
+    """
 
     def __init__(
         self, stdin: Stdio = None, stdout: Stdio = None, stderr: Stdio = None, extra: Any = ()
     ) -> None:
         extra_fds = [_fileno(f) for f in extra]
         sources: list[int | None] = [_fileno(stdin), _fileno(stdout), _fileno(stderr)]
-        r, w = os.pipe()
+        import _socket  # not at module level: the CLI is its own shim and never needs it
+
+        ours, theirs = _socket.socketpair(
+            _socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC
+        )
+        w, r = ours.detach(), theirs.detach()
         staged: list[int] = []
         try:
             sources.append(r)
@@ -275,6 +289,15 @@ class Shim:
             for fd in (r, *staged):
                 os.close(fd)
         self.setup_w: int | None = w
+        #: the same socket, kept after the record is sent to hear the reports
+        self.report: int | None = os.dup(w)
+        self._heard = b""
+        #: init reported that the program runs
+        self.started = False
+        #: the program's status as init reported it, or None
+        self.program_status: int | None = None
+        #: (status, message) of a fatal error the shim or init reported
+        self.failure: tuple[int, str] | None = None
         self.pidfd = os.pidfd_open(self.pid)
         self.status: int | None = None
         #: warm start: parent fds the shim takes as its stdio and extra files
@@ -332,8 +355,66 @@ class Shim:
         except BrokenPipeError:
             pass  # the shim exited; wait() reports why
         finally:
+            self.end_setup()
             os.close(w)
             sent(self)
+
+    def end_setup(self) -> None:
+        """Shut down our writing side: the shim's end of stream (our dup keeps the socket open)."""
+        if self.report is not None:
+            import _socket
+
+            sock = _socket.socket(fileno=self.report)
+            try:
+                sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass  # the shim is gone already
+            finally:
+                sock.detach()
+
+    def hear(self, data: bytes) -> None:
+        """Take in report lines (see the class docstring); a torn line waits for the rest."""
+        self._heard += data
+        *lines, self._heard = self._heard.split(b"\n")
+        for line in lines:
+            word, _, rest = line.decode(errors="replace").partition(" ")
+            code, _, message = rest.partition(" ")
+            try:
+                if word == "started":
+                    self.started = True
+                elif word == "exited":
+                    self.program_status = int(code)
+                elif word == "failed":
+                    self.failure = (int(code), message)
+            except ValueError:
+                pass  # not ours to act on; the exit status still tells
+
+    def listen(self, timeout: float) -> bool:
+        """Read what is reported within ``timeout`` seconds; False if nothing (or end of stream)."""
+        import select
+
+        fd = self.report
+        if fd is None:
+            return False
+        poller = select.poll()  # not select(): the fd may be above FD_SETSIZE
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(timeout * 1000):
+            return False
+        data = os.read(fd, 4096)
+        self.hear(data)
+        return bool(data)
+
+    def setup_error(self, result: Completed | None = None) -> StartError | None:
+        """The ``StartError`` for a setup failure init or the shim reported, else None.
+
+        Only status 125: a program that cannot be executed (126, 127) is the
+        program's status, as a shell reports it.
+        """
+        if self.failure is None or self.failure[0] != EXIT_SETUP:
+            return None
+        error = StartError(self.failure[1])
+        error.result = result
+        return error
 
     def signal(self, sig: int) -> None:
         if self.status is None:
@@ -353,6 +434,17 @@ class Shim:
             for fd in self.held:
                 os.close(fd)
             self.held = []
+            # The shim is gone; init is gone or dying of its pdeathsig, so
+            # the end of stream is at most that moment away (bounded anyway).
+            while self.listen(1.0):
+                pass
+            if self.report is not None:
+                os.close(self.report)
+                self.report = None
+            if self.program_status is not None:
+                # init saw the program exit: that is the container's status,
+                # even if our kill timer then ended the wait for its orphans.
+                self.status = self.program_status
         return self.status
 
     def abandon(self) -> None:
@@ -360,6 +452,7 @@ class Shim:
         if self.setup_w is not None:
             os.close(self.setup_w)
             self.setup_w = None
+        self.end_setup()
         self.signal(9)
         self.reap()
         sent(self)
@@ -499,7 +592,11 @@ class Completed:
     """What ``run``/``run_sync`` return: like ``subprocess.CompletedProcess``."""
 
     def __init__(
-        self, args: list[str], returncode: int, stdout: bytes | None, stderr: bytes | None
+        self,
+        args: list[str],
+        returncode: int,
+        stdout: bytes | str | None,
+        stderr: bytes | str | None,
     ) -> None:
         self.args = args
         self.returncode = returncode
@@ -525,9 +622,58 @@ class ContainerExitError(HakureiError):
         self.status = result.returncode
 
     def __str__(self) -> str:
-        err = (self.result.stderr or b"").decode(errors="replace").strip().splitlines()
+        raw = self.result.stderr or b""
+        text = raw if isinstance(raw, str) else raw.decode(errors="replace")
+        err = text.strip().splitlines()
         tail = f": {err[-1]}" if err else ""
         return f"{self.result.args[0]} exited with status {self.result.returncode}{tail}"
+
+
+def check_run_args(
+    fn: str,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    input: bytes | str | None,
+    capture_output: bool,
+    timeout: float | None,
+    text: bool,
+) -> bytes | None:
+    """``subprocess.run``'s argument rules, naming the function the user called.
+
+    Returns ``input`` as bytes (None if not given).  ``text`` means UTF-8
+    with universal newlines, whatever the locale: a container's program gets
+    no locale of ours, so ours would be a guess.
+    """
+    if capture_output and (stdout is not None or stderr is not None):
+        raise ValueError(f"{fn}: stdout and stderr arguments may not be used with capture_output")
+    if input is not None and stdin is not None:
+        raise ValueError(f"{fn}: stdin and input arguments may not both be used")
+    if timeout is not None:
+        check_wait(f"{fn}: timeout", timeout)
+    if input is None:
+        return None
+    if text and isinstance(input, str):
+        return input.encode()
+    if not text and isinstance(input, (bytes, bytearray, memoryview)):
+        return bytes(input)
+    want = "str with text=True" if text else "bytes (str needs text=True)"
+    raise TypeError(f"{fn}: input must be {want}, not {type(input).__name__}")
+
+
+def decoded(data: bytes | None, text: bool) -> bytes | str | None:
+    """Captured output as ``subprocess.run`` gives it: bytes, or text with universal newlines."""
+    if data is None or not text:
+        return data
+    return data.decode().replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_all(f: Any) -> bytes | None:
+    if f is None:
+        return None
+    f.seek(0)
+    data: bytes = f.read()
+    return data
 
 
 def run_sync(
@@ -538,48 +684,90 @@ def run_sync(
     stdout: Stdio = None,
     stderr: Stdio = None,
     extra_files: Any = (),
+    input: bytes | str | None = None,
     capture_output: bool = False,
+    timeout: float | None = None,
     check: bool = False,
+    text: bool = False,
     **params: Any,
 ) -> Completed:
-    """Run a container to completion without trio (blocking).
+    """Run a container to completion without trio (blocking), like ``subprocess.run``.
 
     ``returncode`` is the program's code, 128+n if it was killed by signal n,
-    125 on a setup failure, 126 if the program is not executable, 127 if it is
-    missing.  ``capture_output`` collects stdout and stderr (through temporary
-    files, so a chatty program can never deadlock against us).  Streams left
-    as None are /dev/null, as in the Go original.  A KeyboardInterrupt while
-    waiting kills the container before it propagates.
+    126 if the program is not executable, 127 if it is missing.  A setup
+    failure raises ``StartError`` with the line init printed (its
+    ``result`` holds what was captured).  ``input`` is fed to stdin and
+    ``capture_output`` collects stdout and stderr, all through temporary
+    files, so a chatty program can never deadlock against us; ``text`` makes
+    them str (UTF-8).  After ``timeout`` seconds the container is killed and
+    ``subprocess.TimeoutExpired`` is raised.  Streams left as None are
+    /dev/null, as in the Go original.  A KeyboardInterrupt while waiting
+    kills the container before it propagates.
     """
+    data = check_run_args("run_sync()", stdin, stdout, stderr, input, capture_output, timeout, text)
     extra = list(extra_files)
     p = Params(path, args, **params)
     setup = p.resolve(len(extra))
+    deadline = None if timeout is None else _monotonic() + timeout
+    temps: list[Any] = []
     out = err = None
-    if capture_output:
-        import tempfile
-
-        out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-        err = tempfile.TemporaryFile()  # noqa: SIM115
-        stdout, stderr = out, err
     try:
+        if data is not None or capture_output:
+            import tempfile
+        if data is not None:
+            stdin = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+            temps.append(stdin)
+            stdin.write(data)
+            stdin.seek(0)
+        if capture_output:
+            out = tempfile.TemporaryFile()  # noqa: SIM115
+            err = tempfile.TemporaryFile()  # noqa: SIM115
+            temps.extend((out, err))
+            stdout, stderr = out, err
         shim = Shim.launch(stdin, stdout, stderr, extra)
         try:
             shim.send(setup)
+            expired = deadline is not None and not _exits_by(shim, deadline)
+            if expired:
+                shim.abandon()
             status = shim.reap()
         except BaseException:
             shim.abandon()
             raise
-        captured: list[bytes | None] = [None, None]
-        for i, f in enumerate((out, err)):
-            if f is not None:
-                f.seek(0)
-                captured[i] = f.read()
-        result = Completed(p.args, status, captured[0], captured[1])
+        captured = _read_all(out), _read_all(err)
     finally:
-        for f in (out, err):
-            if f is not None:
-                f.close()
+        for f in temps:
+            f.close()
+    if expired:
+        import subprocess
+
+        assert timeout is not None
+        raise subprocess.TimeoutExpired(p.args, timeout, output=captured[0], stderr=captured[1])
+    result = Completed(p.args, status, decoded(captured[0], text), decoded(captured[1], text))
+    failed = shim.setup_error(result)
+    if failed is not None:
+        raise failed
     return result.check() if check else result
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _exits_by(shim: Shim, deadline: float) -> bool:
+    """Whether the shim exits before ``deadline`` (monotonic seconds)."""
+    import select
+
+    poller = select.poll()
+    poller.register(shim.pidfd, select.POLLIN)
+    while True:
+        left = deadline - _monotonic()
+        if left <= 0:
+            return bool(poller.poll(0))
+        if poller.poll(left * 1000):
+            return True
 
 
 __all__ = [

@@ -117,6 +117,8 @@ class Init:
         self.k = k
         self.s = setup
         self.extra = extra
+        #: the shim's report channel to the parent (see ``tell``), -1 if none
+        self.report = -1
         self.st = State(
             k,
             parent_perm=setup.parent_perm,
@@ -317,6 +319,7 @@ class Init:
     def serve(self, pid: int) -> NoReturn:
         """Reap everything; exit with the program's status when nothing is left."""
         s = self.s
+        tell(self.report, "started")
         result = 2  # no status seen for the program (reference §4.11)
         deadline: float | None = None
         program_alive = True
@@ -334,6 +337,9 @@ class Init:
                 if got == pid:
                     program_alive = False
                     result = self.program_status(status)
+                    # Before the orphan wait: if the parent's kill timer ends
+                    # that wait, the parent still reports the program's status.
+                    tell(self.report, f"exited {result}")
                     deadline = time.monotonic() + s.adopt_wait_delay
                     for fd in self.extra:
                         os.close(fd)
@@ -396,12 +402,28 @@ def say(line: str) -> None:
         pass
 
 
-def main(k: Kernel, setup: Setup, extra: list[int], alive_fd: int) -> NoReturn:
+def tell(fd: int, line: str) -> None:
+    """One line to the parent over the shim's report channel (none: ``fd`` -1).
+
+    The channel is the setup socket, which the parent reads after the record:
+    ``started`` once the program runs, ``exited N`` with its status, ``failed
+    N MESSAGE`` for a fatal error.  init's stderr may be /dev/null or the
+    caller's own, so this is how a library caller learns what went wrong.
+    """
+    if fd >= 0:
+        try:
+            os.write(fd, (line.replace("\n", " ") + "\n").encode(errors="replace"))
+        except OSError:
+            pass  # the parent is gone or never listened: nobody to tell
+
+
+def main(k: Kernel, setup: Setup, extra: list[int], alive_fd: int, report: int = -1) -> NoReturn:
     """Entry from the shim's fork.  Never returns; never prints a traceback."""
     try:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
         _signal.set_wakeup_fd(-1)
         run = Init(k, setup, extra)
+        run.report = report
         run.identity(alive_fd)
         umask = k.umask(0)
         last_cap = int(k.read_file("/proc/sys/kernel/cap_last_cap"))
@@ -411,7 +433,9 @@ def main(k: Kernel, setup: Setup, extra: list[int], alive_fd: int) -> NoReturn:
         run.serve(pid)
     except HakureiError as e:
         say(f"hakurei: {e}")
+        tell(report, f"failed {e.status} {e}")
         os._exit(e.status)
     except BaseException as e:  # a bug: still one line, still no traceback
         say(f"hakurei: init: {type(e).__name__}: {describe(e)}")
+        tell(report, f"failed {EXIT_SETUP} init: {type(e).__name__}: {describe(e)}")
         os._exit(EXIT_SETUP)

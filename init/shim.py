@@ -42,12 +42,35 @@ if TYPE_CHECKING:
 RELAYED = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGUSR2)
 
 
+#: The report channel to the parent (init's ``tell``): our dup of the setup
+#: socket, or -1 when the setup fd is not a socket (a pipe, the CLI).
+_report = -1
+
+
 def fail(msg: str, status: int = EXIT_SETUP) -> NoReturn:
-    """One line on stderr, then exit; never a traceback."""
+    """One line on stderr (and to the parent, if it listens), then exit; never a traceback."""
     try:
         os.write(2, f"hakurei: {safe_line(msg)}\n".encode(errors="replace"))
+        _init.tell(_report, f"failed {status} {safe_line(msg)}")
     finally:
         os._exit(status)
+
+
+def report_channel(environ: dict[str, str] | os._Environ[str]) -> int:
+    """A close-on-exec dup of the setup fd if it is a socket, else -1.
+
+    The parent spawns us with one end of a socketpair as the setup fd: it
+    writes the record and shuts down its writing side (our end of stream),
+    then reads what we and init report on the same socket.  A pipe (a shim
+    driven by hand, docs/protocol.md) has no way back: nothing is reported.
+    """
+    try:
+        fd = int(environ.get("HAKUREI_SETUP", ""))
+        if fd < 0 or os.fstat(fd).st_mode & 0o170000 != 0o140000:  # S_IFSOCK
+            return -1
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    except (ValueError, OSError):
+        return -1  # receive() says what is wrong with it
 
 
 def receive(environ: dict[str, str] | os._Environ[str]) -> Setup:
@@ -108,7 +131,9 @@ def status_of(wait_status: int) -> int:
 
 
 def main() -> NoReturn:
+    global _report
     k = Kernel()
+    _report = report_channel(os.environ)
     try:
         setup = receive(os.environ)
     except HakureiError as e:
@@ -119,6 +144,10 @@ def main() -> NoReturn:
     if setup.files and setup_fd < 2:
         fail("invalid setup descriptor: extra files would overlap stdio")
     extra = [setup_fd + 1 + i for i in range(setup.files)]
+    if _report >= 0:  # above the extra files, which a warm start is yet to place
+        above = fcntl.fcntl(_report, fcntl.F_DUPFD_CLOEXEC, setup_fd + 1 + setup.files)
+        os.close(_report)
+        _report = above
     try:
         run(k, setup, extra)
     except HakureiError as e:
@@ -188,7 +217,8 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     if setup.fetch:
         assert parent is not None  # Setup.validate: fetch needs a watched parent
         take_fds(k, parent, setup.fetch, [0, 1, 2, *extra])
-    keep_only(extra if parent is None else [*extra, parent])
+    keep = extra if parent is None else [*extra, parent]
+    keep_only(keep if _report < 0 else [*keep, _report])
     k.set_name("hakurei-shim")
 
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
@@ -215,7 +245,7 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     pid = os.fork()
     if pid == 0:
         os.close(alive_w)
-        _init.main(k, setup, extra, alive_r)
+        _init.main(k, setup, extra, alive_r, _report)
     os.close(alive_r)
     for fd in extra:
         os.close(fd)

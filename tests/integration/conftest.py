@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from hakurei.errors import StartError
 from hakurei.launch import Completed, run_sync
 from hakurei.ops import Ops
 from hakurei.ops._mountinfo import Entry, parse
@@ -24,13 +25,18 @@ def run(cmd: Sequence[str], ops: Ops | None = None, **kw: Any) -> Completed:
     kw.setdefault("uid", os.getuid())
     kw.setdefault("gid", os.getgid())
     kw.setdefault("env", default_env())
-    return run_sync(
-        cmd[0],
-        list(cmd),
-        ops=default_ops(kw["uid"], kw["gid"]) if ops is None else ops,
-        capture_output=True,
-        **kw,
-    )
+    try:
+        return run_sync(
+            cmd[0],
+            list(cmd),
+            ops=default_ops(kw["uid"], kw["gid"]) if ops is None else ops,
+            capture_output=True,
+            **kw,
+        )
+    except StartError as e:  # a setup failure: the tests look at its status and line
+        if e.result is None:
+            raise
+        return e.result
 
 
 def sh(script: str, ops: Ops | None = None, **kw: Any) -> Completed:

@@ -75,8 +75,10 @@ async def test_captured_output_and_status_are_those_of_a_cold_start(warm: None) 
 def test_setup_errors_reach_the_callers_stderr(warm: None) -> None:
     kw = container_kwargs()
     kw["ops"] = kw["ops"].bind("/nonexistent", "/x")  # type: ignore[attr-defined]
-    r = hakurei.run_sync("/bin/true", capture_output=True, **kw)
-    assert r.returncode == 125
+    with pytest.raises(hakurei.StartError, match="/nonexistent") as info:
+        hakurei.run_sync("/bin/true", capture_output=True, **kw)
+    r = info.value.result
+    assert r is not None and r.returncode == 125
     assert r.stderr is not None and b"/nonexistent" in r.stderr
 
 

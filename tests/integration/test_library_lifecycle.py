@@ -1,0 +1,260 @@
+"""Issue 11 §6: the library's lifecycle as a caller sees it, on the real kernel.
+
+Each test is one thing a user of ``run_sync``/``run``/``Container`` observes:
+a zero adopt-wait, a program's own status after a forwarded interrupt, a
+setup failure as an exception carrying init's message, Ctrl-C as a plain
+``KeyboardInterrupt``, ``subprocess.run``'s ``input``/``timeout``/``text``,
+and ``wait()`` before ``serve()``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+import trio
+
+import hakurei
+from hakurei.errors import StartError
+from hakurei.launch import run_sync
+from hakurei.profile import default_env, default_ops
+
+from conftest import PY, sh
+
+
+def kwargs() -> dict[str, Any]:
+    return {"ops": default_ops(), "env": default_env(), "uid": os.getuid(), "gid": os.getgid()}
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` no longer exists (or is a zombie nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+# -- adopt-wait 0 ----------------------------------------------------------------------
+
+
+def test_adopt_wait_zero_through_the_library_does_not_wait_for_an_orphan() -> None:
+    start = time.monotonic()
+    r = sh("sleep 100 & exit 3", adopt_wait_delay=0)
+    assert r.returncode == 3, r.stderr
+    assert time.monotonic() - start < 3.0  # 0 used to mean the 5 s default
+
+
+def test_adopt_wait_left_out_still_waits_for_an_orphan_by_default() -> None:
+    """The default is unchanged: an orphan that finishes within 5 s is waited for."""
+    r = sh("(sleep 0.3; echo orphan-done) & exit 3")
+    assert (r.returncode, r.stdout) == (3, b"orphan-done\n"), r.stderr
+
+
+# -- a forwarded interrupt: the program's status, not the kill timer's ------------------
+
+
+INTERRUPTIBLE = (
+    "import os, signal\n"
+    "signal.signal(signal.SIGINT, lambda *_: os._exit(9))\n"
+    "os.posix_spawn('/bin/sleep', ['sleep', '100'], dict(os.environ))\n"
+    "os.write(3, b'r')\n"
+    "while True: signal.pause()\n"
+)
+
+
+async def interrupt_when_ready(**params: Any) -> tuple[int, float]:
+    """Cancel INTERRUPTIBLE with forward_cancel once it is ready: its status and the time taken."""
+    r, w = os.pipe()
+    c = hakurei.Container(
+        PY, [PY, "-c", INTERRUPTIBLE], extra_files=[w], forward_cancel=True, **params, **kwargs()
+    )
+    await c.start()
+    os.close(w)
+    with trio.move_on_after(30) as outer:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(c.serve)
+            await trio.lowlevel.wait_readable(r)
+            assert os.read(r, 1) == b"r"
+            start = time.monotonic()
+            nursery.cancel_scope.cancel()
+            await c.wait()
+    os.close(r)
+    assert not outer.cancelled_caught
+    assert c.returncode is not None
+    return c.returncode, time.monotonic() - start
+
+
+async def test_program_exiting_9_on_interrupt_leaving_a_child_returns_9_with_defaults() -> None:
+    """Default wait_delay (5 s) and adopt-wait (5 s): the kill timer used to win, giving 137."""
+    status, took = await interrupt_when_ready()
+    assert status == 9
+    assert took < 10
+
+
+async def test_program_status_survives_the_kill_timer_that_ends_its_orphan_wait() -> None:
+    """The kill timer fires during the orphan wait: the orphan dies, the status is still 9."""
+    status, took = await interrupt_when_ready(wait_delay=0.3, adopt_wait_delay=60)
+    assert status == 9
+    assert took < 30
+
+
+# -- a setup failure is an exception with init's message ---------------------------------
+
+
+def missing_bind() -> dict[str, Any]:
+    kw = kwargs()
+    kw["ops"] = kw["ops"].bind("/nonexistent", "/x")
+    return kw
+
+
+def test_setup_failure_through_run_sync_raises_start_error_with_inits_message() -> None:
+    with pytest.raises(StartError) as info:
+        run_sync("/bin/true", **missing_bind())  # stderr is /dev/null: only the exception tells
+    assert "/nonexistent" in str(info.value)
+    assert "no such file or directory" in str(info.value)
+    assert info.value.status == 125
+
+
+def test_setup_failure_with_captured_output_keeps_the_line_in_the_result() -> None:
+    with pytest.raises(StartError) as info:
+        run_sync("/bin/true", capture_output=True, **missing_bind())
+    result = info.value.result
+    assert result is not None and result.returncode == 125
+    assert result.stderr == f"hakurei: {info.value}\n".encode()
+
+
+async def test_setup_failure_raises_start_error_from_serve() -> None:
+    c = hakurei.Container("/bin/true", **missing_bind())
+    await c.start()
+    with pytest.raises(StartError, match="/nonexistent"):
+        await c.serve()
+    assert c.returncode == 125
+
+
+async def test_setup_failure_raises_start_error_from_trio_run() -> None:
+    with pytest.raises(StartError, match="/nonexistent"):
+        await hakurei.run("/bin/true", capture_output=True, **missing_bind())
+
+
+def test_missing_program_is_still_status_127_not_an_exception() -> None:
+    """126/127 are the program's statuses (as a shell gives them), not a setup failure."""
+    assert run_sync("/nonexistent/program", **kwargs()).returncode == 127
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_trio_run_raises_keyboard_interrupt_and_kills_the_container() -> None:
+    r, w = os.pipe()
+
+    def interrupt_when_ready() -> None:
+        with os.fdopen(r, "rb", buffering=0) as f:
+            assert f.read(1) == b"r"
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_when_ready)
+    thread.start()
+
+    async def main_run() -> None:
+        await hakurei.run(
+            PY,
+            [PY, "-c", "import os, signal; os.write(3, b'r'); signal.pause()"],
+            extra_files=[w],
+            capture_output=True,
+            **kwargs(),
+        )
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trio.run(main_run)
+    finally:
+        os.close(w)
+        thread.join(30)
+    assert not thread.is_alive()
+    with pytest.raises(ChildProcessError):  # the container was killed and reaped
+        os.waitpid(-1, os.WNOHANG)
+
+
+# -- subprocess.run's input=, timeout=, text= and its conflicts ---------------------------
+
+
+def test_run_sync_input_reaches_the_programs_stdin() -> None:
+    r = run_sync("/bin/cat", ["cat"], input=b"hello\n", capture_output=True, **kwargs())
+    assert (r.returncode, r.stdout) == (0, b"hello\n")
+
+
+def test_run_sync_text_encodes_input_and_decodes_output() -> None:
+    r = run_sync("/bin/cat", ["cat"], input="h\u00e9\n", text=True, capture_output=True, **kwargs())
+    assert (r.returncode, r.stdout, r.stderr) == (0, "h\u00e9\n", "")
+
+
+def test_run_sync_timeout_kills_the_container_and_raises_timeout_expired() -> None:
+    start = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run_sync(
+            "/bin/sh",
+            ["sh", "-c", "echo started; exec sleep 100"],
+            timeout=0.5,
+            capture_output=True,
+            **kwargs(),
+        )
+    assert time.monotonic() - start < 10
+    assert info.value.timeout == 0.5
+    assert info.value.output == b"started\n"
+    with pytest.raises(ChildProcessError):  # nothing left to reap: the container is gone
+        os.waitpid(-1, os.WNOHANG)
+
+
+async def test_trio_run_input_text_and_timeout() -> None:
+    r = await hakurei.run(
+        "/bin/cat", ["cat"], input="x\n", text=True, capture_output=True, **kwargs()
+    )
+    assert (r.returncode, r.stdout) == (0, "x\n")
+    with pytest.raises(subprocess.TimeoutExpired):
+        await hakurei.run("/bin/sleep", ["sleep", "100"], timeout=0.3, wait_delay=0.3, **kwargs())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"capture_output": True, "stdout": 1},
+            "stdout and stderr arguments may not be used with capture_output",
+        ),
+        (
+            {"capture_output": True, "stderr": 2},
+            "stdout and stderr arguments may not be used with capture_output",
+        ),
+        ({"input": b"x", "stdin": 0}, "stdin and input arguments may not both be used"),
+    ],
+)
+def test_run_sync_conflicting_arguments_name_run_sync(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^run_sync\\(\\): {message}"):
+        run_sync("/bin/true", **extra, **kwargs())
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"capture_output": True, "stdout": 1}, {"input": b"x", "stdin": 0}],
+)
+async def test_trio_run_conflicting_arguments_name_run(extra: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^run\(\): "):
+        await hakurei.run("/bin/true", **extra, **kwargs())
+
+
+# -- wait() before serve() ---------------------------------------------------------------
+
+
+async def test_wait_before_serve_raises_instead_of_hanging() -> None:
+    c = hakurei.Container("/bin/true", **kwargs())
+    await c.start()
+    with trio.fail_after(10), pytest.raises(StartError, match=r"wait\(\) before serve\(\)"):
+        await c.wait()
+    await c.serve()
+    assert await c.wait() == 0
