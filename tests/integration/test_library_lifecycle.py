@@ -258,3 +258,46 @@ async def test_wait_before_serve_raises_instead_of_hanging() -> None:
         await c.wait()
     await c.serve()
     assert await c.wait() == 0
+
+
+# -- the report channel is optional -------------------------------------------------------
+
+
+def test_a_shim_driven_by_hand_over_a_pipe_still_runs_and_fails_in_one_line() -> None:
+    """docs/protocol.md's way: fd 3 a pipe, closed after the record; nothing is reported back."""
+    import sys
+    import tempfile
+
+    from hakurei.launch import Params
+    from hakurei.params import encode
+
+    def drive(ops: Any) -> tuple[int, bytes, bytes]:
+        kw = kwargs()
+        kw["ops"] = ops
+        setup = Params("/bin/sh", ["sh", "-c", "echo ran"], **kw).resolve(0)
+        r, w = os.pipe()
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-m", "hakurei", "init"],
+                {"HAKUREI_SETUP": "3"},
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                    (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+                    (os.POSIX_SPAWN_DUP2, r, 3),
+                ],
+            )
+            os.close(r)
+            os.write(w, encode(setup))  # a small record fits in the pipe
+            os.close(w)
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            out.seek(0)
+            err.seek(0)
+            return status, out.read(), err.read()
+
+    ran = drive(default_ops())
+    assert ran == (0, b"ran\n", b"")
+    status, _, err = drive(default_ops().bind("/nonexistent", "/x"))
+    assert status == 125
+    assert err.count(b"\n") == 1 and b"/nonexistent" in err
