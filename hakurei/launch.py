@@ -19,7 +19,7 @@ import sys
 
 from .errors import EXIT_SETUP, HakureiError, OpError, ParamsError, StartError, describe, q
 from .ops import Op
-from .params import Setup, check_params, check_wait, encode, env_entries
+from .params import Setup, check_params, check_wait, encode, env_entries, working_dirs
 
 #: What the parent sends to cancel a container (Go ``CancelSignal``).
 CANCEL_SIGNAL = 12  # SIGUSR2
@@ -85,6 +85,12 @@ class Params:
     wait at all, and a negative delay counts as 0 (as in Go).  Validation
     happens here, in the caller's process, so a bad op or path is a clear
     ``OpError`` before anything is spawned.
+
+    ``path`` is absolute, relative to the working directory (with a ``/``), or
+    a name that init looks up in the container's ``PATH`` (from ``env``).
+    ``dir`` is a path, a list of paths tried in order, or ``None``: the
+    caller's directory if the container has it, else ``HOME``, else ``/``
+    (``params.working_dirs``).
     """
 
     def __init__(
@@ -94,7 +100,7 @@ class Params:
         *,
         ops: list[Op] | None = None,
         env: dict[str, str] | list[str] | None = None,
-        dir: str = "/",
+        dir: str | list[str] | tuple[str, ...] | None = "/",
         uid: int = 0,
         gid: int = 0,
         hostname: str | bytes = "",
@@ -111,10 +117,11 @@ class Params:
         host_abstract: bool = False,
         verbose: bool = False,
     ) -> None:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise OpError(f"program path {q(str(path))} is not absolute (there is no PATH lookup)")
-        if not isinstance(dir, str) or not dir.startswith("/"):
-            raise OpError(f"working directory {q(str(dir))} is not absolute")
+        # A name without "/" is looked up in the container's PATH by init (as
+        # execvp does); a relative path with "/" is relative to the working
+        # directory inside the container.  Only "" names nothing.
+        if not isinstance(path, str) or not path:
+            raise OpError(f"program path {q(str(path))} is empty (give a path or a name)")
         self.path = path
         for name, value in (("args", args), ("ops", ops)):
             if value is not None and not isinstance(value, (list, tuple)):
@@ -133,7 +140,8 @@ class Params:
             self.env = list(env)
         else:
             raise ParamsError(f"env must be a dict or a list, not {type(env).__name__}")
-        self.dir = dir
+        #: where the program starts: ``dir`` first, then each fallback in turn
+        self.dir, self.dir_fallback = working_dirs(dir, self.env)
         self.uid = uid
         self.gid = gid
         self.hostname = hostname
@@ -175,6 +183,7 @@ class Params:
             args=self.args,
             env=self.env,
             dir=self.dir,
+            dir_fallback=self.dir_fallback,
             uid=self.uid if self.uid >= 1 else overflow_id("uid"),
             gid=self.gid if self.gid >= 1 else overflow_id("gid"),
             host_uid=os.getuid(),

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import os
 
-from .errors import HakureiError, ParamsError, SetupError, q
+from .errors import HakureiError, OpError, ParamsError, SetupError, q
 from .ops import REGISTRY
-from .ops.base import ABS, BOOL, INT, Op, check_field
+from .ops.base import ABS, ABS_LIST, BOOL, INT, STR, Op, check_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from .launch import Params
 
 MAGIC = b"HKRI"
 #: 2: ``hostname`` travels as bytes (bin), as the kernel takes it.
-VERSION = 2
+#: 3: ``path`` may be a name (looked up in the program's PATH) or relative;
+#: ``dir_fallback`` lists working directories to try when ``dir`` fails.
+VERSION = 3
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
 MAX_BODY = 64 << 20
@@ -60,10 +63,11 @@ MAX_ARG_STRLEN = 32 * 4096
 
 #: Every field of the record, in wire order, with its kind.
 FIELDS: tuple[tuple[str, str], ...] = (
-    ("path", ABS),
+    ("path", STR),
     ("args", STR_LIST),
     ("env", STR_LIST),
     ("dir", ABS),
+    ("dir_fallback", ABS_LIST),
     ("uid", INT),
     ("gid", INT),
     ("host_uid", INT),
@@ -94,6 +98,7 @@ class Setup:
     args: list[str]
     env: list[str]
     dir: str
+    dir_fallback: list[str]
     uid: int
     gid: int
     host_uid: int
@@ -116,6 +121,7 @@ class Setup:
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
         fields.setdefault("fetch", [])  # only a warm start fills it in
+        fields.setdefault("dir_fallback", [])  # only dir=None or a list of dirs fills it in
         if isinstance(fields.get("hostname"), bytes):
             fields["hostname"] = os.fsdecode(fields["hostname"])
         self.ops = list(ops)
@@ -136,7 +142,7 @@ class Setup:
             for name in ("uid", "gid", "host_uid", "host_gid"):
                 check_id(name, getattr(self, name))
             check_wait("adopt_wait_delay", self.adopt_wait_delay)
-            check_command(self.path, self.dir, self.args, self.env)
+            check_command(self.path, self.dir, self.args, self.env, self.dir_fallback)
         except ParamsError as e:
             raise SetupError(str(e)) from None
         if not 0 <= self.parent_pid < PID_LIMIT:
@@ -289,7 +295,7 @@ def check_params(p: Params) -> None:
     Types first (a caller may pass anything), then ranges: the same limits
     ``Setup.validate`` applies to a decoded record.
     """
-    check_command(p.path, p.dir, p.args, p.env)
+    check_command(p.path, p.dir, p.args, p.env, p.dir_fallback)
     check_id("uid", p.uid)
     check_id("gid", p.gid)
     if p.hostname:  # "" leaves the name the new UTS namespace copied from the host
@@ -304,11 +310,16 @@ def check_params(p: Params) -> None:
         raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
 
 
-def check_command(path: str, dir: str, args: list[str], env: list[str]) -> None:
+def check_command(
+    path: str, dir: str, args: list[str], env: list[str], dir_fallback: Sequence[str] = ()
+) -> None:
     """What execve and chdir would refuse inside the container, refused here instead:
-    NUL, a path over PATH_MAX, an argument or environment entry over MAX_ARG_STRLEN,
-    a malformed environment entry."""
-    for what, text in (("program path", path), ("working directory", dir)):
+    an empty program path, NUL, a path over PATH_MAX, an argument or environment
+    entry over MAX_ARG_STRLEN, a malformed environment entry."""
+    if not path:
+        raise ParamsError('program path "" is empty (give a path or a name)')
+    dirs = [("working directory", d) for d in (dir, *dir_fallback)]
+    for what, text in (("program path", path), *dirs):
         if "\0" in text:
             raise ParamsError(f"{what} {q(text)} contains NUL")
         if _size(text) >= PATH_MAX:
@@ -327,6 +338,52 @@ def check_command(path: str, dir: str, args: list[str], env: list[str]) -> None:
             raise ParamsError(
                 f"environment variable {name} is {_size(entry)} bytes (at most {limit})"
             )
+
+
+def working_dirs(dir: str | Sequence[str] | None, env: list[str]) -> tuple[str, list[str]]:
+    """``Params(dir=...)`` as the record's ``dir`` and ``dir_fallback``.
+
+    A path is the one working directory: failing to enter it fails the
+    container (exit 125), as before.  A list is tried in order, the last
+    failure being the error.  ``None`` is what ``bwrap`` users expect: the
+    caller's current directory when the container has it at the same path,
+    else the program's ``HOME`` (from ``env``), else ``/``.  Init does the
+    trying (only it can see the container), after the pivot.
+    """
+    if dir is None:
+        dirs: list[str] = []
+        try:
+            cwd = os.getcwd()
+        except OSError:  # deleted, or unreachable: nothing to try
+            cwd = ""
+        home = ""
+        for entry in env:  # the last HOME= wins, as in the dict init builds
+            if entry.startswith("HOME="):
+                home = entry[5:]
+        for candidate in (cwd, home, "/"):
+            if _usable_dir(candidate) and candidate not in dirs:
+                dirs.append(candidate)
+    elif isinstance(dir, str):
+        dirs = [dir]
+    elif isinstance(dir, (list, tuple)) and dir:
+        dirs = list(dir)
+    else:
+        raise ParamsError("dir must be a path, a non-empty list of paths, or None")
+    for d in dirs:
+        if not isinstance(d, str) or not d.startswith("/"):
+            raise OpError(f"working directory {q(str(d))} is not absolute")
+    return dirs[0], dirs[1:]
+
+
+def _usable_dir(path: str) -> bool:
+    """Worth trying as a default working directory: absolute, and one the record can carry."""
+    if not path.startswith("/") or "\0" in path or _size(path) >= PATH_MAX:
+        return False
+    try:
+        path.encode()  # a non-UTF-8 name (surrogates) cannot travel as msgpack str
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode(setup: Setup) -> bytes:

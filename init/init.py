@@ -32,6 +32,7 @@ from ..errors import (
     PathError,
     ProgramError,
     describe,
+    q,
     show,
     strerror,
 )
@@ -91,6 +92,25 @@ SIGNAMES = {
     _signal.SIGTERM: "terminated",
     _signal.SIGUSR2: "user defined signal 2",
 }
+
+
+#: Where a name is looked up when the program's environment has no PATH:
+#: glibc's execvp default (``confstr(_CS_PATH)``) since 2.24, and so bwrap's.
+EXEC_DEFAULT_PATH = "/bin:/usr/bin"
+#: Errors after which execvp tries the next PATH entry (glibc posix/execvpe.c);
+#: EACCES is remembered as well, any other error ends the search.
+LOOKUP_SKIPPED = (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.ENODEV, errno.ETIMEDOUT)
+
+
+class NotInPath(ProgramError):
+    """A program name was not found in the container's PATH (127, as a shell says it)."""
+
+    def __init__(self, name: str, search: str) -> None:
+        super().__init__(name, errno.ENOENT)
+        self.search = search
+
+    def __str__(self) -> str:
+        return f"cannot start {show(self.path)}: not found in PATH {q(self.search)}"
 
 
 class Fatal(HakureiError):
@@ -284,12 +304,24 @@ class Init:
 
     # -- 4. the program ----------------------------------------------------------
     def start(self, umask: int) -> int:
+        """Enter the working directory, then spawn the program (PID 2).
+
+        ``dir`` and then each ``dir_fallback`` is tried (the parent's ``dir=None``
+        is "the caller's directory if the container has it, else HOME, else /").
+        A name without ``/`` is looked up here, in the container, in the
+        program's ``PATH``, because only here is the container's tree visible.
+        """
         k, s = self.k, self.s
         k.umask(umask)
-        try:
-            k.chdir(s.dir)
-        except OSError as e:
-            raise PathError("chdir", s.dir, e.errno or 0) from None
+        dirs = [s.dir, *s.dir_fallback]
+        for i, d in enumerate(dirs):
+            try:
+                k.chdir(d)
+                break
+            except OSError as e:
+                if i == len(dirs) - 1:
+                    raise PathError("chdir", d, e.errno or 0) from None
+                self.verbose(f"cannot chdir {show(d)}: {strerror(e.errno or 0)}")
         # Extra fds arrive at setup+1..; the program gets them at 3.. (Go
         # ExtraFiles).  Originals are close-on-exec, so only the copies survive.
         actions: list[tuple[int, int, int]] = []
@@ -301,9 +333,10 @@ class Init:
             key, _, value = entry.partition("=")
             env[key] = value
         self.verbose(f"starting initial program {show(s.path)}")
-        try:
-            pid = os.posix_spawn(
-                s.path,
+
+        def spawn(path: str) -> int:
+            return os.posix_spawn(
+                path,
                 s.args,
                 env,
                 file_actions=actions,
@@ -311,9 +344,29 @@ class Init:
                 setsigmask=(),
                 setsigdef=DEFAULTED,
             )
-        except OSError as e:
-            raise ProgramError(s.path, e.errno or 0) from None
-        return pid
+
+        if "/" in s.path:  # absolute, or relative to the directory just entered
+            try:
+                return spawn(s.path)
+            except OSError as e:
+                raise ProgramError(s.path, e.errno or 0) from None
+        # A name: the program's PATH, searched as glibc's execvp does (an empty
+        # entry is the working directory).  Init's own environment plays no part.
+        search = env.get("PATH", EXEC_DEFAULT_PATH)
+        denied = False
+        for d in search.split(":"):
+            path = os.path.join(d, s.path)
+            try:
+                return spawn(path)
+            except OSError as e:
+                err = e.errno or 0
+                if err == errno.EACCES:  # remembered; the search goes on
+                    denied = True
+                elif err not in LOOKUP_SKIPPED:
+                    raise ProgramError(path, err) from None
+        if denied:
+            raise ProgramError(s.path, errno.EACCES)
+        raise NotInPath(s.path, search)
 
     # -- 5. PID 1 ----------------------------------------------------------------
     def serve(self, pid: int) -> NoReturn:

@@ -144,9 +144,9 @@ def test_bad_value_is_one_line_and_125_with_nothing_spawned(
     assert message in refused(home, options)
 
 
-def test_relative_program_is_refused(home: Home) -> None:
-    r = hakurei("exec", "--", "sh", "-c", ":", env=home.env)
-    assert b'program path "sh" is not absolute' in assert_one_line(r)
+def test_empty_program_is_refused(home: Home) -> None:
+    r = hakurei("exec", "--", "", "-c", ":", env=home.env)
+    assert b'program path "" is empty' in assert_one_line(r)
     assert home.untouched()
 
 

@@ -32,8 +32,9 @@ def test_string_matches_the_go_original() -> None:
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"path": "bin/true"}, 'program path "bin/true" is not absolute'),
+        ({"path": ""}, 'program path "" is empty'),
         ({"path": "/bin/true", "dir": "tmp"}, 'working directory "tmp" is not absolute'),
+        ({"path": "/bin/true", "dir": ["/", "tmp"]}, 'working directory "tmp" is not absolute'),
         ({"path": "/bin/true", "ops": ["not an op"]}, "not an op"),
     ],
 )
