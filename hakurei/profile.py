@@ -1,37 +1,85 @@
-"""The default profile ``hakurei exec`` uses when no op option is given.
+"""Profiles: the filesystem and environment a container starts from.
 
-A read-only view of the host's programs and libraries and nothing of the
-user's data: host ``/usr`` read-only; ``/bin``, ``/sbin``, ``/lib*`` as on the
-host (symlinks on merged-usr systems, read-only binds otherwise); a read-only
-auto ``/etc`` with a passwd and group that name only root, the caller and
-nobody; a fresh ``/proc``; a minimal ``/dev`` with an mqueue; a tmpfs
-``/tmp``; and the root remounted read-only last.
+A profile is a list of ops with a tail that must stay last (the default
+profile's read-only remount of ``/``), plus the environment that goes with
+it.  ``extend`` adds the caller's ops *before* that tail, so a user can add a
+bind to the default profile (``--profile default --bind $PWD $PWD``) without
+rebuilding it, and the root still ends read-only::
+
+    p = default_profile()
+    p.extend(Ops().bind(os.getcwd(), os.getcwd()))
+    run_sync("python3", ["python3", "-V"], ops=p.finish(), env=p.env, dir=None)
+
+``PROFILES`` names them for the CLI's ``--profile NAME``:
+
+``default``
+    A read-only view of the host's programs and libraries and nothing of the
+    user's data: host ``/usr`` read-only; ``/bin``, ``/sbin``, ``/lib*`` as on
+    the host (symlinks on merged-usr systems, read-only binds otherwise); a
+    read-only auto ``/etc`` with a passwd and group that name only root, the
+    user and nobody; a fresh ``/proc``; a minimal ``/dev`` with an mqueue; a
+    tmpfs ``/tmp``; a private writable tmpfs home (see ``account``); and the
+    root remounted read-only last.
+``none``
+    No ops at all (bubblewrap's starting point): the caller's ops are the
+    whole filesystem.  The environment is the same as ``default``'s.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping
 
 from .init.kernel import MS_RDONLY
-from .ops import Ops
+from .ops import Op, Ops
 
 TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: Top-level directories the default profile fills from the host (or with its
+#: own mounts): a home under one of them could not be a tmpfs of its own.
+_TAKEN = frozenset(p.lstrip("/") for p in (*TOP_LEVEL, "/usr", "/etc", "/proc", "/dev"))
 
 
-def _account(uid: int, gid: int) -> tuple[bytes, bytes]:
-    """passwd and group text naming the container's ids (and nothing else of the host)."""
-    name = "user"
+def account(uid: int | None = None) -> tuple[str, str]:
+    """The container user's name and home directory: ``(name, home)``.
+
+    Container uid 0 is ``root`` with home ``/root``.  Any other uid gets the
+    caller's login name (``user`` if the caller has no passwd entry) and the
+    caller's passwd home, so ``~/project`` names the same path inside and out.
+    When that home cannot be a mount point of its own (``/``, Debian's
+    ``/nonexistent``, not absolute or not normalised, or under a directory the
+    default profile fills from the host such as ``/usr`` or ``/etc``), the
+    home is ``/home/NAME``.
+    """
+    uid = os.getuid() if uid is None else uid
+    if uid == 0:
+        return "root", "/root"
+    name, home = "user", ""
     try:
         import pwd
 
-        name = pwd.getpwuid(os.getuid()).pw_name
+        entry = pwd.getpwuid(os.getuid())
+        name, home = entry.pw_name, entry.pw_dir
     except (ImportError, KeyError):
         pass
+    top = home.lstrip("/").partition("/")[0]
+    usable = (
+        home.startswith("/")
+        and os.path.normpath(home) == home
+        and home not in ("/", "/nonexistent")
+        and top not in _TAKEN
+        and home.isprintable()
+        and ":" not in home
+    )
+    return name, home if usable else f"/home/{name}"
+
+
+def _passwd_group(uid: int, gid: int, name: str, home: str) -> tuple[bytes, bytes]:
+    """passwd and group text naming the container's ids (and nothing else of the host)."""
     passwd = "root:x:0:0:root:/root:/bin/sh\n"
     group = "root:x:0:\n"
     if uid != 0:
-        passwd += f"{name}:x:{uid}:{gid}:{name}:/:/bin/sh\n"
+        passwd += f"{name}:x:{uid}:{gid}:{name}:{home}:/bin/sh\n"
     if gid != 0:
         group += f"{name}:x:{gid}:\n"
     if uid != 65534:
@@ -41,13 +89,62 @@ def _account(uid: int, gid: int) -> tuple[bytes, bytes]:
     return passwd.encode(), group.encode()
 
 
-def default_ops(uid: int | None = None, gid: int | None = None, root: str = "/") -> Ops:
+class Profile:
+    """A profile's ops, open for the caller's additions until ``finish()``.
+
+    ``body`` are the profile's own ops, ``tail`` the ones that must come after
+    everything else (the final read-only remount of ``/``): a bind added with
+    ``extend`` lands between them, where it can still create its mount point.
+    ``env`` is the environment the profile expects (``HOME`` exists in it).
+    """
+
+    __slots__ = ("added", "body", "env", "name", "tail")
+
+    def __init__(
+        self, name: str, body: Iterable[Op], tail: Iterable[Op], env: dict[str, str]
+    ) -> None:
+        self.name = name
+        self.body = list(body)
+        self.tail = list(tail)
+        self.added: list[Op] = []
+        self.env = env
+
+    def extend(self, ops: Iterable[Op]) -> Profile:
+        """Add ``ops`` after the profile's own ops and the ones added before, before the tail."""
+        ops = list(ops)
+        for op in ops:
+            if not isinstance(op, Op):
+                from .errors import OpError
+
+                raise OpError(f"not an op: {op!r}")
+        self.added.extend(ops)
+        return self
+
+    def finish(self) -> Ops:
+        """A new ``Ops``: the profile's ops, the added ones, then the tail."""
+        return Ops([*self.body, *self.added, *self.tail])
+
+    def __repr__(self) -> str:
+        return f"<Profile {self.name}: {len(self.body)}+{len(self.added)}+{len(self.tail)} ops>"
+
+
+def default_profile(
+    uid: int | None = None,
+    gid: int | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    root: str = "/",
+) -> Profile:
     """The default profile for a container whose ids are ``uid``/``gid``.
 
+    Its home (``account``) is a tmpfs of mode 0700 owned by the container
+    user, mounted after ``/tmp``: writable like bubblewrap users expect
+    ``$HOME`` to be, and private to this container (it goes with it).
     ``root`` is where the host tree is read (tests point it elsewhere).
     """
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
+    name, home = account(uid)
     ops = Ops().bind("/usr", "/usr")
     for path in TOP_LEVEL:
         host = os.path.join(root, path.lstrip("/"))
@@ -55,16 +152,45 @@ def default_ops(uid: int | None = None, gid: int | None = None, root: str = "/")
             ops.link(path, os.readlink(host))
         elif os.path.isdir(host):
             ops.bind(path, path)
-    passwd, group = _account(uid, gid)
+    passwd, group = _passwd_group(uid, gid, name, home)
     ops.etc("/etc", "host").place("/etc/passwd", passwd).place("/etc/group", group)
-    ops.proc("/proc").dev("/dev", mqueue=True).tmpfs("/tmp", 0, 0o1777)
-    return ops.remount("/", MS_RDONLY)
+    ops.proc("/proc").dev("/dev", mqueue=True).tmpfs("/tmp", 0, 0o1777).tmpfs(home, 0, 0o700)
+    return Profile("default", ops, Ops().remount("/", MS_RDONLY), default_env(environ, uid))
 
 
-def default_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
-    """PATH, plus TERM and LANG when set: nothing else leaks from the host."""
+def none_profile(
+    uid: int | None = None,
+    gid: int | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    root: str = "/",
+) -> Profile:
+    """No ops: the caller's ops are the whole filesystem (bubblewrap's way)."""
+    return Profile("none", [], [], default_env(environ, uid))
+
+
+#: Profiles by name (the CLI's ``--profile NAME``): each takes ``(uid, gid, *,
+#: environ=None, root="/")`` and returns a fresh ``Profile``.
+PROFILES: dict[str, Callable[..., Profile]] = {
+    "default": default_profile,
+    "none": none_profile,
+}
+
+
+def default_ops(uid: int | None = None, gid: int | None = None, root: str = "/") -> Ops:
+    """The default profile's ops, with nothing added (``default_profile(...).finish()``)."""
+    return default_profile(uid, gid, root=root).finish()
+
+
+def default_env(environ: Mapping[str, str] | None = None, uid: int | None = None) -> dict[str, str]:
+    """PATH, HOME, USER and LOGNAME of the container user, plus TERM and LANG when set.
+
+    Nothing else leaks from the host.  ``HOME`` is the home the default profile
+    mounts (``account(uid)``); ``USER`` and ``LOGNAME`` name that user.
+    """
     environ = os.environ if environ is None else environ
-    env = {"PATH": DEFAULT_PATH}
+    name, home = account(uid)
+    env = {"PATH": DEFAULT_PATH, "HOME": home, "USER": name, "LOGNAME": name}
     for key in ("TERM", "LANG"):
         if key in environ:
             env[key] = environ[key]

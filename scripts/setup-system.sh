@@ -10,7 +10,7 @@
 # can call it on every run.
 set -euo pipefail
 
-PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap xterm xvfb)
+PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap xterm xvfb git python3-pip)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hakurei.profile import account
+
 
 def hakurei(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -28,7 +30,7 @@ def test_readme_example_works() -> None:
     assert lines[0].startswith(f"uid={os.getuid()}(")
     assert lines[1] == os.uname().nodename
     assert set(lines[2:]) >= {"bin", "dev", "etc", "proc", "tmp", "usr"}
-    assert "home" not in lines[2:] and "root" not in lines[2:]
+    assert "root" not in lines[2:]  # /home holds only the profile's own empty home (a tmpfs)
 
 
 def test_console_script_is_installed() -> None:
@@ -53,11 +55,16 @@ def test_default_profile_is_read_only_with_a_writable_tmp() -> None:
 
 def test_default_environment_leaks_nothing_else() -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin"), "SECRET": "x", "TERM": "dumb", "LANG": "C"}
+    env["HOME"] = "/host/home"
     r = hakurei("exec", "--", "/usr/bin/env", env=env)
+    name, home = account()
     assert sorted(r.stdout.splitlines()) == [
+        f"HOME={home}",
         "LANG=C",
+        f"LOGNAME={name}",
         "PATH=/usr/local/bin:/usr/bin:/bin",
         "TERM=dumb",
+        f"USER={name}",
     ]
 
 
@@ -135,7 +142,7 @@ def test_verbose_prints_init_steps() -> None:
         (["--seccomp", "bogus", "--", "/bin/true"], "bogus"),
         (["--uid", "abc", "--", "/bin/true"], "--uid"),
         (["--frobnicate", "--", "/bin/true"], "--frobnicate"),
-        (["--", "sh"], 'program path "sh" is not absolute'),
+        (["--", ""], 'program path "" is empty'),
         (["--place", "/x", "/nonexistent-file", "--", "/bin/true"], "/nonexistent-file"),
     ],
 )

@@ -40,7 +40,7 @@ import sys
 
 import pytest
 
-from hakurei.profile import DEFAULT_PATH
+from hakurei.profile import default_env
 
 #: The program: its own state from /proc/$$, each section after a "@@name" line.
 #: status is read by the shell itself (builtins only): a child reading it
@@ -215,7 +215,8 @@ def test_environment_is_exact(seen: Seen) -> None:
     environ = seen.section["environ"].removesuffix(b"\0").split(b"\0")
     want = dict(ENV)
     if seen.mode == "cli":
-        want = {"PATH": DEFAULT_PATH, **ENV}  # default env: PATH (the caller has no TERM/LANG)
+        # default env: PATH, HOME, USER, LOGNAME (the caller has no TERM/LANG)
+        want = {**default_env({}), **ENV}
     assert environ == [f"{k}={v}".encode() for k, v in want.items()]
 
 
