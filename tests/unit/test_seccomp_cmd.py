@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hakurei import seccomp as sc
-from hakurei._seccomp_cmd import main
+from hakurei.cli.seccomp import main
 
 
 @pytest.fixture(autouse=True)
@@ -101,24 +101,60 @@ def test_rules_file_replaces_the_presets(
     assert 'syscall "setuid"' in pfc and 'syscall "unshare"' not in pfc
 
 
-def test_unknown_syscall_in_rules_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def run_cli(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``hakurei seccomp ARGS`` through the console script's main: (status, stderr)."""
+    from hakurei.cli import main as hakurei_main
+
+    status = hakurei_main(["seccomp", *args])
+    return status, capfd.readouterr().err
+
+
+def test_unknown_syscall_in_rules_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "rules.json"
     f.write_text('[{"syscall":"no_such_call","errno":1}]')
-    assert main(["--rules", str(f), "--format", "json"]) == 1
-    assert capsys.readouterr().err == 'hakurei seccomp: invalid syscall name "no_such_call"\n'
+    status, err = run_cli(capfd, "--seccomp-rules", str(f), "--format", "json")
+    assert (status, err) == (
+        125,
+        f'hakurei: --seccomp-rules "{f}": invalid syscall name "no_such_call"\n',
+    )
 
 
-def test_missing_rules_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--rules", str(tmp_path / "nope.json")]) == 1
-    assert "nope.json: no such file or directory" in capsys.readouterr().err
+def test_missing_rules_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    status, err = run_cli(capfd, "--seccomp-rules", str(tmp_path / "nope.json"))
+    assert status == 125 and err.count("\n") == 1
+    assert "nope.json: no such file or directory" in err
 
 
-def test_unknown_preset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--presets", "ext,bogus"]) == 2
-    assert '"bogus"' in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--seccomp", "ext,bogus"),
+        ("--format", "xml"),
+        ("--format",),
+        ("--nope",),
+        ("--bind", "/", "/"),
+        ("stray",),
+    ],
+)
+def test_usage_errors_are_one_line_and_125_as_for_exec(
+    args: tuple[str, ...], capfd: pytest.CaptureFixture[str]
+) -> None:
+    status, err = run_cli(capfd, *args)
+    assert status == 125 and err.startswith("hakurei: ") and err.count("\n") == 1, err
 
 
-def test_bad_format_is_a_usage_error() -> None:
-    with pytest.raises(SystemExit) as e:
-        main(["--format", "xml"])
-    assert e.value.code == 2
+def test_takes_exactly_the_seccomp_options_of_exec() -> None:
+    from hakurei.cli import exec as exec_cmd
+    from hakurei.cli import seccomp as seccomp_cmd
+    from hakurei.cli._table import Table
+
+    def seccomp_names(table: Table) -> set[str]:
+        return {n for o in table.options if o.group == seccomp_cmd.SECCOMP for n in o.names}
+
+    assert seccomp_names(exec_cmd.TABLE) == seccomp_names(seccomp_cmd.TABLE) - {"--retain-session"}
+    assert "--retain-session" in exec_cmd.TABLE.by_name
+
+
+def test_no_seccomp_prints_an_empty_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-seccomp", "--format", "json"]) == 0
+    assert capsys.readouterr().out == "[]\n"

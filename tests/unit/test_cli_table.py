@@ -1,0 +1,152 @@
+"""``hakurei exec``'s option table: command line → ops and setup, no container started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hakurei.cli import exec as cli_exec
+from hakurei.cli._table import UsageError
+from hakurei.init.kernel import MS_RDONLY
+from hakurei.ops import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, Ops
+
+
+def ops_of(*argv: str) -> Ops:
+    a = cli_exec.parse_exec([*argv, "--", "/bin/true"])
+    assert a is not None
+    return cli_exec.build_ops(a.sequence)
+
+
+def test_every_op_option_in_command_line_order(tmp_path: Path) -> None:
+    placed = tmp_path / "f"
+    placed.write_bytes(b"data")
+    got = ops_of(
+        "--bind", "/a", "/b",
+        "--ro-bind", "/c", "/d",
+        "--dev-bind", "/e", "/f",
+        "--bind-try", "/g", "/h",
+        "--ro-bind-try", "/i", "/j",
+        "--tmpfs", "/k",
+        "--dir", "/l",
+        "--symlink", "target", "/m",
+        "--proc", "/proc",
+        "--remount-ro", "/n",
+        "--place", "/o", str(placed),
+        "--overlay", "/p", "/up", "/work", "/l1:/l2",
+        "--tmp-overlay", "/q", "/l1",
+        "--ro-overlay", "/r", "/l1:/l2",
+        "--etc", "/etc",
+        "--root", "/srv/root",
+    )  # fmt: skip
+    want = (
+        Ops()
+        .bind("/a", "/b", BIND_WRITABLE)
+        .bind("/c", "/d", 0)
+        .bind("/e", "/f", BIND_WRITABLE | BIND_DEVICE)
+        .bind("/g", "/h", BIND_WRITABLE | BIND_OPTIONAL)
+        .bind("/i", "/j", BIND_OPTIONAL)
+        .tmpfs("/k", 0, 0o755)
+        .mkdir("/l", 0o755)
+        .link("/m", "target")
+        .proc("/proc")
+        .remount("/n", MS_RDONLY)
+        .place("/o", b"data")
+        .overlay("/p", "/up", "/work", "/l1", "/l2")
+        .overlay_ephemeral("/q", "/l1")
+        .overlay_readonly("/r", "/l1", "/l2")
+        .etc("/etc", "host")
+        .root("/srv/root", 0)
+    )
+    assert got == want
+
+
+def test_the_same_options_in_another_order_give_the_ops_in_that_order() -> None:
+    assert ops_of("--proc", "/proc", "--tmpfs", "/tmp") == Ops().proc("/proc").tmpfs("/tmp")
+    assert ops_of("--tmpfs", "/tmp", "--proc", "/proc") == Ops().tmpfs("/tmp").proc("/proc")
+
+
+def test_size_and_perms_apply_to_the_next_op_only() -> None:
+    got = ops_of(
+        "--size", "4096", "--perms", "1777", "--tmpfs", "/a",
+        "--tmpfs", "/b",
+        "--perms", "0700", "--dir", "/c",
+        "--dir", "/d",
+    )  # fmt: skip
+    want = Ops().tmpfs("/a", 4096, 0o1777).tmpfs("/b", 0, 0o755)
+    assert got == want.mkdir("/c", 0o700).mkdir("/d", 0o755)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "1", "--dir", "/d"], "--size does not apply to --dir"),
+        (["--perms", "700", "--bind", "/a", "/b"], "--perms does not apply to --bind"),
+        (["--tmpfs", "/t", "--size", "1"], "must come right before"),
+        (["--perms", "9", "--dir", "/d"], "not an octal mode"),
+        (["--perms", "17777", "--dir", "/d"], "out of range"),
+        (["--size", "x", "--tmpfs", "/t"], "not a number of bytes"),
+        (["--size", "-1", "--tmpfs", "/t"], "negative"),
+    ],
+)
+def test_misplaced_or_bad_size_and_perms_are_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        ops_of(*argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bind", "/a"], "--bind needs SRC DEST"),
+        (["--bind=/a", "/b", "/bin/true"], "--bind takes SRC DEST, not '='"),
+        (["--share-net=1", "/bin/true"], "--share-net takes no value, not '='"),
+        (["--frobnicate", "/bin/true"], 'unknown option "--frobnicate"'),
+        (["--tmpfs", "/t"], "no PROGRAM given"),
+        ([], "no PROGRAM given"),
+    ],
+)
+def test_command_line_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        cli_exec.exec_setup(argv)
+
+
+def test_values_with_equals_and_the_last_one_wins() -> None:
+    setup = cli_exec.exec_setup(["--hostname=a", "--hostname", "b", "--uid=7", "/bin/true"])
+    assert setup is not None
+    assert (setup.hostname, setup.uid) == ("b", 7)
+
+
+def test_program_and_its_arguments_end_the_options() -> None:
+    setup = cli_exec.exec_setup(["--share-net", "/bin/echo", "--bind", "-v"])
+    assert setup is not None
+    assert (setup.path, setup.args, setup.host_net) == (
+        "/bin/echo",
+        ["/bin/echo", "--bind", "-v"],
+        True,
+    )
+
+
+def test_parse_to_setup_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEPT", "k")
+    setup = cli_exec.exec_setup(
+        ["--retain-session", "--privileged", "--host-abstract", "-v", "--chdir", "/tmp",
+         "--setenv", "A", "1", "--keep-env", "KEPT", "--tmpfs", "/", "--", "/bin/true"]
+    )  # fmt: skip
+    assert setup is not None
+    assert (setup.retain_session, setup.privileged, setup.host_abstract, setup.verbose) == (
+        True,
+        True,
+        True,
+        True,
+    )
+    assert setup.dir == "/tmp" and setup.host_net is False
+    assert "A=1" in setup.env and "KEPT=k" in setup.env
+    assert setup.ops == Ops().tmpfs("/", 0, 0o755)
+
+
+def test_help_lists_every_option_of_the_table() -> None:
+    text = cli_exec.help_text()
+    for opt in cli_exec.TABLE.options:
+        for name in opt.names:
+            assert name in text, name
+    assert cli_exec.parse_exec(["--bind", "/a", "/b", "--help"]) is None
