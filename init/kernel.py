@@ -553,11 +553,23 @@ class Kernel:
             self.close(pfd)
 
     def symlink_in(self, root: str, contents: str, path: str, parent_perm: int) -> None:
-        """Create the link ``path`` under ``root``; its parents are resolved and made in root."""
+        """Create the link ``path`` under ``root``; its parents are resolved and made in root.
+
+        An existing link with the same contents counts as created (bubblewrap
+        >= 0.9 accepts ``--symlink`` twice); any other existing entry is EEXIST.
+        """
         parent, name = path.rsplit("/", 1)
         pfd = self.mkdir_in(root, parent or "/", parent_perm, parent_perm)
         try:
             self.symlinkat(contents, pfd, name)
+        except FileExistsError:
+            # The same link already there is fine (bubblewrap >= 0.9); anything else is not.
+            try:
+                same = self.readlinkat(pfd, name) == contents
+            except OSError:  # not a link (EINVAL), say
+                same = False
+            if not same:
+                raise PathError("create symlink", path, errno.EEXIST) from None
         except OSError as e:
             raise PathError("create symlink", path, e.errno or 0) from None
         finally:

@@ -45,10 +45,15 @@ def tmpfs_options(perm: int, size: int) -> str:
 
 
 def mount_tmpfs(st: State, fsname: str, path: str, flags: int, size: int, perm: int) -> None:
-    """A tmpfs on the container path ``path`` (made with its parents if missing)."""
+    """A tmpfs on the container path ``path`` (made with its parents if missing).
+
+    ``perm`` is the tmpfs root's alone: missing parents get the parent perm,
+    as bubblewrap makes them, so ``--perms 0000 --tmpfs /a/b`` leaves ``/a``
+    searchable and a 1777 never lands on a parent.  The directory mounted
+    over (hidden by the tmpfs) gets ``parent_perm(perm)``.
+    """
     k = st.k
-    pperm = parent_perm(perm)
-    fd = k.mkdir_in(SYSROOT, path, pperm, pperm)
+    fd = k.mkdir_in(SYSROOT, path, parent_perm(perm), st.parent_perm)
     try:
         mount_on(st, fd, path, fsname, "tmpfs", flags, tmpfs_options(perm, size))
     finally:

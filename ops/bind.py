@@ -74,11 +74,12 @@ class Bind(Op):
         k = st.k
         source = to_host(self.source_final)
         target = self.target
+        # A missing mount point is 0755 (a file 0444), as bubblewrap 0.8 and 0.11
+        # make it; missing parents get the parent perm (0755 by default).
         if stat.S_ISDIR(k.stat(source).st_mode):
-            # 0700 rather than the parent perm, as bwrap does for binds.
-            fd = k.mkdir_in(SYSROOT, target, 0o700, 0o700)
+            fd = k.mkdir_in(SYSROOT, target, 0o755, st.parent_perm)
         else:
-            fd = k.file_in(SYSROOT, target, 0o444, 0o700)
+            fd = k.file_in(SYSROOT, target, 0o444, st.parent_perm)
         flags = MS_REC
         if not self.flags & BIND_WRITABLE:
             flags |= MS_RDONLY

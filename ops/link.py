@@ -50,7 +50,7 @@ class Link(Op):
             raise OpStateError("symlink")
         else:
             contents = self.contents
-        # An existing path is an error (EEXIST): the link is never "ensured".
+        # An identical link already there is fine; anything else existing is EEXIST.
         st.k.symlink_in(SYSROOT, contents, self.target, st.parent_perm)
 
     def __str__(self) -> str:

@@ -211,8 +211,8 @@ def test_bind_of_a_file_creates_the_target_file(tmp_path: Path) -> None:
     assert probe(ops, "print(open('/deep/er/f').read(), write('/deep/er/f'))") == ["content EROFS"]
 
 
-def test_parent_directories_bind_0700_others_parent_perm(tmp_path: Path) -> None:
-    """Binds emulate bwrap (0700 parents); link, place and tmpfs parents follow parent_perm."""
+def test_parent_directories_follow_parent_perm_whatever_the_leaf(tmp_path: Path) -> None:
+    """As bubblewrap makes them: every missing parent gets parent_perm (0755 by default)."""
     ops = (
         base_ops()
         .bind(str(tmp_path), "/b1/b2/dir")
@@ -223,12 +223,17 @@ def test_parent_directories_bind_0700_others_parent_perm(tmp_path: Path) -> None
     )
     code = "print(*(oct(os.stat(p).st_mode & 0o7777) for p in sys.argv[1:]))"
     paths = ("/b1", "/b1/b2", "/l1", "/l1/l2", "/p1", "/t1", "/z1", "/z1/z")
-    assert probe(ops, code, *paths) == ["0o700 0o700 0o755 0o755 0o755 0o750 0o700 0o0"]
-    ops_710 = base_ops().link("/l1/link", "x").place("/p1/file", b"")
-    assert ok(py(PRELUDE + code, "/l1", "/p1", ops=ops_710, parent_perm=0o710)).split() == [
-        "0o710",
-        "0o710",
-    ]
+    assert probe(ops, code, *paths) == ["0o755 0o755 0o755 0o755 0o755 0o755 0o755 0o0"]
+    ops_710 = (
+        base_ops()
+        .link("/l1/link", "x")
+        .place("/p1/file", b"")
+        .bind(str(tmp_path), "/b1/dir")
+        .tmpfs("/t1/t", 0, 0o1777)
+    )
+    paths = ("/l1", "/p1", "/b1", "/t1")
+    got = ok(py(PRELUDE + code, *paths, ops=ops_710, parent_perm=0o710)).split()
+    assert got == ["0o710"] * 4
 
 
 def test_missing_bind_source_exits_125_with_one_line_naming_op_and_path(

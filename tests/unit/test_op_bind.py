@@ -142,7 +142,7 @@ def test_apply_directory_flags(flags: int, mflags: int) -> None:
         op,
         [
             call("stat", "/host/usr/bin", ret=DIR),
-            call("mkdir_in", SYSROOT, "/bin", 0o700, 0o700, ret=5),
+            call("mkdir_in", SYSROOT, "/bin", 0o755, 0o755, ret=5),
             *bind_calls("/host/usr/bin", 5, mflags),
             call("close", 5),
         ],
@@ -159,7 +159,7 @@ def test_apply_same_source_and_target_prints_the_target_only() -> None:
         op,
         [
             call("stat", "/host/usr", ret=DIR),
-            call("mkdir_in", SYSROOT, "/usr", 0o700, 0o700, ret=5),
+            call("mkdir_in", SYSROOT, "/usr", 0o755, 0o755, ret=5),
             *bind_calls("/host/usr", 5, 0x4005),
             call("close", 5),
         ],
@@ -176,7 +176,7 @@ def test_apply_file_source_gets_a_file_target() -> None:
         op,
         [
             call("stat", "/host/dev/null", ret=CHR),
-            call("file_in", SYSROOT, "/dev/null", 0o444, 0o700, ret=5),
+            call("file_in", SYSROOT, "/dev/null", 0o444, 0o755, ret=5),
             *bind_calls("/host/dev/null", 5, 0x4000),
             call("close", 5),
         ],
@@ -199,7 +199,7 @@ def test_apply_directory_target_error_propagates() -> None:
             op,
             [
                 call("stat", "/host/a", ret=DIR),
-                call("mkdir_in", SYSROOT, "/a", 0o700, 0o700, err=err),
+                call("mkdir_in", SYSROOT, "/a", 0o755, 0o755, err=err),
             ],
         )
     assert info.value is err
@@ -214,7 +214,7 @@ def test_apply_file_target_error_propagates() -> None:
             op,
             [
                 call("stat", "/host/dev/null", ret=CHR),
-                call("file_in", SYSROOT, "/dev/null", 0o444, 0o700, err=err),
+                call("file_in", SYSROOT, "/dev/null", 0o444, 0o755, err=err),
             ],
         )
     assert str(info.value) == "cannot mount a file on /dev/null: is a directory"
@@ -223,7 +223,7 @@ def test_apply_file_target_error_propagates() -> None:
 def apply_calls() -> list[Call]:
     return [
         call("stat", "/host/a", ret=DIR),
-        call("mkdir_in", SYSROOT, "/b", 0o700, 0o700, ret=5),
+        call("mkdir_in", SYSROOT, "/b", 0o755, 0o755, ret=5),
         *bind_calls("/host/a", 5, 0x4005),
         call("close", 5),
     ]
@@ -246,7 +246,7 @@ def test_early_then_apply_end_to_end() -> None:
         [
             call("realpath", "/etc", ret="/etc"),
             call("stat", "/host/etc", ret=DIR),
-            call("mkdir_in", SYSROOT, "/etc/.host/host", 0o700, 0o700, ret=5),
+            call("mkdir_in", SYSROOT, "/etc/.host/host", 0o755, 0o755, ret=5),
             *bind_calls("/host/etc", 5, 0x4005),
             call("close", 5),
         ]

@@ -37,11 +37,13 @@ def entry(host: str, final: str | None = None) -> list[Call]:
     return [call("lstat", host, ret=DIR), call("realpath", host, ret=final or host)]
 
 
-def bind_dir(source: str, target: str, attrs: int, fd: int = 5, tree: int = 6) -> list[Call]:
+def bind_dir(
+    source: str, target: str, attrs: int, fd: int = 5, tree: int = 6, pperm: int = 0o755
+) -> list[Call]:
     """The apply calls of a recursive Bind whose (resolved) source is a directory."""
     return [
         call("stat", source, ret=DIR),
-        call("mkdir_in", SYSROOT, target, 0o700, 0o700, ret=fd),
+        call("mkdir_in", SYSROOT, target, 0o755, pperm, ret=fd),
         call("open_tree", source, True, ret=tree),
         call("setattr_fd", tree, attrs, True),
         call("move_mount", tree, fd),
@@ -91,7 +93,7 @@ def test_a_top_level_link_is_recreated_as_the_same_link_never_followed_on_the_ho
         call("symlink_in", SYSROOT, "usr/bin", "/bin", 0o750),
         call("symlink_in", SYSROOT, "/", "/hostroot", 0o750),
         call("symlink_in", SYSROOT, "../../home/user/private", "/private", 0o750),
-        *bind_dir("/host/img/usr", "/usr", READONLY),
+        *bind_dir("/host/img/usr", "/usr", READONLY, pperm=0o750),
     ]
     k = FakeKernel(early + apply)
     msgs: list[str] = []

@@ -453,6 +453,7 @@ def test_symlink_in_an_existing_name_is_one_path_error() -> None:
         [
             call("mkdir_in", "/sysroot", "/etc", 0o755, 0o755, ret=6),
             call("symlinkat", "/proc/mounts", 6, "mtab", err=oserror(errno.EEXIST)),
+            call("readlinkat", 6, "mtab", ret="/elsewhere"),
             call("close", 6),
         ]
     )
@@ -460,6 +461,20 @@ def test_symlink_in_an_existing_name_is_one_path_error() -> None:
         Kernel.symlink_in(k, "/sysroot", "/proc/mounts", "/etc/mtab", 0o755)
     k.done()
     assert str(info.value) == "cannot create symlink /etc/mtab: file exists"
+
+
+def test_symlink_in_the_same_link_already_there_is_created() -> None:
+    """bubblewrap >= 0.9: ``--symlink`` twice with the same contents succeeds."""
+    k = replay(
+        [
+            call("mkdir_in", "/sysroot", "/etc", 0o755, 0o755, ret=6),
+            call("symlinkat", "/proc/mounts", 6, "mtab", err=oserror(errno.EEXIST)),
+            call("readlinkat", 6, "mtab", ret="/proc/mounts"),
+            call("close", 6),
+        ]
+    )
+    Kernel.symlink_in(k, "/sysroot", "/proc/mounts", "/etc/mtab", 0o755)
+    k.done()
 
 
 def test_symlink_in_parent_error_passes_unchanged() -> None:
