@@ -36,7 +36,16 @@ from .kernel import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import NoReturn, Protocol
+
+    class Report(Protocol):
+        """Told when init is started and when it ended (the CLI's --info-fd, say)."""
+
+        fds: list[int]  # kept open in the shim, closed in init
+
+        def started(self, pid: int) -> None: ...
+        def exited(self, status: int) -> None: ...
+
 
 #: Signals the shim passes on to init (SIGUSR2 is the parent's cancel signal).
 RELAYED = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGUSR2)
@@ -156,16 +165,17 @@ def main() -> NoReturn:
         fail(describe(e))
 
 
-def become(setup: Setup) -> NoReturn:
+def become(setup: Setup, extra: list[int] | None = None, report: Report | None = None) -> NoReturn:
     """Be the shim in this very process: unshare, fork init, relay, exit with its status.
 
     For a caller that is single-threaded and never imported trio (the CLI),
     re-executing the interpreter would only repeat its start-up and imports
     (~20 ms); the reasons for a separate shim (threads, per-thread pdeathsig)
-    do not apply.  Every fd but stdio is closed; nothing is returned.
+    do not apply.  Every fd but stdio, ``extra`` (the program's 3, 4, ...)
+    and ``report``'s is closed; nothing is returned.
     """
     try:
-        run(Kernel(), setup, [])
+        run(Kernel(), setup, extra or [], report)
     except HakureiError as e:
         fail(str(e), e.status)
     except Exception as e:
@@ -201,7 +211,7 @@ def take_fds(k: Kernel, parent: int, fetch: list[int], targets: list[int]) -> No
             os.close(high)
 
 
-def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
+def run(k: Kernel, setup: Setup, extra: list[int], report: Report | None = None) -> NoReturn:
 
     # Watch the parent before anything else: if it is gone already (we were
     # reparented), there is nobody to serve.  parent_pid 0 means the caller
@@ -218,7 +228,9 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
         assert parent is not None  # Setup.validate: fetch needs a watched parent
         take_fds(k, parent, setup.fetch, [0, 1, 2, *extra])
     keep = extra if parent is None else [*extra, parent]
-    keep_only(keep if _report < 0 else [*keep, _report])
+    if _report >= 0:
+        keep = [*keep, _report]
+    keep_only(keep if report is None else [*keep, *report.fds])
     k.set_name("hakurei-shim")
 
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
@@ -245,14 +257,18 @@ def run(k: Kernel, setup: Setup, extra: list[int]) -> NoReturn:
     pid = os.fork()
     if pid == 0:
         os.close(alive_w)
+        for fd in report.fds if report is not None else ():
+            os.close(fd)  # a reader waiting for end of file must not wait for init
         _init.main(k, setup, extra, alive_r, _report)
     os.close(alive_r)
     for fd in extra:
         os.close(fd)
-    relay(pid, parent)
+    if report is not None:
+        report.started(pid)
+    relay(pid, parent, report)
 
 
-def relay(pid: int, parent: int | None) -> NoReturn:
+def relay(pid: int, parent: int | None, report: Report | None = None) -> NoReturn:
     """Pass signals to init until it exits; kill it if the parent dies first."""
     child = Kernel().pidfd_open(pid)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -278,6 +294,8 @@ def relay(pid: int, parent: int | None) -> NoReturn:
                 os._exit(status_of(status))
             elif fd == child:
                 _, status = os.waitpid(pid, 0)
+                if report is not None:
+                    report.exited(status_of(status))
                 os._exit(status_of(status))
 
 

@@ -51,6 +51,7 @@ class Args:
         self.flags: set[str] = set()
         #: environment edits in order: ("clear",), ("set", VAR, VALUE), ("keep"/"unset", VAR)
         self.env: list[tuple[str, ...]] = []
+        self.pass_fds: list[int] = []
         self.program = ""
         self.args: list[str] = []
         self.help = False
@@ -63,6 +64,8 @@ class Builder:
         self.ops = ops
         self.size: int | None = None
         self.perms: int | None = None
+        #: /dev mounts to make read-only after the last op (see ``--dev``)
+        self.seal: list[str] = []
 
     def take(self, name: str, size: bool, perms: bool) -> tuple[int | None, int | None]:
         """The pending --size/--perms for op ``name``; a usage error where it takes none."""
@@ -119,6 +122,11 @@ def flag_as(canonical: str) -> Callable[[Args, str, list[str]], None]:
     return act
 
 
+def accept(a: Args, name: str, v: list[str]) -> None:
+    """An option that asks for what is done anyway (``--unshare-pid``): recorded, no effect."""
+    a.flags.add(name)
+
+
 class Table:
     """A subcommand's options by spelling, with its help text rendered on demand."""
 
@@ -164,6 +172,9 @@ class Table:
                 if len(values) < n:
                     raise UsageError(f"{self.command}: {name} needs {' '.join(opt.metavars)}")
                 i += 1 + n
+            if name == "--args":  # bubblewrap: more arguments, NUL-separated, from an fd
+                argv[i:i] = read_args_fd(values[0])
+                continue
             if opt.op is not None:
                 a.sequence.append((opt, values))
             elif opt.act is not None:
@@ -190,10 +201,69 @@ class Table:
                 if len(left) > 26:
                     out.append(left)
                     left = ""
-                out.append(f"{left:<27}{opt.help}".rstrip())
+                if left or opt.help:
+                    out += wrap(opt.help, first=f"{left:<27}", indent=" " * 27)
         if tail:
             out += ["", tail.rstrip("\n")]
         return "\n".join(out) + "\n"
+
+
+def wrap(text: str, first: str = "", indent: str = "", width: int = 96) -> list[str]:
+    """``text`` as lines of at most ``width`` columns, the first after ``first``."""
+    lines: list[str] = []
+    line = first
+    for word in text.split():
+        if len(line) + 1 + len(word) > width and line.strip():
+            lines.append(line.rstrip())
+            line = indent
+        line += word if not line or line.endswith(" ") else " " + word
+    lines.append(line.rstrip())
+    return lines
+
+
+#: Largest --args input (bubblewrap reads any size; ARG_MAX bounds what could exec anyway).
+ARGS_MAX = 2 << 20
+
+
+def parse_fd(name: str, text: str) -> int:
+    """An fd number given on the command line, which must be open in this process."""
+    try:
+        fd = int(text)
+    except ValueError:
+        raise UsageError(f"{name}: {q(text)} is not a file descriptor number") from None
+    if not 0 <= fd < 1 << 20:
+        raise UsageError(f"{name}: {fd} is out of range")
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        raise UsageError(f"{name}: fd {fd}: {describe(e)}") from None
+    return fd
+
+
+def read_args_fd(text: str) -> list[str]:
+    """bubblewrap's ``--args FD``: NUL-terminated arguments read to end of file, then closed."""
+    fd = parse_fd("--args", text)
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            got += len(chunk)
+            if got > ARGS_MAX:
+                raise UsageError(f"--args: more than {ARGS_MAX} bytes on fd {fd}")
+    except OSError as e:
+        raise UsageError(f"--args: cannot read fd {fd}: {describe(e)}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    data = b"".join(chunks)
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    if not data:
+        return []
+    return [os.fsdecode(part) for part in data.split(b"\0")]
 
 
 def read_regular(path: str, limit: int, what: str) -> bytes:

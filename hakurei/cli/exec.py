@@ -18,6 +18,7 @@ shim apply.
 from __future__ import annotations
 
 import os
+import posixpath
 import sys
 
 from ..errors import q
@@ -31,10 +32,13 @@ from ._table import (
     Opt,
     Table,
     UsageError,
+    accept,
     flag,
     flag_as,
+    parse_fd,
     read_regular,
     store,
+    wrap,
 )
 
 TYPE_CHECKING = False
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
 
 FS = "filesystem (in command-line order; --size/--perms apply to the next op only)"
 PROCESS = "process"
+FDS = "file descriptors"
+BWRAP = "bubblewrap's spellings of what hakurei always does"
 OUTPUT = "output"
 
 
@@ -80,8 +86,17 @@ def _proc(b: Builder, name: str, v: list[str]) -> None:
 
 
 def _dev(b: Builder, name: str, v: list[str]) -> None:
+    """A writable /dev now, its own /dev/shm, read-only only after the last op.
+
+    So later ops can still add to it (``--dev /dev --dev-bind /dev/dri
+    /dev/dri``), as hakurei's launcher does with ``Dev(write=True)`` and a
+    final Remount.  The remount is not recursive: the device binds, devpts,
+    mqueue and shm keep their own flags.
+    """
     b.take(name, size=False, perms=False)
-    b.ops.dev(v[0], mqueue=True)
+    b.ops.dev_writable(v[0], mqueue=True)
+    b.ops.tmpfs(posixpath.join(v[0], "shm"), 0, 0o1777)
+    b.seal.append(v[0])
 
 
 def _remount_ro(b: Builder, name: str, v: list[str]) -> None:
@@ -117,6 +132,8 @@ def _root(b: Builder, name: str, v: list[str]) -> None:
 
 
 def _size(b: Builder, name: str, v: list[str]) -> None:
+    if b.size is not None:
+        raise UsageError("--size given twice before one op")
     text = v[0]
     try:
         value = int(text)
@@ -124,10 +141,14 @@ def _size(b: Builder, name: str, v: list[str]) -> None:
         raise UsageError(f"--size: {q(text)} is not a number of bytes") from None
     if value < 0:
         raise UsageError(f"--size: {value} is negative")
+    if value == 0:  # bubblewrap refuses it too; leave --size out for the default
+        raise UsageError("--size: 0 is not a positive number of bytes")
     b.size = value
 
 
 def _perms(b: Builder, name: str, v: list[str]) -> None:
+    if b.perms is not None:
+        raise UsageError("--perms given twice before one op")
     text = v[0]
     try:
         value = int(text, 8)
@@ -145,8 +166,30 @@ def _setenv(a: Args, name: str, v: list[str]) -> None:
     a.env.append(("set", v[0], v[1]))
 
 
+def _unsetenv(a: Args, name: str, v: list[str]) -> None:
+    a.env.append(("unset", v[0]))
+
+
 def _keep_env(a: Args, name: str, v: list[str]) -> None:
     a.env.append(("keep", v[0]))
+
+
+def _clearenv(a: Args, name: str, v: list[str]) -> None:
+    a.env.append(("clear",))
+
+
+def _pass_fd(a: Args, name: str, v: list[str]) -> None:
+    fd = parse_fd(name, v[0])
+    if fd < 3:
+        raise UsageError(f"{name}: {fd} is stdio, which the program has anyway")
+    if fd in a.pass_fds:
+        raise UsageError(f"{name}: {fd} given twice")
+    a.pass_fds.append(fd)
+
+
+def _status_fd(a: Args, name: str, v: list[str]) -> None:
+    parse_fd(name, v[0])
+    a.values[name] = v[0]
 
 
 TABLE = Table(
@@ -175,13 +218,20 @@ TABLE = Table(
             "--ro-bind, nothing if SRC is missing",
             op=_bind(BIND_OPTIONAL),
         ),
+        Opt(
+            "--dev-bind-try",
+            ("SRC", "DEST"),
+            FS,
+            "--dev-bind, nothing if SRC is missing",
+            op=_bind(BIND_WRITABLE | BIND_DEVICE | BIND_OPTIONAL),
+        ),
         Opt("--tmpfs", ("DEST",), FS, "tmpfs (takes --size and --perms)", op=_tmpfs),
-        Opt("--dir", ("DEST",), FS, "directory (takes --perms)", op=_dir),
+        Opt("--dir", ("DEST",), FS, "directory, parents 0755 (takes --perms)", op=_dir),
         Opt(
             "--symlink",
             ("TARGET", "LINK"),
             FS,
-            "symlink LINK with contents TARGET",
+            "symlink LINK with contents TARGET (an identical one is fine)",
             op=_symlink,
         ),
         Opt("--proc", ("DEST",), FS, "private procfs", op=_proc),
@@ -189,7 +239,7 @@ TABLE = Table(
             "--dev",
             ("DEST",),
             FS,
-            "minimal /dev with mqueue",
+            "minimal /dev with mqueue, read-only after the last op",
             op=_dev,
         ),
         Opt("--remount-ro", ("DEST",), FS, "make the mount at DEST read-only", op=_remount_ro),
@@ -211,14 +261,22 @@ TABLE = Table(
         Opt("--ro-overlay", ("DEST", "LOWER:LOWER[:...]"), FS, "read-only overlayfs", op=_overlay),
         Opt("--etc", ("HOSTDIR",), FS, "/etc as links into HOSTDIR", op=_etc),
         Opt("--root", ("HOSTDIR",), FS, "bind HOSTDIR's top-level entries into /", op=_root),
-        Opt("--size", ("BYTES",), FS, "size of the next --tmpfs", op=_size),
+        Opt("--size", ("BYTES",), FS, "size of the next --tmpfs (> 0)", op=_size),
         Opt("--perms", ("OCTAL",), FS, "mode of the next --tmpfs or --dir", op=_perms),
         Opt("--hostname", ("NAME",), PROCESS, "host name (default: the host's)", act=store),
         Opt("--uid", ("UID",), PROCESS, "user id inside (default: yours)", act=store),
         Opt("--gid", ("GID",), PROCESS, "group id inside (default: yours)", act=store),
         Opt("--chdir", ("DIR",), PROCESS, "working directory (default /)", act=store),
         Opt("--setenv", ("VAR", "VALUE"), PROCESS, "set VAR", act=_setenv),
+        Opt("--unsetenv", ("VAR",), PROCESS, "unset VAR", act=_unsetenv),
         Opt("--keep-env", ("VAR",), PROCESS, "pass the caller's VAR", act=_keep_env),
+        Opt(
+            "--clearenv",
+            (),
+            PROCESS,
+            "start from an empty environment (default: PATH, TERM, LANG)",
+            act=_clearenv,
+        ),
         Opt("--share-net", (), PROCESS, "keep the host's network", act=flag),
         Opt(
             "--retain-session",
@@ -230,8 +288,79 @@ TABLE = Table(
         Opt("--privileged", (), PROCESS, "keep capabilities in the container", act=flag),
         Opt("--host-abstract", (), PROCESS, "reach the host's abstract sockets", act=flag),
         Opt("--adopt-wait", ("SECONDS",), PROCESS, "wait for orphans (0: none)", act=store),
+        Opt(
+            "--die-with-parent",
+            (),
+            PROCESS,
+            "end with the process that started hakurei",
+            act=flag,
+        ),
+        Opt(
+            "--pass-fd",
+            ("FD",),
+            FDS,
+            "pass FD; the program sees them as 3, 4, ... in order",
+            act=_pass_fd,
+        ),
+        Opt("--args", ("FD",), FDS, "read more arguments, NUL-separated, from FD"),
+        Opt(
+            "--info-fd",
+            ("FD",),
+            FDS,
+            'write {"child-pid": N} to FD once started, then close it',
+            act=_status_fd,
+        ),
+        Opt(
+            "--json-status-fd",
+            ("FD",),
+            FDS,
+            'write {"child-pid": N} then {"exit-code": N}, a line each',
+            act=_status_fd,
+        ),
         *SECCOMP_OPTIONS,
+        Opt(
+            ("--unshare-all", "--unshare-user", "--unshare-user-try", "--unshare-pid"),
+            (),
+            BWRAP,
+            "",
+            act=accept,
+        ),
+        Opt(
+            ("--unshare-ipc", "--unshare-uts", "--unshare-cgroup", "--unshare-cgroup-try"),
+            (),
+            BWRAP,
+            "",
+            act=accept,
+        ),
+        Opt("--unshare-net", (), BWRAP, "(conflicts with --share-net)", act=accept),
+        Opt("--new-session", (), BWRAP, "(unless --retain-session)", act=accept),
         Opt(("-v", "--verbose"), (), OUTPUT, "init prints each step on stderr", act=flag_as("-v")),
+    ),
+    refused=(
+        "--add-seccomp-fd",
+        "--argv0",
+        "--as-pid-1",
+        "--assert-userns-disabled",
+        "--bind-data",
+        "--bind-fd",
+        "--block-fd",
+        "--cap-add",
+        "--cap-drop",
+        "--chmod",
+        "--disable-userns",
+        "--exec-label",
+        "--file",
+        "--file-label",
+        "--level-prefix",
+        "--lock-file",
+        "--overlay-src",
+        "--pidns",
+        "--ro-bind-data",
+        "--ro-bind-fd",
+        "--sync-fd",
+        "--userns",
+        "--userns-block-fd",
+        "--userns2",
     ),
 )
 
@@ -241,7 +370,10 @@ OP_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Settings that take a value that is not a file descriptor (ditto).
 VALUE_OPTIONS: dict[str, tuple[str, ...]] = {
-    n: o.metavars for o in TABLE.options if o.op is None and o.metavars for n in o.names
+    n: o.metavars
+    for o in TABLE.options
+    if o.op is None and o.metavars and o.group != FDS
+    for n in o.names
 }
 
 USAGE = "usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]"
@@ -250,10 +382,22 @@ Run PROGRAM (an absolute path: there is no PATH lookup) in a new unprivileged
 container.  Filesystem options apply in command-line order; with none, the
 default profile applies (/usr read-only, /bin /sbin /lib* as on the host, a
 read-only /etc, /proc, /dev, a tmpfs /tmp, the root read-only)."""
+TAIL = """\
+examples:
+  hakurei exec -- /bin/sh -c 'id; ls /'
+  hakurei exec --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp \\
+      --bind "$PWD" "$PWD" --chdir "$PWD" -- /usr/bin/make
+
+exit status: the program's; 128+N if it was killed by signal N; 126 PROGRAM
+not executable, 127 not found; 125 a bad command line or a failed setup (one
+line on stderr).
+bubblewrap options not supported (refused, status 125):
+ """
 
 
 def help_text() -> str:
-    return TABLE.help(USAGE, INTRO, (FS, PROCESS, SECCOMP, OUTPUT))
+    refused = "\n".join(wrap(", ".join(sorted(TABLE.refused)), first=TAIL, indent="  "))
+    return TABLE.help(USAGE, INTRO, (FS, PROCESS, FDS, SECCOMP, BWRAP, OUTPUT), refused)
 
 
 def build_ops(sequence: list[tuple[Opt, list[str]]]) -> Ops:
@@ -264,6 +408,8 @@ def build_ops(sequence: list[tuple[Opt, list[str]]]) -> Ops:
         opt.op(b, opt.name, v)
     if b.size is not None or b.perms is not None:
         raise UsageError("--size/--perms must come right before the op they apply to")
+    for target in b.seal:
+        b.ops.remount(target, MS_RDONLY)
     return b.ops
 
 
@@ -296,6 +442,10 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
     from ..params import check_env_name, check_id, check_wait, hostname_bytes
     from ._table import filter_settings
 
+    if "--share-net" in a.flags and "--unshare-net" in a.flags:
+        raise UsageError("exec: --unshare-net conflicts with --share-net")
+    if "--retain-session" in a.flags and "--new-session" in a.flags:
+        raise UsageError("exec: --new-session conflicts with --retain-session")
     # Every value is checked here, before any file is read or anything spawned.
     uid = _int(a, "--uid")
     gid = _int(a, "--gid")
@@ -321,8 +471,12 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
     ops = build_ops(a.sequence) if a.sequence else profile.default_ops(uid, gid)
     env = profile.default_env()
     for edit in a.env:
-        if edit[0] == "set":
+        if edit[0] == "clear":
+            env.clear()
+        elif edit[0] == "set":
             env[edit[1]] = edit[2]
+        elif edit[0] == "unset":
+            env.pop(edit[1], None)
         elif edit[1] in os.environ:  # keep
             env[edit[1]] = os.environ[edit[1]]
     disable, presets, flags, rules = filter_settings(a)
@@ -346,7 +500,8 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         host_abstract="--host-abstract" in a.flags,
         verbose="-v" in a.flags,
     )
-    return params.resolve(0, watch_parent=False), a  # this process is the shim itself
+    # This process is the shim itself: nobody above it is watched (see --die-with-parent).
+    return params.resolve(len(a.pass_fds), watch_parent=False), a
 
 
 def exec_setup(argv: list[str]) -> Setup | None:
@@ -355,15 +510,80 @@ def exec_setup(argv: list[str]) -> Setup | None:
     return None if got is None else got[0]
 
 
+class Report:
+    """bubblewrap's ``--info-fd`` and ``--json-status-fd``, written by the shim.
+
+    ``{"child-pid": N}`` (N: init, the container's PID 1, as the host sees
+    it) once the container is started, then ``{"exit-code": N}`` on the
+    json-status fd when it ends.  Both fds are closed in init, so a reader
+    of the info fd sees end of file right after the pid.
+    """
+
+    def __init__(self, info: int | None, status: int | None) -> None:
+        self.info = info
+        self.status = status
+        self.fds = [fd for fd in (info, status) if fd is not None]
+        for fd in self.fds:
+            os.set_inheritable(fd, False)  # never the program's
+
+    def started(self, pid: int) -> None:
+        if self.info is not None:
+            _write(self.info, f'{{\n    "child-pid": {pid}\n}}\n')
+            os.close(self.info)
+        if self.status is not None:
+            _write(self.status, f'{{ "child-pid": {pid} }}\n')
+
+    def exited(self, status: int) -> None:
+        if self.status is not None:
+            _write(self.status, f'{{ "exit-code": {status} }}\n')
+
+
+def _write(fd: int, text: str) -> None:
+    """All of ``text`` to ``fd``; a reader that went away is not the container's problem."""
+    data = text.encode()
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass
+
+
+def die_with_parent(ppid: int) -> None:
+    """SIGKILL when the process that started us dies; already dead → exit now.
+
+    ``PR_SET_PDEATHSIG`` is per thread and this process is single-threaded,
+    so it fires exactly when the parent goes; init has its own, tied to us.
+    The parent may have died before the prctl: then we were reparented
+    already, which ``getppid`` shows.
+    """
+    import _signal  # not signal: that imports enum
+
+    from ..init.kernel import PR_SET_PDEATHSIG, Kernel
+
+    Kernel().prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
+    if os.getppid() != ppid:
+        os._exit(128 + _signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
     """Parse, build the setup, then become the container's shim (never returns on success)."""
+    ppid = os.getppid()
     got = prepare(argv)
     if got is None:
         if sys.stdout is not None:  # None when started with fd 1 closed
             sys.stdout.write(help_text())
         return 0
+    setup, a = got
+    if "--die-with-parent" in a.flags:
+        die_with_parent(ppid)
+    info, status = a.values.get("--info-fd"), a.values.get("--json-status-fd")
+    report = None
+    if info is not None or status is not None:
+        report = Report(
+            None if info is None else int(info), None if status is None else int(status)
+        )
     from ..init import shim
 
     if sys.stdout is not None:
         sys.stdout.flush()
-    shim.become(got[0])
+    shim.become(setup, a.pass_fds, report)

@@ -47,9 +47,9 @@ TABLE = Table(
             "--format",
             ("pfc|bpf|json",),
             OUTPUT,
-            "pfc: libseccomp's readable form (default); bpf: the raw program; json: the "
-            "rule list in order, in the --seccomp-rules format (what is appended to every "
-            "filter, the socket allowlist and the io_uring and quotactl_fd rules, is not in it)",
+            "pfc: libseccomp's readable form (default); bpf: the raw program (not to a "
+            "terminal); json: the rule list in order, in the --seccomp-rules format, without "
+            "what every filter appends (the socket allowlist, io_uring and quotactl_fd)",
             act=_format,
         ),
         _older("--seccomp"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from hakurei.cli import exec as cli_exec
 from hakurei.cli._table import UsageError
 from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, Ops
+from hakurei.params import encode
 
 
 def ops_of(*argv: str) -> Ops:
@@ -150,3 +152,105 @@ def test_help_lists_every_option_of_the_table() -> None:
         for name in opt.names:
             assert name in text, name
     assert cli_exec.parse_exec(["--bind", "/a", "/b", "--help"]) is None
+
+
+# -- issue 11 §5 ---------------------------------------------------------------------
+
+
+def test_dev_stays_writable_until_after_the_last_op() -> None:
+    got = ops_of("--dev", "/dev", "--dev-bind", "/dev/dri", "/dev/dri", "--tmpfs", "/tmp")
+    want = (
+        Ops()
+        .dev_writable("/dev", mqueue=True)
+        .tmpfs("/dev/shm", 0, 0o1777)
+        .bind("/dev/dri", "/dev/dri", BIND_WRITABLE | BIND_DEVICE)
+        .tmpfs("/tmp", 0, 0o755)
+        .remount("/dev", MS_RDONLY)
+    )
+    assert got == want
+
+
+def test_dev_bind_try() -> None:
+    got = ops_of("--dev-bind-try", "/a", "/b")
+    assert got == Ops().bind("/a", "/b", BIND_WRITABLE | BIND_DEVICE | BIND_OPTIONAL)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "0", "--tmpfs", "/t"], "--size: 0 is not a positive number"),
+        (["--size", "1", "--size", "1", "--tmpfs", "/t"], "--size given twice"),
+        (["--perms", "1", "--perms", "1", "--dir", "/t"], "--perms given twice"),
+    ],
+)
+def test_size_zero_and_a_second_size_or_perms_are_usage_errors(
+    argv: list[str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        ops_of(*argv)
+
+
+def test_environment_edits_apply_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEPT", "k")
+    monkeypatch.setenv("TERM", "dumb")
+    setup = cli_exec.exec_setup(
+        ["--setenv", "GONE", "1", "--clearenv", "--keep-env", "KEPT", "--setenv", "A", "1",
+         "--setenv", "B", "2", "--unsetenv", "B", "/bin/true"]
+    )  # fmt: skip
+    assert setup is not None and setup.env == ["KEPT=k", "A=1"]
+
+
+def test_bubblewrap_spellings_change_nothing() -> None:
+    plain = cli_exec.exec_setup(["/bin/true"])
+    spelled = cli_exec.exec_setup(
+        ["--unshare-all", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+         "--unshare-cgroup", "--unshare-net", "--new-session", "/bin/true"]
+    )  # fmt: skip
+    assert plain is not None and spelled is not None
+    assert encode(plain) == encode(spelled)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--unshare-net", "--share-net"], "conflicts with --share-net"),
+        (["--retain-session", "--new-session"], "conflicts with --retain-session"),
+        (["--cap-add", "ALL"], "--cap-add is not supported"),
+        (["--pass-fd", "1"], "--pass-fd: 1 is stdio"),
+        (["--pass-fd", "x"], "not a file descriptor number"),
+        (["--info-fd", "-1"], "out of range"),
+    ],
+)
+def test_conflicts_and_refusals(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        cli_exec.exec_setup([*argv, "/bin/true"])
+
+
+def test_pass_fd_counts_as_extra_files() -> None:
+    r, w = os.pipe()
+    try:
+        got = cli_exec.prepare(["--pass-fd", str(w), "--pass-fd", str(r), "/bin/true"])
+        assert got is not None
+        setup, a = got
+        assert (setup.files, a.pass_fds) == (2, [w, r])
+        with pytest.raises(UsageError, match="given twice"):
+            cli_exec.exec_setup(["--pass-fd", str(w), "--pass-fd", str(w), "/bin/true"])
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_args_fd_is_read_in_place_and_closed() -> None:
+    r, w = os.pipe()
+    os.write(w, b"--hostname\0h\0/bin/echo\0x\0")
+    os.close(w)
+    setup = cli_exec.exec_setup(["--share-net", "--args", str(r)])
+    assert setup is not None
+    assert (setup.hostname, setup.args, setup.host_net) == ("h", ["/bin/echo", "x"], True)
+    with pytest.raises(OSError):
+        os.fstat(r)
+
+
+def test_help_has_examples_exit_statuses_and_the_refused_options() -> None:
+    text = cli_exec.help_text()
+    assert "examples:" in text and "exit status:" in text and "--cap-add" in text
