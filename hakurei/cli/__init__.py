@@ -87,8 +87,18 @@ def _run(argv: list[str]) -> int:
     cmd, rest = argv[0], argv[1:]
     module = COMMANDS.get(cmd)
     if module is not None:
-        run: Any = __import__(f"{__name__}.{module}", fromlist=["main"]).main
-        return int(run(rest))
+        import gc
+
+        # No cycle collection while the CLI imports and builds the setup: its
+        # objects live until exit anyway, and a full collection over every
+        # module loaded so far costs ~1 ms of start-up (exec freezes them and
+        # turns it back on before becoming the shim).
+        gc.disable()
+        try:
+            run: Any = __import__(f"{__name__}.{module}", fromlist=["main"]).main
+            return int(run(rest))
+        finally:
+            gc.enable()
     if cmd == "init":
         from ..init.shim import main as shim_main
 

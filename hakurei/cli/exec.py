@@ -582,8 +582,12 @@ def main(argv: list[str]) -> int:
         report = Report(
             None if info is None else int(info), None if status is None else int(status)
         )
+    import gc
+
     from ..init import shim
 
     if sys.stdout is not None:
         sys.stdout.flush()
+    gc.freeze()  # what start-up made is never collected, so never scanned again
+    gc.enable()  # the shim and init live on
     shim.become(setup, a.pass_fds, report)

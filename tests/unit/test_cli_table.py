@@ -254,3 +254,17 @@ def test_args_fd_is_read_in_place_and_closed() -> None:
 def test_help_has_examples_exit_statuses_and_the_refused_options() -> None:
     text = cli_exec.help_text()
     assert "examples:" in text and "exit status:" in text and "--cap-add" in text
+
+
+def test_the_cli_leaves_garbage_collection_on_for_an_in_process_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """exec turns the collector off while it starts; a caller that gets control back keeps it."""
+    import gc
+
+    from hakurei.cli import main
+
+    assert main(["exec", "--help"]) == 0
+    assert main(["exec", "--frobnicate"]) == 125
+    assert gc.isenabled()
+    capsys.readouterr()
