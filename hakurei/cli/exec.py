@@ -261,12 +261,26 @@ TABLE = Table(
         Opt("--ro-overlay", ("DEST", "LOWER:LOWER[:...]"), FS, "read-only overlayfs", op=_overlay),
         Opt("--etc", ("HOSTDIR",), FS, "/etc as links into HOSTDIR", op=_etc),
         Opt("--root", ("HOSTDIR",), FS, "bind HOSTDIR's top-level entries into /", op=_root),
+        Opt(
+            "--profile",
+            ("NAME",),
+            FS,
+            "default: the default profile, these options added before its final read-only /; "
+            "none: only these options (the default when any is given)",
+            act=store,
+        ),
         Opt("--size", ("BYTES",), FS, "size of the next --tmpfs (> 0)", op=_size),
         Opt("--perms", ("OCTAL",), FS, "mode of the next --tmpfs or --dir", op=_perms),
         Opt("--hostname", ("NAME",), PROCESS, "host name (default: the host's)", act=store),
         Opt("--uid", ("UID",), PROCESS, "user id inside (default: yours)", act=store),
         Opt("--gid", ("GID",), PROCESS, "group id inside (default: yours)", act=store),
-        Opt("--chdir", ("DIR",), PROCESS, "working directory (default /)", act=store),
+        Opt(
+            "--chdir",
+            ("DIR",),
+            PROCESS,
+            "working directory (default: yours if visible inside, else HOME, else /)",
+            act=store,
+        ),
         Opt("--setenv", ("VAR", "VALUE"), PROCESS, "set VAR", act=_setenv),
         Opt("--unsetenv", ("VAR",), PROCESS, "unset VAR", act=_unsetenv),
         Opt("--keep-env", ("VAR",), PROCESS, "pass the caller's VAR", act=_keep_env),
@@ -378,10 +392,11 @@ VALUE_OPTIONS: dict[str, tuple[str, ...]] = {
 
 USAGE = "usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]"
 INTRO = """\
-Run PROGRAM (an absolute path: there is no PATH lookup) in a new unprivileged
-container.  Filesystem options apply in command-line order; with none, the
-default profile applies (/usr read-only, /bin /sbin /lib* as on the host, a
-read-only /etc, /proc, /dev, a tmpfs /tmp, the root read-only)."""
+Run PROGRAM (a path, or a name looked up in the container's PATH) in a new
+unprivileged container.  Filesystem options apply in command-line order; with
+none, the default profile applies (/usr read-only, /bin /sbin /lib* as on the
+host, a read-only /etc naming you, /proc, /dev, a tmpfs /tmp and HOME, the root
+read-only); --profile default adds the options to it."""
 TAIL = """\
 examples:
   hakurei exec -- /bin/sh -c 'id; ls /'
@@ -468,8 +483,13 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
             raise UsageError(f"--adopt-wait: {q(text)} is not a number of seconds") from None
         check_wait("--adopt-wait", seconds)
         adopt_wait = seconds  # 0 is no wait
-    ops = build_ops(a.sequence) if a.sequence else profile.default_ops(uid, gid)
-    env = profile.default_env()
+    name = a.values.get("--profile") or ("none" if a.sequence else "default")
+    if name not in profile.PROFILES:
+        known = ", ".join(sorted(profile.PROFILES))
+        raise UsageError(f"exec: --profile: unknown profile {q(name)} (known: {known})")
+    chosen = profile.PROFILES[name](uid, gid)
+    ops = chosen.extend(build_ops(a.sequence)).finish()
+    env = chosen.env
     for edit in a.env:
         if edit[0] == "clear":
             env.clear()
@@ -485,7 +505,7 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         [a.program, *a.args],
         ops=ops,
         env=env,
-        dir=a.values.get("--chdir", "/"),
+        dir=a.values.get("--chdir"),  # None: the caller's cwd if visible, else HOME, else /
         uid=uid,
         gid=gid,
         hostname=hostname or "",

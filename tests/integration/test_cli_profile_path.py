@@ -1,11 +1,8 @@
 """``hakurei exec`` with programs by name, ``--profile`` and the default working directory.
 
-Issue 11 §2 and §3 at the command line.  The tests marked ``WIRING`` need the
-CLI to call the library's new profile API (``hakurei.profile.PROFILES``,
-``Profile.extend``/``finish``, ``dir=None``); that wiring lands after the
-``hakurei/cli/`` package merge, so they are strict xfails until then: the
-lead removes the marks with the wiring.  The others already pass, because
-the CLI hands the program name and the default profile to the library.
+Issue 11 §2 and §3 at the command line: the CLI calls the library's profile
+API (``hakurei.profile.PROFILES``, ``Profile.extend``/``finish``) and leaves
+the working directory to init's fallback (``dir=None``).
 """
 
 from __future__ import annotations
@@ -15,11 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from hakurei.profile import DEFAULT_PATH, account
-
-WIRING = pytest.mark.xfail(strict=True, reason="CLI wiring lands after the cli package merge")
 
 
 def hakurei(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,7 +53,6 @@ def test_exec_default_profile_has_a_writable_home_whoami_and_git() -> None:
     assert (r.returncode, r.stdout) == (0, f"{name}\n{home}\nx\n"), r.stderr
 
 
-@WIRING
 def test_profile_default_with_a_bind_of_the_current_directory_runs_python3(
     tmp_path: Path,
 ) -> None:
@@ -72,7 +64,6 @@ def test_profile_default_with_a_bind_of_the_current_directory_runs_python3(
     assert (r.returncode, r.stdout) == (0, f"hello from {here}\n"), r.stderr
 
 
-@WIRING
 def test_profile_default_still_ends_with_a_read_only_root(tmp_path: Path) -> None:
     here = str(tmp_path)
     script = "touch ok && echo bind-writable; touch /x 2>/dev/null || echo root-ro"
@@ -82,7 +73,6 @@ def test_profile_default_still_ends_with_a_read_only_root(tmp_path: Path) -> Non
     assert (tmp_path / "ok").exists()
 
 
-@WIRING
 def test_profile_none_is_only_the_command_line_ops() -> None:
     ops = ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin"]
     ops += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
@@ -90,7 +80,6 @@ def test_profile_none_is_only_the_command_line_ops() -> None:
     assert (r.returncode, r.stdout.split()) == (0, ["bin", "lib", "lib64", "usr"]), r.stderr
 
 
-@WIRING
 def test_an_unknown_profile_is_one_line_and_125() -> None:
     r = hakurei("exec", "--profile", "bogus", "--", "true")
     assert r.returncode == 125
@@ -104,7 +93,6 @@ def test_without_profile_an_op_option_still_replaces_the_default_profile(tmp_pat
     assert r.returncode == 127, r.stderr  # no /usr: nothing to run
 
 
-@WIRING
 def test_the_program_starts_in_the_callers_directory_when_the_container_has_it(
     tmp_path: Path,
 ) -> None:
@@ -113,7 +101,6 @@ def test_the_program_starts_in_the_callers_directory_when_the_container_has_it(
     assert (r.returncode, r.stdout) == (0, f"{here}\n"), r.stderr
 
 
-@WIRING
 def test_the_program_starts_in_home_when_the_callers_directory_is_not_there(
     tmp_path: Path,
 ) -> None:
