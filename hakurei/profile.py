@@ -74,6 +74,16 @@ def account(uid: int | None = None) -> tuple[str, str]:
     return name, home if usable else f"/home/{name}"
 
 
+def identity_files(uid: int, gid: int) -> tuple[bytes, bytes]:
+    """``/etc/passwd`` and ``/etc/group`` naming the container user (``account``), root and nobody.
+
+    Auto ``/etc`` skips the host's two files, so whoever builds an ``/etc``
+    places these: ``whoami``, ``git`` and ``pip`` look the user up there.
+    """
+    name, home = account(uid)
+    return _passwd_group(uid, gid, name, home)
+
+
 def _passwd_group(uid: int, gid: int, name: str, home: str) -> tuple[bytes, bytes]:
     """passwd and group text naming the container's ids (and nothing else of the host)."""
     passwd = "root:x:0:0:root:/root:/bin/sh\n"

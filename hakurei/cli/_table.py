@@ -60,8 +60,11 @@ class Args:
 class Builder:
     """The op translation's state: the ops so far and the pending ``--size``/``--perms``."""
 
-    def __init__(self, ops: Ops) -> None:
+    def __init__(self, ops: Ops, uid: int | None = None, gid: int | None = None) -> None:
         self.ops = ops
+        #: the container's ids, for the passwd and group that --etc places
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
         self.size: int | None = None
         self.perms: int | None = None
         #: /dev mounts to make read-only after the last op (see ``--dev``)

@@ -122,8 +122,12 @@ def _overlay(b: Builder, name: str, v: list[str]) -> None:
 
 
 def _etc(b: Builder, name: str, v: list[str]) -> None:
+    """Auto /etc, plus a passwd and group naming the user (auto /etc skips the host's)."""
+    from ..profile import identity_files
+
     b.take(name, size=False, perms=False)
-    b.ops.etc(v[0], "host")
+    passwd, group = identity_files(b.uid, b.gid)
+    b.ops.etc(v[0], "host").place("/etc/passwd", passwd).place("/etc/group", group)
 
 
 def _root(b: Builder, name: str, v: list[str]) -> None:
@@ -415,9 +419,11 @@ def help_text() -> str:
     return TABLE.help(USAGE, INTRO, (FS, PROCESS, FDS, SECCOMP, BWRAP, OUTPUT), refused)
 
 
-def build_ops(sequence: list[tuple[Opt, list[str]]]) -> Ops:
+def build_ops(
+    sequence: list[tuple[Opt, list[str]]], uid: int | None = None, gid: int | None = None
+) -> Ops:
     """Turn the ordered op options into ops; --size/--perms modify the next op only."""
-    b = Builder(Ops())
+    b = Builder(Ops(), uid, gid)
     for opt, v in sequence:
         assert opt.op is not None
         opt.op(b, opt.name, v)
@@ -488,7 +494,7 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         known = ", ".join(sorted(profile.PROFILES))
         raise UsageError(f"exec: --profile: unknown profile {q(name)} (known: {known})")
     chosen = profile.PROFILES[name](uid, gid)
-    ops = chosen.extend(build_ops(a.sequence)).finish()
+    ops = chosen.extend(build_ops(a.sequence, uid, gid)).finish()
     env = chosen.env
     for edit in a.env:
         if edit[0] == "clear":

@@ -112,3 +112,13 @@ def test_chdir_still_names_the_one_working_directory() -> None:
     r = hakurei("exec", "--chdir", "/usr/lib", "--", "pwd")
     assert (r.returncode, r.stdout) == (0, "/usr/lib\n"), r.stderr
     assert os.path.isdir("/usr/lib")
+
+
+def test_etc_option_alone_names_the_user_for_whoami() -> None:
+    """``--etc`` without the default profile still places a passwd naming the user."""
+    links: list[str] = []
+    for top in ("/bin", "/sbin", "/lib", "/lib64"):
+        if os.path.islink(top):
+            links += ["--symlink", os.readlink(top), top]
+    r = hakurei("exec", "--ro-bind", "/usr", "/usr", *links, "--etc", "/etc", "--", "whoami")
+    assert (r.returncode, r.stdout) == (0, f"{account()[0]}\n"), r.stderr

@@ -12,6 +12,7 @@ from hakurei.cli._table import UsageError
 from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, Ops
 from hakurei.params import encode
+from hakurei.profile import identity_files
 
 
 def ops_of(*argv: str) -> Ops:
@@ -58,9 +59,20 @@ def test_every_op_option_in_command_line_order(tmp_path: Path) -> None:
         .overlay_ephemeral("/q", "/l1")
         .overlay_readonly("/r", "/l1", "/l2")
         .etc("/etc", "host")
+        .place("/etc/passwd", identity_files(os.getuid(), os.getgid())[0])
+        .place("/etc/group", identity_files(os.getuid(), os.getgid())[1])
         .root("/srv/root", 0)
     )
     assert got == want
+
+
+def test_etc_places_a_passwd_and_group_naming_the_containers_ids() -> None:
+    a = cli_exec.parse_exec(["--etc", "/etc", "--", "/bin/true"])
+    assert a is not None
+    ops = cli_exec.build_ops(a.sequence, 4242, 4343)
+    passwd, group = identity_files(4242, 4343)
+    assert b":x:4242:4343:" in passwd and b":x:4343:" in group
+    assert list(ops)[-2:] == list(Ops().place("/etc/passwd", passwd).place("/etc/group", group))
 
 
 def test_the_same_options_in_another_order_give_the_ops_in_that_order() -> None:
