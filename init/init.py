@@ -37,6 +37,7 @@ from ..errors import (
     strerror,
 )
 from ..ops.base import State
+from . import pty as _pty
 from .kernel import (
     CAP_SYS_ADMIN,
     LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
@@ -81,6 +82,8 @@ HANDLED = (
     _signal.SIGQUIT,
     _signal.SIGTERM,
     _signal.SIGUSR2,
+    _signal.SIGTSTP,
+    _signal.SIGCONT,
 )
 FORWARDED = (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM)
 #: Reset to default in the program: Python ignores SIGPIPE and SIGXFSZ.
@@ -139,6 +142,8 @@ class Init:
         self.extra = extra
         #: the shim's report channel to the parent (see ``tell``), -1 if none
         self.report = -1
+        #: the program's terminal (init/pty.py): slave path and init's hold on it
+        self.tty: tuple[str, int] | None = None
         self.st = State(
             k,
             parent_perm=setup.parent_perm,
@@ -324,7 +329,9 @@ class Init:
                 self.verbose(f"cannot chdir {show(d)}: {strerror(e.errno or 0)}")
         # Extra fds arrive at setup+1..; the program gets them at 3.. (Go
         # ExtraFiles).  Originals are close-on-exec, so only the copies survive.
-        actions: list[tuple[int, int, int]] = []
+        actions: list[tuple[object, ...]] = []
+        if self.tty is not None:
+            actions += _pty.spawn_actions(self.tty[0])
         for i, fd in enumerate(self.extra):
             os.set_inheritable(fd, False)
             actions.append((os.POSIX_SPAWN_DUP2, fd, 3 + i))
@@ -408,10 +415,25 @@ class Init:
             sig = info.si_signo
             if sig == _signal.SIGCHLD:
                 continue
+            if sig in (_signal.SIGTSTP, _signal.SIGCONT):
+                # The CLI was stopped (no terminal of its own, or kill -TSTP):
+                # stop every process here as a terminal stops a foreground job,
+                # with SIGSTOP (the program's orphaned session ignores SIGTSTP).
+                stop = _signal.SIGSTOP if sig == _signal.SIGTSTP else _signal.SIGCONT
+                try:
+                    os.kill(-1, stop)
+                except ProcessLookupError:
+                    pass
+                continue
             name = SIGNAMES.get(sig, str(sig))
             if sig == _signal.SIGUSR2 and s.forward_cancel and program_alive:
                 self.verbose("forwarding context cancellation")
                 self.kill(pid, _signal.SIGINT, "cannot forward cancellation")
+            elif sig == _signal.SIGINT and program_alive:
+                # Ctrl-C from the caller reaches the program's group, as on a
+                # terminal: its handler runs and its status is the container's.
+                self.verbose(f"got {name}, forwarding to initial process")
+                self.kill(pid if s.retain_session else -pid, sig, "cannot forward signal")
             elif sig in FORWARDED and program_alive:
                 self.verbose(f"got {name}, forwarding to initial process")
                 self.kill(pid, sig, "cannot forward signal")
@@ -470,19 +492,43 @@ def tell(fd: int, line: str) -> None:
             pass  # the parent is gone or never listened: nobody to tell
 
 
-def main(k: Kernel, setup: Setup, extra: list[int], alive_fd: int, report: int = -1) -> NoReturn:
-    """Entry from the shim's fork.  Never returns; never prints a traceback."""
+def main(
+    k: Kernel,
+    setup: Setup,
+    extra: list[int],
+    alive_fd: int,
+    report: int = -1,
+    pty: tuple[int, int, int] | None = None,
+) -> NoReturn:
+    """Entry from the shim's fork.  Never returns; never prints a traceback.
+
+    ``pty`` (the CLI in a terminal): the socket to pass the program's pty
+    master back on, and the window's rows and columns.
+    """
     try:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
         _signal.set_wakeup_fd(-1)
+        if not setup.retain_session:
+            # Out of the caller's process group: a terminal's Ctrl-C/Ctrl-Z
+            # reach the CLI alone, which relays them once (not twice).
+            os.setpgid(0, 0)
         run = Init(k, setup, extra)
         run.report = report
         run.identity(alive_fd)
         umask = k.umask(0)
         last_cap = int(k.read_file("/proc/sys/kernel/cap_last_cap"))
         run.filesystem()
+        if pty is not None:
+            run.tty = run.step(  # type: ignore[assignment]
+                "cannot open a terminal in the container (give it a /dev, or use --no-pty)",
+                _pty.allocate,
+                k,
+                *pty,
+            )
         run.privileges(last_cap)
         pid = run.start(umask)
+        if run.tty is not None:  # the program has the slave open now (vfork semantics)
+            os.close(run.tty[1])
         run.serve(pid)
     except HakureiError as e:
         say(f"hakurei: {e}")

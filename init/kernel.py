@@ -19,6 +19,7 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 
 import _prctl
 
@@ -97,6 +98,9 @@ PR_SET_PTRACER = 0x59616D61
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
+_TIOCSPTLCK = 0x40045431  # _IOW("T", 0x31, int)
+_TIOCGPTN = 0x80045430  # _IOR("T", 0x30, unsigned int)
+_TIOCSWINSZ = 0x5414
 _IFF_UP = 0x1
 
 # x86_64 and aarch64 numbers of the calls glibc 2.36 does not wrap.
@@ -630,3 +634,32 @@ class Kernel:
 
     def isatty(self, fd: int) -> bool:
         return os.isatty(fd)
+
+    # -- the program's terminal (init/pty.py) --------------------------------------
+    def pty_master(self, ptmx: str) -> tuple[int, int]:
+        """Open a new pty master at ``ptmx`` and unlock its slave: (master fd, pty number).
+
+        ``O_NOCTTY``: init must never acquire it as its own controlling terminal.
+        """
+        fd = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(fd, _TIOCSPTLCK, (0).to_bytes(4, sys.byteorder))
+            got = fcntl.ioctl(fd, _TIOCGPTN, bytes(4))
+        except OSError:
+            os.close(fd)
+            raise
+        return fd, int.from_bytes(got, sys.byteorder)
+
+    def set_winsize(self, fd: int, rows: int, cols: int) -> None:
+        """``TIOCSWINSZ``: struct winsize is four unsigned shorts (rows, cols, x, y pixels)."""
+        raw = rows.to_bytes(2, sys.byteorder) + cols.to_bytes(2, sys.byteorder) + bytes(4)
+        fcntl.ioctl(fd, _TIOCSWINSZ, raw)
+
+    def send_fd(self, sock: int, fd: int) -> None:
+        """Pass ``fd`` over the unix socket ``sock`` (one byte plus ``SCM_RIGHTS``)."""
+        s = _socket.socket(fileno=sock)
+        try:
+            cmsg = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))
+            s.sendmsg([b"m"], [cmsg])
+        finally:
+            s.detach()

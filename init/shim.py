@@ -46,9 +46,19 @@ if TYPE_CHECKING:
         def started(self, pid: int) -> None: ...
         def exited(self, status: int) -> None: ...
 
+    from ..terminal import Terminal
 
-#: Signals the shim passes on to init (SIGUSR2 is the parent's cancel signal).
-RELAYED = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGUSR2)
+#: Signals the shim passes on to init (SIGUSR2 is the parent's cancel signal;
+#: SIGTSTP and SIGCONT stop and resume the container's processes with the shim).
+RELAYED = (
+    _signal.SIGHUP,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGTERM,
+    _signal.SIGUSR2,
+    _signal.SIGTSTP,
+    _signal.SIGCONT,
+)
 
 
 #: The report channel to the parent (init's ``tell``): our dup of the setup
@@ -165,17 +175,23 @@ def main() -> NoReturn:
         fail(describe(e))
 
 
-def become(setup: Setup, extra: list[int] | None = None, report: Report | None = None) -> NoReturn:
+def become(
+    setup: Setup,
+    extra: list[int] | None = None,
+    report: Report | None = None,
+    term: Terminal | None = None,
+) -> NoReturn:
     """Be the shim in this very process: unshare, fork init, relay, exit with its status.
 
     For a caller that is single-threaded and never imported trio (the CLI),
     re-executing the interpreter would only repeat its start-up and imports
     (~20 ms); the reasons for a separate shim (threads, per-thread pdeathsig)
     do not apply.  Every fd but stdio, ``extra`` (the program's 3, 4, ...)
-    and ``report``'s is closed; nothing is returned.
+    and ``report``'s is closed; nothing is returned.  With ``term`` the
+    program gets a terminal of its own (hakurei/terminal.py).
     """
     try:
-        run(Kernel(), setup, extra or [], report)
+        run(Kernel(), setup, extra or [], report, term)
     except HakureiError as e:
         fail(str(e), e.status)
     except Exception as e:
@@ -211,7 +227,13 @@ def take_fds(k: Kernel, parent: int, fetch: list[int], targets: list[int]) -> No
             os.close(high)
 
 
-def run(k: Kernel, setup: Setup, extra: list[int], report: Report | None = None) -> NoReturn:
+def run(
+    k: Kernel,
+    setup: Setup,
+    extra: list[int],
+    report: Report | None = None,
+    term: Terminal | None = None,
+) -> NoReturn:
 
     # Watch the parent before anything else: if it is gone already (we were
     # reparented), there is nobody to serve.  parent_pid 0 means the caller
@@ -230,6 +252,8 @@ def run(k: Kernel, setup: Setup, extra: list[int], report: Report | None = None)
     keep = extra if parent is None else [*extra, parent]
     if _report >= 0:
         keep = [*keep, _report]
+    if term is not None:
+        keep = [*keep, *term.fds]
     keep_only(keep if report is None else [*keep, *report.fds])
     k.set_name("hakurei-shim")
 
@@ -259,12 +283,14 @@ def run(k: Kernel, setup: Setup, extra: list[int], report: Report | None = None)
         os.close(alive_w)
         for fd in report.fds if report is not None else ():
             os.close(fd)  # a reader waiting for end of file must not wait for init
-        _init.main(k, setup, extra, alive_r, _report)
+        _init.main(k, setup, extra, alive_r, _report, None if term is None else term.child())
     os.close(alive_r)
     for fd in extra:
         os.close(fd)
     if report is not None:
         report.started(pid)
+    if term is not None:
+        term.relay(pid, report)
     relay(pid, parent, report)
 
 
@@ -288,6 +314,8 @@ def relay(pid: int, parent: int | None, report: Report | None = None) -> NoRetur
                         os.kill(pid, sig)
                     except ProcessLookupError:
                         pass
+                    if sig == _signal.SIGTSTP:  # init stops the container; then we stop
+                        os.kill(os.getpid(), _signal.SIGSTOP)
             elif fd == parent:
                 os.kill(pid, _signal.SIGKILL)
                 _, status = os.waitpid(pid, 0)

@@ -303,6 +303,8 @@ TABLE = Table(
             "keep the caller's session and terminal",
             act=flag,
         ),
+        Opt("--pty", (), PROCESS, "a terminal of its own even without yours", act=flag),
+        Opt("--no-pty", (), PROCESS, "no terminal of its own (default: one in yours)", act=flag),
         Opt("--privileged", (), PROCESS, "keep capabilities in the container", act=flag),
         Opt("--host-abstract", (), PROCESS, "reach the host's abstract sockets", act=flag),
         Opt("--adopt-wait", ("SECONDS",), PROCESS, "wait for orphans (0: none)", act=store),
@@ -467,6 +469,8 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         raise UsageError("exec: --unshare-net conflicts with --share-net")
     if "--retain-session" in a.flags and "--new-session" in a.flags:
         raise UsageError("exec: --new-session conflicts with --retain-session")
+    if "--pty" in a.flags and ({"--no-pty", "--retain-session"} & a.flags):
+        raise UsageError("exec: --pty goes with neither --no-pty nor --retain-session")
     # Every value is checked here, before any file is read or anything spawned.
     uid = _int(a, "--uid")
     gid = _int(a, "--gid")
@@ -616,4 +620,9 @@ def main(argv: list[str]) -> int:
         sys.stdout.flush()
     gc.freeze()  # what start-up made is never collected, so never scanned again
     gc.enable()  # the shim and init live on
-    shim.become(setup, a.pass_fds, report)
+    term = None
+    if "--pty" in a.flags or (os.isatty(0) and os.isatty(1)):  # else no import (start-up time)
+        from .. import terminal
+
+        term = terminal.Terminal() if terminal.wanted(a.flags, setup.retain_session) else None
+    shim.become(setup, a.pass_fds, report, term)

@@ -1,0 +1,327 @@
+"""``hakurei exec`` in a terminal, and as an ordinary foreground process without one.
+
+Issue 11 §1.  The terminal cases drive the console script through a real
+pseudo-terminal the test holds (the "user's terminal": its slave is the CLI's
+stdio and controlling terminal, the test types into and reads from its
+master).  Every wait reads until an expected marker or polls /proc for an
+expected state, with a deadline.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+import uuid
+from pathlib import Path
+
+SCRIPT = str(Path(sys.executable).with_name("hakurei"))
+DEADLINE = 30.0
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    raw = rows.to_bytes(2, sys.byteorder) + cols.to_bytes(2, sys.byteorder) + bytes(4)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, raw)
+
+
+def _ctty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """The user's terminal: a pty whose slave is the CLI's controlling terminal."""
+
+    def __init__(self, args: list[str], rows: int = 24, cols: int = 80) -> None:
+        self.master, self.slave = os.openpty()
+        set_size(self.master, rows, cols)
+        self.before = termios.tcgetattr(self.slave)
+        self.p = subprocess.Popen(
+            [SCRIPT, "exec", *args],
+            stdin=self.slave,
+            stdout=self.slave,
+            stderr=self.slave,
+            start_new_session=True,
+            preexec_fn=_ctty,  # the tests are single-threaded
+        )
+        self.seen = b""
+        self.log = b""  # everything, for the messages
+
+    def read(self, timeout: float) -> bytes:
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if not r:
+            return b""
+        try:
+            data = os.read(self.master, 1 << 16)
+        except OSError:
+            return b""
+        self.seen += data
+        self.log += data
+        return data
+
+    def expect(self, marker: bytes) -> None:
+        """Read until ``marker`` appears; what came before it is consumed."""
+        deadline = time.monotonic() + DEADLINE
+        while marker not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {marker!r} within {DEADLINE}s; got {self.seen[-2000:]!r}"
+            self.read(min(left, 1.0))
+        self.seen = self.seen[self.seen.index(marker) + len(marker) :]
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def finish(self) -> int:
+        """Keep reading (the CLI must never block on output) until it exits."""
+        deadline = time.monotonic() + DEADLINE
+        while self.p.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.p.kill()
+                raise AssertionError(f"hakurei exec still running; got {self.seen[-2000:]!r}")
+            self.read(min(left, 0.2))
+        while self.read(0):
+            pass
+        return self.p.returncode
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(DEADLINE)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose command line holds ``marker`` (not the CLI's, nor init's: its fork)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline and b"hakurei" not in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def wait_for(what: str, check: object) -> object:
+    """Poll an observable condition until it holds (bounded)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        got = check()  # type: ignore[operator]
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE}s"
+        time.sleep(0.01)
+
+
+def state(pid: int) -> str:
+    """The process's state letter (``T`` stopped, ``S`` sleeping ...), '' once gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2]
+
+
+def one_process(marker: str) -> int:
+    pids = wait_for(f"a process with {marker!r}", lambda: processes_with(marker))
+    assert isinstance(pids, list) and len(pids) == 1, pids
+    return int(pids[0])
+
+
+# -- in a terminal ------------------------------------------------------------------
+
+
+def test_a_shell_has_job_control_and_ctrl_c_reaches_the_foreground_job() -> None:
+    nap = f"{4000 + os.getpid() % 1000}"
+    t = Terminal(["--setenv", "PS1", "hk$ ", "--", "/bin/sh", "-i"])
+    try:
+        t.expect(b"hk$ ")
+        assert b"job control turned off" not in t.log
+        t.send(f"sleep {nap}\r".encode())
+        sleeper = one_process(f"sleep\0{nap}")
+        t.send(b"\x1a")  # Ctrl-Z
+        wait_for("sleep stopped by Ctrl-Z", lambda: state(sleeper) == "T")
+        t.expect(b"hk$ ")
+        t.send(b"jobs\r")
+        t.expect(b"Stopped")
+        t.expect(b"hk$ ")
+        t.send(b"fg\r")
+        wait_for("sleep continued by fg", lambda: state(sleeper) not in ("T", ""))
+        t.send(b"\x03")  # Ctrl-C: the job dies, the shell lives on
+        wait_for("sleep ended by Ctrl-C", lambda: state(sleeper) == "")
+        t.send(b"echo alive-$((6*7))\r")
+        t.expect(b"alive-42")
+        t.send(b"exit\r")
+        assert t.finish() == 0
+    finally:
+        t.close()
+
+
+def test_ctrl_c_runs_the_programs_trap_and_its_status_is_returned() -> None:
+    script = 'trap "echo trapped; exit 7" INT; echo armed; while :; do read x; done'
+    t = Terminal(["--", "/bin/sh", "-c", script])
+    try:
+        t.expect(b"armed")
+        t.send(b"\x03")
+        t.expect(b"trapped")
+        assert t.finish() == 7
+    finally:
+        t.close()
+
+
+def test_the_window_size_of_its_own_terminal_follows_a_resize() -> None:
+    script = "stty -F /dev/tty size; echo go; read x; stty -F /dev/tty size"
+    t = Terminal(["--", "/bin/sh", "-c", script], rows=30, cols=100)
+    try:
+        t.expect(b"30 100")
+        t.expect(b"go")
+        set_size(t.master, 40, 120)  # the kernel sends SIGWINCH to the CLI
+        t.send(b"\r")
+        t.expect(b"40 120")
+        assert t.finish() == 0
+    finally:
+        t.close()
+
+
+def test_the_users_terminal_settings_are_restored_after_stty_minus_echo() -> None:
+    t = Terminal(["--", "/bin/sh", "-c", "stty -echo -icanon; echo changed"])
+    try:
+        t.expect(b"changed")
+        assert t.finish() == 0
+        assert termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
+
+
+def test_the_users_terminal_settings_are_restored_after_sigkill_of_the_program() -> None:
+    marker = f"{5000 + os.getpid() % 1000}"
+    t = Terminal(["--", "/bin/sh", "-c", f"stty -echo raw; echo changed; exec sleep {marker}"])
+    try:
+        t.expect(b"changed")
+        os.kill(one_process(f"sleep\0{marker}"), signal.SIGKILL)
+        assert t.finish() == 128 + signal.SIGKILL
+        assert termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
+
+
+TIOCSTI_PROBE = """
+import fcntl, os, sys, termios
+try:
+    for b in b"injected\\n":
+        fcntl.ioctl(0, termios.TIOCSTI, bytes([b]))
+except OSError as e:
+    print("TIOCSTI failed:", e, flush=True)
+    sys.exit(1)
+print("got", sys.stdin.readline().strip(), flush=True)
+"""
+
+
+def test_tiocsti_without_seccomp_injects_into_its_own_pty_not_the_users_terminal() -> None:
+    t = Terminal(["--no-seccomp", "--", "/usr/bin/python3", "-I", "-c", TIOCSTI_PROBE])
+    try:
+        t.expect(b"got injected")
+        assert t.finish() == 0
+        # Nothing reached the user's terminal's input queue.
+        waiting = fcntl.ioctl(t.slave, termios.FIONREAD, bytes(4))
+        assert int.from_bytes(waiting, sys.byteorder) == 0
+    finally:
+        t.close()
+
+
+BULK = """
+import os, sys
+os.write(1, (os.ttyname(1) + " is mine\\n").encode())
+line = bytes(range(32, 127)) + b"\\n"
+out = sys.stdout.buffer
+for i in range(11000):
+    out.write(b"%08d " % i + line)
+out.write(b"END\\n")
+out.flush()
+"""
+
+
+def test_a_megabyte_of_output_arrives_intact_through_its_own_terminal() -> None:
+    t = Terminal(["--", "/usr/bin/python3", "-I", "-c", BULK])
+    try:
+        t.expect(b" is mine\r\n")
+        assert t.seen == b"" or t.seen.startswith(b"0")
+        assert t.finish() == 0
+        line = bytes(range(32, 127)) + b"\r\n"
+        expected = b"".join(b"%08d " % i + line for i in range(11000)) + b"END\r\n"
+        assert len(expected) > 1 << 20
+        assert t.seen == expected
+    finally:
+        t.close()
+
+
+# -- without a terminal ---------------------------------------------------------------
+
+
+WAIT_FOR_SIGINT = """
+import signal, sys
+signal.signal(signal.SIGINT, lambda *a: sys.exit(9))
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+
+def test_sigint_without_a_terminal_runs_the_programs_handler_and_returns_its_status() -> None:
+    p = subprocess.Popen(
+        [SCRIPT, "exec", "--", "/usr/bin/python3", "-I", "-c", WAIT_FOR_SIGINT],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(DEADLINE) == 9
+    finally:
+        p.kill()
+        p.wait(DEADLINE)
+
+
+PING = """
+import sys
+while sys.stdin.readline():
+    print("pong", flush=True)
+"""
+
+
+def test_sigtstp_without_a_terminal_stops_the_container_and_sigcont_resumes_it() -> None:
+    marker = f"stop-{uuid.uuid4().hex}"
+    p = subprocess.Popen(
+        [SCRIPT, "exec", "--", "/usr/bin/python3", "-I", "-c", PING, marker],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write(b"ping\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == b"pong\n"
+        program = one_process(marker)
+        p.send_signal(signal.SIGTSTP)
+        wait_for("the CLI stopped", lambda: state(p.pid) == "T")
+        wait_for("the program stopped", lambda: state(program) == "T")
+        p.send_signal(signal.SIGCONT)
+        wait_for("the CLI resumed", lambda: state(p.pid) not in ("T", ""))
+        wait_for("the program resumed", lambda: state(program) not in ("T", ""))
+        p.stdin.write(b"ping\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == b"pong\n"
+        p.stdin.close()
+        assert p.wait(DEADLINE) == 0
+    finally:
+        p.kill()
+        p.wait(DEADLINE)
