@@ -668,13 +668,63 @@ class TestServe:
             "init: initial process exited with signal 78\n" + LINGER
         )
 
-    def test_interrupt(
+    def test_interrupt_reaches_the_programs_group_and_its_status_is_returned(
         self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
     ) -> None:
-        """SIGINT ends PID 1 at once, reporting it as the program's death by SIGINT."""
-        w = World(monkeypatch, [NOTHING, ("signal", signal.SIGINT)])
-        assert w.serve(make_setup(verbose=True)) == 130
-        assert capfd.readouterr().err == "init: got interrupt\n"
+        """SIGINT goes to the program's process group, as a terminal's Ctrl-C (issue 11 §1)."""
+        w = World(
+            monkeypatch,
+            [
+                NOTHING,
+                ("signal", signal.SIGINT),
+                ("kill", -PID, signal.SIGINT, None),
+                NOTHING,
+                ("signal", signal.SIGCHLD),
+                ("waitpid", (PID, exited(9))),
+                ECHILD,
+            ],
+        )
+        assert w.serve(make_setup(verbose=True)) == 9
+        assert capfd.readouterr().err.startswith(
+            "init: got interrupt, forwarding to initial process\n"
+        )
+
+    def test_interrupt_with_retain_session_reaches_the_program_alone(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The program shares init's process group then: only its pid is signalled."""
+        w = World(
+            monkeypatch,
+            [
+                NOTHING,
+                ("signal", signal.SIGINT),
+                ("kill", PID, signal.SIGINT, None),
+                NOTHING,
+                ("signal", signal.SIGCHLD),
+                ("waitpid", (PID, signalled(signal.SIGINT))),
+                ECHILD,
+            ],
+        )
+        assert w.serve(make_setup(retain_session=True)) == 130
+
+    def test_stop_and_continue_reach_every_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SIGTSTP/SIGCONT relayed by the shim: SIGSTOP/SIGCONT to all but PID 1 (kill -1)."""
+        w = World(
+            monkeypatch,
+            [
+                NOTHING,
+                ("signal", signal.SIGTSTP),
+                ("kill", -1, signal.SIGSTOP, None),
+                NOTHING,
+                ("signal", signal.SIGCONT),
+                ("kill", -1, signal.SIGCONT, None),
+                NOTHING,
+                ("signal", signal.SIGCHLD),
+                ("waitpid", (PID, exited(0))),
+                ECHILD,
+            ],
+        )
+        assert w.serve(make_setup()) == 0
 
     def test_cancel_without_forwarding_exits_zero(
         self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
