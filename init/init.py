@@ -525,6 +525,8 @@ def main(
                 k,
                 *pty,
             )
+            assert run.tty is not None
+            os.dup2(run.tty[1], 2)  # init's own messages (127, -v) in order with the program's
         run.privileges(last_cap)
         pid = run.start(umask)
         if run.tty is not None:  # the program has the slave open now (vfork semantics)

@@ -325,3 +325,30 @@ def test_sigtstp_without_a_terminal_stops_the_container_and_sigcont_resumes_it()
     finally:
         p.kill()
         p.wait(DEADLINE)
+
+
+def test_tty_names_the_containers_pts_and_init_lines_share_that_terminal() -> None:
+    t = Terminal(["-v", "--", "/bin/sh", "-c", "tty"])
+    try:
+        assert t.finish() == 0
+        started = t.log.index(b"init: starting initial program /bin/sh\r\n")
+        assert t.log[started:] == (
+            b"init: starting initial program /bin/sh\r\n"
+            b"/dev/pts/0\r\n"
+            b"init: initial process exited with code 0\r\n"
+        )
+        assert termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
+
+
+def test_in_a_terminal_a_container_without_dev_is_refused_in_one_line() -> None:
+    ops = ["--ro-bind", "/", "/", "--tmpfs", "/dev"]
+    t = Terminal([*ops, "--", "/bin/true"])
+    try:
+        assert t.finish() == 125
+        assert t.log.startswith(b"hakurei: cannot open a terminal in the container (give it")
+        assert t.log.count(b"\n") == 1
+        assert termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
