@@ -99,6 +99,7 @@ class Terminal:
         self.master = -1
         self.pending = b""  # keyboard bytes the pty has not taken yet
         self.out_ok = True  # False once stdout is gone: output is then dropped
+        self.stdin_done = False  # stdin ended: never polled again
 
     @property
     def fds(self) -> list[int]:
@@ -231,7 +232,8 @@ class Terminal:
                 elif fd == self.master:
                     if events & select.POLLOUT and not self.flush():
                         poller.modify(fd, select.POLLIN)
-                        poller.register(0, select.POLLIN)
+                        if not self.stdin_done:
+                            poller.register(0, select.POLLIN)
                     if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
                         try:
                             data = os.read(fd, CHUNK)
@@ -249,12 +251,28 @@ class Terminal:
                     except OSError:
                         data = b""
                     poller.unregister(0)
-                    if data:  # EOF (or a terminal gone): stop reading, keep relaying output
+                    if not data:  # EOF (or a terminal gone): stop reading, keep relaying output
+                        self.stdin_done = True
+                        data = b"" if self.tty else self.eof()
+                    if data:
                         self.pending = data
                         if self.flush():
                             poller.modify(self.master, select.POLLIN | select.POLLOUT)
-                        else:
+                        elif not self.stdin_done:
                             poller.register(0, select.POLLIN)
+
+    def eof(self) -> bytes:
+        """The pty's end-of-file key: piped stdin (``--pty``) that ends ends the program's input.
+
+        Typed at the start of a line, VEOF makes the program's read return 0,
+        as EOF on a pipe would; sent twice, it also ends a last line without
+        a newline.  (A program that set its pty raw gets plain bytes.)
+        """
+        try:
+            key = termios.tcgetattr(self.master)[6][termios.VEOF]
+        except termios.error:
+            key = b"\x04"
+        return bytes(key) * 2 if isinstance(key, bytes) else bytes([key, key])
 
     def flush(self) -> bool:
         """Write pending keyboard bytes to the pty; True while some are left."""

@@ -352,3 +352,21 @@ def test_in_a_terminal_a_container_without_dev_is_refused_in_one_line() -> None:
         assert termios.tcgetattr(t.slave) == t.before
     finally:
         t.close()
+
+
+def test_pty_with_piped_stdin_ends_the_programs_input_at_its_end() -> None:
+    r = subprocess.run(
+        [SCRIPT, "exec", "--pty", "--", "/bin/sh", "-c", "cat >/dev/null; echo done-$((1+1))"],
+        input=b"a\nb\n",
+        capture_output=True,
+        timeout=DEADLINE,
+    )
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert r.stdout.endswith(b"done-2\r\n"), r.stdout
+
+
+def test_pty_with_retain_session_or_no_pty_is_a_usage_error() -> None:
+    for other in ("--retain-session", "--no-pty"):
+        r = subprocess.run([SCRIPT, "exec", "--pty", other, "--", "/bin/true"], capture_output=True)
+        assert r.returncode == 125
+        assert r.stderr == b"hakurei: --pty goes with neither --no-pty nor --retain-session\n"
