@@ -213,6 +213,23 @@ def test_the_users_terminal_settings_are_restored_after_sigkill_of_the_program()
         t.close()
 
 
+def test_kill_tstp_gives_the_terminal_back_while_stopped_and_cont_takes_it_again() -> None:
+    t = Terminal(["--", "/bin/sh", "-c", "echo armed; read x; echo got-$x"])
+    try:
+        t.expect(b"armed")
+        os.kill(t.p.pid, signal.SIGTSTP)
+        wait_for("hakurei exec stopped", lambda: state(t.p.pid) == "T")
+        assert termios.tcgetattr(t.slave) == t.before
+        os.kill(t.p.pid, signal.SIGCONT)
+        wait_for("raw again", lambda: termios.tcgetattr(t.slave) != t.before)
+        t.send(b"y\r")
+        t.expect(b"got-y")
+        assert t.finish() == 0
+        assert termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
+
+
 TIOCSTI_PROBE = """
 import fcntl, os, sys, termios
 try:
