@@ -526,7 +526,10 @@ def main(
                 *pty,
             )
             assert run.tty is not None
-            os.dup2(run.tty[1], 2)  # init's own messages (127, -v) in order with the program's
+            # Init lets go of the user's terminal too (nothing in the container
+            # holds it), and its own messages (127, -v) come in order with the program's.
+            for fd in (0, 1, 2):
+                os.dup2(run.tty[1], fd)
         run.privileges(last_cap)
         pid = run.start(umask)
         if run.tty is not None:  # the program has the slave open now (vfork semantics)
