@@ -386,4 +386,4 @@ def test_pty_with_retain_session_or_no_pty_is_a_usage_error() -> None:
     for other in ("--retain-session", "--no-pty"):
         r = subprocess.run([SCRIPT, "exec", "--pty", other, "--", "/bin/true"], capture_output=True)
         assert r.returncode == 125
-        assert r.stderr == b"hakurei: --pty goes with neither --no-pty nor --retain-session\n"
+        assert r.stderr == b"hakurei: exec: --pty goes with neither --no-pty nor --retain-session\n"
