@@ -10,7 +10,9 @@ mode, so Ctrl-C, Ctrl-Z and every other key are plain bytes for the pty's line
 discipline, relays bytes both ways, copies the window size on SIGWINCH, and
 puts the user's terminal settings back on every way out.  The program only
 ever holds the slave: nothing inside can inject into (``TIOCSTI``) or
-reconfigure the user's real terminal, with or without seccomp.
+reconfigure the user's real terminal, with or without seccomp.  Stdin being
+a terminal is what asks for the pty; the slave replaces only those of fds
+0-2 that are terminals here, so ``> log`` or ``| less`` stays byte-exact.
 
 Only the CLI imports this module (never init, never the library's shim).
 """
@@ -38,18 +40,38 @@ CHUNK = 1 << 16
 
 
 def wanted(flags: set[str], retain_session: bool) -> bool:
-    """``--pty`` forces a terminal, ``--no-pty`` refuses it; by default, when the user has one.
+    """``--pty`` forces a terminal, ``--no-pty`` refuses it; by default, when stdin is one.
 
-    "Has one" means stdin *and* stdout are terminals: ``hakurei exec -- cmd >
-    file`` or ``| less`` keeps a byte-exact pipe (a pty would turn ``\\n`` into
-    ``\\r\\n`` and merge stderr into stdout), as ``ssh`` decides.
-    ``--retain-session`` shares the caller's terminal instead, so no pty.
+    As ``sudo``'s use_pty: stdin alone decides, so ``hakurei exec -- cmd >
+    file`` typed at a terminal still gives the program a terminal (job control,
+    ``tty``, a password prompt on stderr).  The program gets the pty's slave
+    only on those of fds 0-2 that are terminals here (``mask``); a stdout or
+    stderr that is a file or pipe is passed through untouched, byte-exact (a
+    pty would turn ``\\n`` into ``\\r\\n`` and merge it with the terminal's
+    output).  ``--retain-session`` shares the caller's terminal instead, so no pty.
     """
     if "--pty" in flags:
         return True
     if "--no-pty" in flags or retain_session:
         return False
-    return os.isatty(0) and os.isatty(1)
+    return os.isatty(0)
+
+
+def mask() -> int:
+    """Which of fds 0-2 are terminals, bit ``1 << fd``: the ones the program gets the slave on."""
+    return sum(1 << fd for fd in (0, 1, 2) if os.isatty(fd))
+
+
+def screen(ttys: int) -> int:
+    """Where the pty's output goes: the first of fds 1, 2, 0 that is a terminal, else fd 1.
+
+    Not blindly fd 1: with ``> log`` that is the program's own file, and
+    what comes out of the pty (stderr, echo) belongs on the user's terminal.
+    """
+    for fd in (1, 2, 0):
+        if ttys & (1 << fd):
+            return fd
+    return 1
 
 
 def window(fd: int) -> tuple[int, int]:
@@ -93,12 +115,14 @@ class Terminal:
         self.sock = ours.detach()  # close-on-exec, as Python makes every fd
         self.init_sock = theirs.detach()
         self.tty = os.isatty(0)
+        self.mask = mask()
+        self.out = screen(self.mask)  # the user's terminal, for what comes out of the pty
         self.rows, self.cols = window(0) if self.tty else (0, 0)
         #: the user's terminal settings while we hold it raw, else None
         self.saved: list[Any] | None = None
         self.master = -1
         self.pending = b""  # keyboard bytes the pty has not taken yet
-        self.out_ok = True  # False once stdout is gone: output is then dropped
+        self.out_ok = True  # False once that terminal is gone: output is then dropped
         self.stdin_done = False  # stdin ended: never polled again
 
     @property
@@ -106,10 +130,10 @@ class Terminal:
         """The fds the shim must keep open across its fd sweep."""
         return [self.sock, self.init_sock]
 
-    def child(self) -> tuple[int, int, int]:
-        """In init (after the fork): what init needs to allocate the pty."""
+    def child(self) -> tuple[int, int, int, int]:
+        """In init (after the fork): what init needs to allocate the pty and place its slave."""
         os.close(self.sock)
-        return self.init_sock, self.rows, self.cols
+        return self.init_sock, self.rows, self.cols, self.mask
 
     # -- the user's terminal ----------------------------------------------------
     def raw(self) -> None:
@@ -165,13 +189,13 @@ class Terminal:
         return fds[0] if fds else -1
 
     def output(self, data: bytes) -> None:
-        """All of ``data`` to stdout, in order (blocking: the program waits for a slow reader)."""
+        """All of ``data`` to the user's terminal, in order (blocking: the program waits for it)."""
         view = memoryview(data)
         while view and self.out_ok:
             try:
-                view = view[os.write(1, view) :]
+                view = view[os.write(self.out, view) :]
             except BlockingIOError:  # someone set O_NONBLOCK on the shared terminal
-                select.select([], [1], [], 1.0)
+                select.select([], [self.out], [], 1.0)
             except OSError:
                 self.out_ok = False
 

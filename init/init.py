@@ -144,6 +144,8 @@ class Init:
         self.report = -1
         #: the program's terminal (init/pty.py): slave path and init's hold on it
         self.tty: tuple[str, int] | None = None
+        #: which of fds 0-2 were terminals in the CLI (bit ``1 << fd``): they get the slave
+        self.tty_mask = 0
         self.st = State(
             k,
             parent_perm=setup.parent_perm,
@@ -331,7 +333,7 @@ class Init:
         # ExtraFiles).  Originals are close-on-exec, so only the copies survive.
         actions: list[tuple[object, ...]] = []
         if self.tty is not None:
-            actions += _pty.spawn_actions(self.tty[0])
+            actions += _pty.spawn_actions(self.tty[0], self.tty_mask)
         for i, fd in enumerate(self.extra):
             os.set_inheritable(fd, False)
             actions.append((os.POSIX_SPAWN_DUP2, fd, 3 + i))
@@ -498,12 +500,13 @@ def main(
     extra: list[int],
     alive_fd: int,
     report: int = -1,
-    pty: tuple[int, int, int] | None = None,
+    pty: tuple[int, int, int, int] | None = None,
 ) -> NoReturn:
     """Entry from the shim's fork.  Never returns; never prints a traceback.
 
     ``pty`` (the CLI in a terminal): the socket to pass the program's pty
-    master back on, and the window's rows and columns.
+    master back on, the window's rows and columns, and which of the CLI's
+    fds 0-2 are terminals (bit ``1 << fd``; only those get the slave).
     """
     try:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
@@ -519,16 +522,20 @@ def main(
         last_cap = int(k.read_file("/proc/sys/kernel/cap_last_cap"))
         run.filesystem()
         if pty is not None:
+            sock, rows, cols, run.tty_mask = pty
             run.tty = run.step(  # type: ignore[assignment]
                 "cannot open a terminal in the container (give it a /dev, or use --no-pty)",
                 _pty.allocate,
                 k,
-                *pty,
+                sock,
+                rows,
+                cols,
             )
             assert run.tty is not None
             # Init lets go of the user's terminal too (nothing in the container
-            # holds it), and its own messages (127, -v) come in order with the program's.
-            for fd in (0, 1, 2):
+            # holds it), and its own messages (127, -v) come in order with the
+            # program's; a stdout or stderr that is no terminal stays as it is.
+            for fd in _pty.slave_fds(run.tty_mask):
                 os.dup2(run.tty[1], fd)
         run.privileges(last_cap)
         pid = run.start(umask)

@@ -11,7 +11,14 @@ The slave becomes the program's controlling terminal without a helper
 process: ``posix_spawn`` runs ``setsid`` before its file actions, and a
 session leader without a controlling terminal that opens a tty without
 ``O_NOCTTY`` acquires it.  So the spawn opens the slave's path onto fd 0 and
-duplicates it to 1 and 2; nothing new is imported into init.
+duplicates it to those of 1 and 2 that were terminals in the CLI; nothing
+new is imported into init.
+
+Only those, as ``sudo`` (use_pty) does: a pty turns ``\n`` into ``\r\n`` and
+merges what goes through it, so ``hakurei exec -- cmd > log`` from a terminal
+gives the program the slave on 0 and 2 but the log file itself on 1,
+byte-exact.  The CLI sends which of its fds 0-2 are terminals as a mask
+(bit ``1 << fd``); init passes the others through as it does without a pty.
 """
 
 from __future__ import annotations
@@ -47,10 +54,30 @@ def allocate(k: Kernel, sock: int, rows: int, cols: int) -> tuple[str, int]:
     return path, held
 
 
-def spawn_actions(path: str) -> list[tuple[int, int, str, int, int] | tuple[int, int, int]]:
-    """File actions giving the program the slave as stdio and controlling terminal."""
-    return [
-        (os.POSIX_SPAWN_OPEN, 0, path, os.O_RDWR, 0),
-        (os.POSIX_SPAWN_DUP2, 0, 1),
-        (os.POSIX_SPAWN_DUP2, 0, 2),
+def slave_fds(mask: int) -> list[int]:
+    """Which of fds 0-2 get the slave: those set in ``mask``, all three without fd 0.
+
+    The slave must be opened onto fd 0 for it to become the controlling
+    terminal of a program reading it; the mask lacks fd 0 only with ``--pty``
+    and a stdin that is no terminal, where the program gets the slave on all
+    three (its input then comes through the CLI's relay).
+    """
+    if not mask & 1:
+        return [0, 1, 2]
+    return [fd for fd in (0, 1, 2) if mask & (1 << fd)]
+
+
+def spawn_actions(
+    path: str, mask: int
+) -> list[tuple[int, int, str, int, int] | tuple[int, int, int]]:
+    """File actions giving the program the slave as controlling terminal and the masked stdio.
+
+    Opened without ``O_NOCTTY`` onto fd 0 (see the module docstring), then
+    duplicated; the fds left out keep what init passes through.
+    """
+    fds = slave_fds(mask)
+    actions: list[tuple[int, int, str, int, int] | tuple[int, int, int]] = [
+        (os.POSIX_SPAWN_OPEN, fds[0], path, os.O_RDWR, 0)
     ]
+    actions += [(os.POSIX_SPAWN_DUP2, fds[0], fd) for fd in fds[1:]]
+    return actions

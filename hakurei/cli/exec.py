@@ -621,7 +621,7 @@ def main(argv: list[str]) -> int:
     gc.freeze()  # what start-up made is never collected, so never scanned again
     gc.enable()  # the shim and init live on
     term = None
-    if "--pty" in a.flags or (os.isatty(0) and os.isatty(1)):  # else no import (start-up time)
+    if "--pty" in a.flags or os.isatty(0):  # else no import (start-up time)
         from .. import terminal
 
         term = terminal.Terminal() if terminal.wanted(a.flags, setup.retain_session) else None

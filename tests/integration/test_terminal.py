@@ -36,15 +36,23 @@ def _ctty() -> None:
 class Terminal:
     """The user's terminal: a pty whose slave is the CLI's controlling terminal."""
 
-    def __init__(self, args: list[str], rows: int = 24, cols: int = 80) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        rows: int = 24,
+        cols: int = 80,
+        stdout: int | None = None,
+        stderr: int | None = None,
+    ) -> None:
+        """``stdout``/``stderr``: a file or pipe instead of the terminal (``> log``, ``| less``)."""
         self.master, self.slave = os.openpty()
         set_size(self.master, rows, cols)
         self.before = termios.tcgetattr(self.slave)
         self.p = subprocess.Popen(
             [SCRIPT, "exec", *args],
             stdin=self.slave,
-            stdout=self.slave,
-            stderr=self.slave,
+            stdout=self.slave if stdout is None else stdout,
+            stderr=self.slave if stderr is None else stderr,
             start_new_session=True,
             preexec_fn=_ctty,  # the tests are single-threaded
         )
@@ -288,6 +296,56 @@ def test_a_megabyte_of_output_arrives_intact_through_its_own_terminal() -> None:
         expected = b"".join(b"%08d " % i + line for i in range(11000)) + b"END\r\n"
         assert len(expected) > 1 << 20
         assert t.seen == expected
+    finally:
+        t.close()
+
+
+# -- in a terminal, with stdout or stderr elsewhere ------------------------------------
+
+PRINTS = 'printf "a\\nb\\r\\n\\001\\n"; tty; echo err >&2'
+#: what PRINTS writes to stdout, untouched by any terminal (no ``\n`` -> ``\r\n``)
+PRINTED = b"a\nb\r\n\x01\n/dev/pts/0\n"
+
+
+def test_stdout_to_a_file_from_a_terminal_is_byte_exact_and_the_program_has_a_terminal(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "log"
+    with log.open("wb") as f:
+        t = Terminal(["--", "/bin/sh", "-c", PRINTS], stdout=f.fileno())
+    try:
+        t.expect(b"err\r\n")  # stderr still on the user's terminal, through the pty
+        assert t.finish() == 0
+        assert log.read_bytes() == PRINTED
+        assert termios.tcgetattr(t.slave) == t.before
+    finally:
+        t.close()
+
+
+def test_stdout_to_a_pipe_from_a_terminal_is_byte_exact_and_the_program_has_a_terminal() -> None:
+    r, w = os.pipe()
+    try:
+        t = Terminal(["--", "/bin/sh", "-c", PRINTS], stdout=w)
+    finally:
+        os.close(w)
+    try:
+        with os.fdopen(r, "rb") as pipe:
+            got = pipe.read()  # until the program and the CLI have both let go of it
+        assert got == PRINTED
+        assert t.finish() == 0
+        assert b"err\r\n" in t.log
+    finally:
+        t.close()
+
+
+def test_stderr_to_a_file_from_a_terminal_keeps_stdout_on_the_terminal(tmp_path: Path) -> None:
+    err = tmp_path / "err"
+    with err.open("wb") as f:
+        t = Terminal(["--", "/bin/sh", "-c", "tty; echo err-$((1+1)) >&2"], stderr=f.fileno())
+    try:
+        t.expect(b"/dev/pts/0\r\n")
+        assert t.finish() == 0
+        assert err.read_bytes() == b"err-2\n"
     finally:
         t.close()
 
