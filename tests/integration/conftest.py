@@ -7,6 +7,8 @@ helpers here keep each test about what it observes from inside.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +20,18 @@ from hakurei.profile import default_env, default_ops
 
 #: Debian's interpreter, visible inside the default profile through /usr.
 PY = "/usr/bin/python3"
+
+
+def hakurei(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m hakurei ARGS`` as a user types it, text output captured, bounded."""
+    return subprocess.run(
+        [sys.executable, "-m", "hakurei", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kw,
+    )
 
 
 def run(cmd: Sequence[str], ops: Ops | None = None, **kw: Any) -> Completed:

@@ -11,16 +11,7 @@ import pytest
 
 from hakurei.profile import account
 
-
-def hakurei(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hakurei", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        **kw,  # type: ignore[call-overload]
-    )
+from conftest import hakurei
 
 
 def test_readme_example_works() -> None:

@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import hakurei
+
 #: A root like bubblewrap users build it: the host read-only, a private /tmp.
 BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
-
-
-def hakurei(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hakurei", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        **kw,  # type: ignore[call-overload]
-    )
 
 
 def sh(*options: str, script: str, **kw: object) -> subprocess.CompletedProcess[str]:

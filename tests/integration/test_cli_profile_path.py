@@ -8,22 +8,11 @@ the working directory to init's fallback (``dir=None``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from hakurei.profile import DEFAULT_PATH, account
 
-
-def hakurei(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hakurei", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+from conftest import hakurei
 
 
 def test_exec_runs_a_program_by_name() -> None:
