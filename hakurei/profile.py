@@ -28,10 +28,13 @@ rebuilding it, and the root still ends read-only::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
 
 from .init.kernel import MS_RDONLY
 from .ops import Op, Ops
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections.abc costs ~2.5 ms of every hakurei exec's start
+    from collections.abc import Callable, Iterable, Mapping
 
 TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
