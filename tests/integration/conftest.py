@@ -34,6 +34,26 @@ def hakurei(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
+def processes_with(marker: str, *, skip: bytes | None = None) -> list[int]:
+    """Pids whose command line holds ``marker`` (and not ``skip``): a /proc scan.
+
+    The tests put a unique marker in a container program's arguments, so a
+    process found by it is one of theirs (left behind, or still running).
+    """
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and (skip is None or skip not in cmdline):
+            found.append(int(pid))
+    return found
+
+
 def run(cmd: Sequence[str], ops: Ops | None = None, **kw: Any) -> Completed:
     """Run ``cmd`` in a container with the default profile (or ``ops``), capturing output."""
     kw.setdefault("uid", os.getuid())

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import processes_with
+
 #: The console script a user runs (it, not ``python -m``, is what Ctrl-C hits first).
 SCRIPT = str(Path(sys.executable).with_name("hakurei"))
 EVIL = "e\x1b]0;pwned\x07"
@@ -64,21 +66,6 @@ def hakurei(
         env=env,
         **kw,  # type: ignore[call-overload]
     )
-
-
-def processes_with(marker: str) -> list[int]:
-    """Pids whose command line holds ``marker`` (a container that should not exist)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def assert_one_line(

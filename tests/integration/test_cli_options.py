@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import hakurei
+from conftest import hakurei, processes_with
 
 #: A root like bubblewrap users build it: the host read-only, a private /tmp.
 BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
@@ -179,22 +179,6 @@ def test_die_with_parent_ends_the_cli_and_its_container_with_the_parent(die: boo
             os.kill(cli, signal.SIGKILL)
     for pid in container:
         assert wait_gone(pid, 10)
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        found.append(int(pid))
-            except OSError:
-                continue
-    return found
-
-
-# -- bubblewrap's spellings, the environment, refusals ---------------------------------
 
 
 def test_bubblewrap_spellings_of_what_hakurei_does_are_accepted() -> None:

@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from conftest import processes_with
+
 SCRIPT = str(Path(sys.executable).with_name("hakurei"))
 DEADLINE = 30.0
 
@@ -104,20 +106,6 @@ class Terminal:
         os.close(self.slave)
 
 
-def processes_with(marker: str) -> list[int]:
-    """Pids whose command line holds ``marker`` (not the CLI's, nor init's: its fork)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker.encode() in cmdline and b"hakurei" not in cmdline:
-                found.append(int(entry))
-    return found
-
-
 def wait_for(what: str, check: object) -> object:
     """Poll an observable condition until it holds (bounded)."""
     deadline = time.monotonic() + DEADLINE
@@ -139,7 +127,7 @@ def state(pid: int) -> str:
 
 
 def one_process(marker: str) -> int:
-    pids = wait_for(f"a process with {marker!r}", lambda: processes_with(marker))
+    pids = wait_for(f"a process with {marker!r}", lambda: processes_with(marker, skip=b"hakurei"))
     assert isinstance(pids, list) and len(pids) == 1, pids
     return int(pids[0])
 
