@@ -72,11 +72,10 @@ KERNEL_TOO_OLD = "hakurei needs Linux 5.12 or later"
 #: and anonymous once pivoted away (Go commit 356b42a).
 INTERMEDIATE = "/proc/self/fd"
 
-#: Signals init takes synchronously (blocked, then sigtimedwait): PID 1 gets
-#: only signals it handles or blocks, and Python handlers cannot run in a
-#: thread-free loop that also reaps.
-HANDLED = (
-    _signal.SIGCHLD,
+#: Signals the shim passes on to init, and init acts on (SIGUSR2 is the
+#: parent's cancel signal; SIGTSTP and SIGCONT stop and resume the container's
+#: processes with the shim).  One tuple, so a relayed signal is always handled.
+RELAYED = (
     _signal.SIGHUP,
     _signal.SIGINT,
     _signal.SIGQUIT,
@@ -85,6 +84,10 @@ HANDLED = (
     _signal.SIGTSTP,
     _signal.SIGCONT,
 )
+#: Signals init takes synchronously (blocked, then sigtimedwait): PID 1 gets
+#: only signals it handles or blocks, and Python handlers cannot run in a
+#: thread-free loop that also reaps.
+HANDLED = (_signal.SIGCHLD, *RELAYED)
 FORWARDED = (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM)
 #: Reset to default in the program: Python ignores SIGPIPE and SIGXFSZ.
 DEFAULTED = (*HANDLED, _signal.SIGPIPE, _signal.SIGXFSZ)

@@ -48,17 +48,8 @@ if TYPE_CHECKING:
 
     from ..terminal import Terminal
 
-#: Signals the shim passes on to init (SIGUSR2 is the parent's cancel signal;
-#: SIGTSTP and SIGCONT stop and resume the container's processes with the shim).
-RELAYED = (
-    _signal.SIGHUP,
-    _signal.SIGINT,
-    _signal.SIGQUIT,
-    _signal.SIGTERM,
-    _signal.SIGUSR2,
-    _signal.SIGTSTP,
-    _signal.SIGCONT,
-)
+#: Signals the shim passes on to init: the ones init handles (but SIGCHLD).
+RELAYED = _init.RELAYED
 
 
 #: The report channel to the parent (init's ``tell``): our dup of the setup
