@@ -19,7 +19,15 @@ import sys
 
 from .errors import EXIT_SETUP, HakureiError, OpError, ParamsError, StartError, describe, q
 from .ops import Op
-from .params import Setup, check_params, check_wait, encode, env_entries, working_dirs
+from .params import (
+    FD_LIMIT,
+    Setup,
+    check_params,
+    check_wait,
+    encode,
+    env_entries,
+    working_dirs,
+)
 
 #: What the parent sends to cancel a container (Go ``CancelSignal``).
 CANCEL_SIGNAL = 12  # SIGUSR2
@@ -237,7 +245,7 @@ def _fileno(f: Stdio) -> int | None:
             raise ParamsError(f"{type(f).__name__} is not an open file: {describe(e)}") from None
         if not isinstance(fd, int) or isinstance(fd, bool):
             raise ParamsError(f"{type(f).__name__}.fileno() did not return an int")
-    if not 0 <= fd < 1 << 31:
+    if not 0 <= fd < FD_LIMIT:
         shown = fd if abs(fd) < 1 << 64 else "(huge)"
         raise ParamsError(f"file descriptor {shown} is out of range (0 to 2**31-1)")
     return fd
