@@ -36,8 +36,8 @@ import hakurei
 from hakurei import launch, seccomp
 from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import Ops
-from hakurei.params import encode
 from hakurei.profile import TOP_LEVEL, default_env, default_ops
+from hakurei.wire import encode
 
 TRUE = "/bin/true"
 

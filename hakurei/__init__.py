@@ -36,20 +36,24 @@ if TYPE_CHECKING:
         MountError,
         OpError,
         ProgramError,
+        ServerLostError,
         SetupError,
         StartError,
     )
-    from .launch import Completed, ContainerExitError, Params, run_sync, standby
+    from .forkserver import prestart
     from .ops import Ops
+    from .params import Params
+    from .results import Completed, ContainerExitError
+    from .sync import run_sync
 
 _LAZY = {
     "Container": "container",
     "run": "container",
-    "run_sync": "launch",
-    "standby": "launch",
-    "Completed": "launch",
-    "ContainerExitError": "launch",
-    "Params": "launch",
+    "run_sync": "sync",
+    "prestart": "forkserver",
+    "Completed": "results",
+    "ContainerExitError": "results",
+    "Params": "params",
     "Ops": "ops",
     "EXIT_NOEXEC": "errors",
     "EXIT_NOTFOUND": "errors",
@@ -58,6 +62,7 @@ _LAZY = {
     "MountError": "errors",
     "OpError": "errors",
     "ProgramError": "errors",
+    "ServerLostError": "errors",
     "SetupError": "errors",
     "StartError": "errors",
 }
@@ -75,11 +80,12 @@ __all__ = [
     "Ops",
     "Params",
     "ProgramError",
+    "ServerLostError",
     "SetupError",
     "StartError",
     "run",
+    "prestart",
     "run_sync",
-    "standby",
 ]
 
 

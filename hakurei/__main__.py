@@ -3,7 +3,7 @@
 ``python -m hakurei init`` is what a parent may exec to start a container's
 shim (the setup pipe's fd in ``HAKUREI_SETUP``).  The library itself starts
 the same code faster, as ``python -I -S -c`` with an explicit ``sys.path``
-(see hakurei/launch.py), because runpy and site cost 5-25 ms per container.
+(see hakurei/spawn.py), because runpy and site cost 5-25 ms per container.
 """
 
 import sys

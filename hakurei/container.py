@@ -7,8 +7,9 @@ Cancellation semantics (like trio's ``run_process``): when the scope around
 still alive ``wait_delay`` seconds later it is SIGKILLed.  Either way the
 container is gone and reaped before ``Cancelled`` propagates.
 
-Nothing here blocks the event loop for long: the spawn is a vfork+exec, and
-waiting uses a pidfd registered with trio.  A container started from a trio
+Nothing here blocks the event loop for long: a start is one request to this
+process's fork server (``forkserver.py``; a fork away) or a vfork+exec, and
+waiting polls the handle's exit fd through trio.  A container started from a trio
 worker thread does not die with the thread: nothing uses PR_SET_PDEATHSIG on
 the parent side (the shim watches the parent *process* through a pidfd).
 """
@@ -17,27 +18,31 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .errors import StartError
-from .launch import (
-    CANCEL_SIGNAL,
-    Completed,
-    ContainerExitError,
-    Params,
-    Shim,
-    check_run_args,
-    decoded,
-    sent,
-)
-from .params import Setup, check_wait
+from .params import Params
+from .process import CANCEL_SIGNAL, SIGKILL, Process
+from .results import Completed, ContainerExitError, check_run_args, decoded
+from .spawn import spawn
+from .wire import Setup, check_wait, encode
 
 if TYPE_CHECKING:
-    from .launch import Stdio
+    from types import TracebackType
+    from typing import Self, Unpack
 
-SIGKILL = 9
+    from .params import ParamsKw
+    from .results import Stdio
+
+    class ContainerKw(ParamsKw, total=False):
+        """What ``run`` passes on to ``Container`` besides stdio."""
+
+        extra_files: Any
+        wait_delay: float
+        fork_server: bool | None
 
 
 class Container:
@@ -45,6 +50,18 @@ class Container:
 
     ``stdin``/``stdout``/``stderr`` take an fd or a file object; None means
     /dev/null.  ``extra_files`` appear in the program as fds 3, 4, ... in order.
+    ``fork_server`` chooses the spawner (``spawn.spawn``): None for the
+    default (the fork server unless ``HAKUREI_FORKSERVER=0``), False for a
+    cold spawn.
+
+    As an async context manager it is started on entry and, on exit, cancelled
+    (as a cancelled ``wait()`` would) and reaped if it still runs::
+
+        async with hakurei.Container("/bin/sh", ops=...) as c:
+            await c.serve()
+            status = await c.wait()
+
+    A container dropped while it runs is killed, with a ``ResourceWarning``.
     """
 
     def __init__(
@@ -57,16 +74,42 @@ class Container:
         stderr: Stdio = None,
         extra_files: Any = (),
         wait_delay: float = 5.0,
-        **params: Any,
+        fork_server: bool | None = None,
+        **params: Unpack[ParamsKw],
     ) -> None:
         self.params = Params(path, args, **params)
         check_wait("wait_delay", wait_delay)  # trio's move_on_after would take inf or NaN
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.extra_files = list(extra_files)
         self.wait_delay = wait_delay
-        self._shim: Shim | None = None
+        self.fork_server = fork_server
+        self._shim: Process | None = None
         self._setup: Setup | None = None
         self._serving = False
+        self._waiting = trio.Lock()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._cancel()
+
+    def __del__(self) -> None:
+        shim = getattr(self, "_shim", None)
+        if shim is not None and not shim.done:
+            warnings.warn(
+                f"hakurei container {shim.pid} was dropped while running; killed",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
+            shim.abandon()
 
     def __str__(self) -> str:
         return str(self.params)
@@ -77,6 +120,11 @@ class Container:
         return self._shim.pid if self._shim else None
 
     @property
+    def via(self) -> str | None:
+        """How it was started: "fork server" or "cold" (None before ``start``)."""
+        return self._shim.via if self._shim else None
+
+    @property
     def returncode(self) -> int | None:
         return self._shim.status if self._shim else None
 
@@ -85,7 +133,9 @@ class Container:
         if self._shim is not None:
             raise StartError("container: already started")
         self._setup = self.params.resolve(len(self.extra_files))
-        self._shim = Shim.launch(self.stdin, self.stdout, self.stderr, self.extra_files)
+        self._shim = spawn(
+            self.stdin, self.stdout, self.stderr, self.extra_files, fork_server=self.fork_server
+        )
 
     async def serve(self) -> None:
         """Send the setup record and wait until the program runs.
@@ -103,11 +153,10 @@ class Container:
         shim.setup_w = None
         try:
             try:
-                await stream.send_all(shim.record(setup))
+                await stream.send_all(encode(setup))
             except trio.BrokenResourceError:
                 pass  # the shim exited early; its report and status say why
             finally:
-                sent(shim)  # before aclose(), which is a checkpoint and may raise Cancelled
                 shim.end_setup()
                 await stream.aclose()
             await self._until_started(shim)
@@ -121,7 +170,7 @@ class Container:
             raise error
 
     @staticmethod
-    async def _until_started(shim: Shim) -> None:
+    async def _until_started(shim: Process) -> None:
         """Read the shim's reports until init says the program runs, or why it does not."""
         while not shim.started and shim.failure is None and shim.report is not None:
             await trio.lowlevel.wait_readable(shim.report)
@@ -131,7 +180,12 @@ class Container:
             shim.hear(data)
 
     async def wait(self) -> int:
-        """Wait for the container; its exit status (see ``run_sync``)."""
+        """Wait for the container; its exit status (see ``run_sync``).
+
+        Any number of tasks may wait; one polls, the others queue on a lock
+        and find the status.  ``ServerLostError`` if the fork server that
+        started it died (the container died with it).
+        """
         shim = self._shim
         if shim is None:
             raise StartError("container: wait before start")
@@ -144,31 +198,41 @@ class Container:
                     "container: wait() before serve(): init would wait for its setup forever"
                 )
         try:
-            await trio.lowlevel.wait_readable(shim.pidfd)
+            async with self._waiting:
+                if shim.status is None:
+                    await trio.lowlevel.wait_readable(shim.exit_fd)
+                    shim.reap()
         except BaseException:
             await self._cancel()
             raise
-        return shim.reap()
+        assert shim.status is not None
+        return shim.status
 
     async def _cancel(self) -> None:
-        """Cancel signal, then SIGKILL after ``wait_delay``; always reaps."""
+        """Cancel signal, then SIGKILL after ``wait_delay``; always reaps.
+
+        The reaping goes through the wait lock: if another task is already
+        polling in ``wait()``, it sees the exit and reaps, and we find the status.
+        """
         shim = self._shim
-        if shim is None or shim.status is not None:
+        if shim is None or shim.done:
             return
         with trio.CancelScope(shield=True):
-            if shim.setup_w is not None:
-                os.close(shim.setup_w)
-                shim.setup_w = None
-                shim.end_setup()
-                sent(shim)
+            shim.close_setup()
             shim.signal(CANCEL_SIGNAL)
             with trio.move_on_after(self.wait_delay):
-                await trio.lowlevel.wait_readable(shim.pidfd)
-                shim.reap()
+                await self._reap()
                 return
             shim.signal(SIGKILL)
-            await trio.lowlevel.wait_readable(shim.pidfd)
-            shim.reap()
+            await self._reap()
+
+    async def _reap(self) -> None:
+        shim = self._shim
+        assert shim is not None
+        async with self._waiting:
+            if not shim.done:
+                await trio.lowlevel.wait_readable(shim.exit_fd)
+                shim.reap()
 
 
 async def run(
@@ -183,7 +247,8 @@ async def run(
     input: bytes | str | None = None,
     timeout: float | None = None,
     text: bool = False,
-    **kwargs: Any,
+    task_status: trio.TaskStatus[Container] = trio.TASK_STATUS_IGNORED,
+    **kwargs: Unpack[ContainerKw],
 ) -> Completed:
     """Start, serve and wait for a container; ``Completed`` like ``subprocess.run``.
 
@@ -195,6 +260,10 @@ async def run(
     surrounding scope cancels the container the same way.  An exception from
     inside (Ctrl-C's ``KeyboardInterrupt`` included) propagates as itself,
     not wrapped in an exception group.
+
+    ``await nursery.start(hakurei.run, ...)`` returns the ``Container`` once
+    its program runs (a setup failure raises there instead); ``run`` then
+    goes on waiting for it in the nursery.
     """
     data = check_run_args("run()", stdin, stdout, stderr, input, capture_output, timeout, text)
     pipes: list[tuple[int, int]] = []
@@ -225,6 +294,7 @@ async def run(
                     nursery.start_soon(_feed, feed, data)
                     feed = None
                 await c.serve()
+                task_status.started(c)
                 await c.wait()
     except BaseExceptionGroup as group:
         raise _unwrapped(group) from None

@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never at run time: init imports this module for every container
-    from .launch import Completed
+    from .results import Completed
 
 #: Exit statuses shared by init, the shim, the library and the CLI.
 EXIT_SETUP = 125
@@ -262,6 +262,15 @@ class MountinfoError(HakureiError):
     def __str__(self) -> str:
         where = f" at line {self.line}" if self.line >= 0 else ""
         return f"cannot {self.op} mountinfo{where}: {self.msg}"
+
+
+class ServerLostError(StartError):
+    """The fork server that started a container died, and the container with it.
+
+    Its exit status is unknown (nobody could reap it for us).  A ``StartError``:
+    the container's own program did not decide this, and a caller that retries
+    on ``StartError`` gets a new server on the next start.
+    """
 
 
 class ProgramError(HakureiError):

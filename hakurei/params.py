@@ -1,277 +1,215 @@
-"""The setup record and its wire codec (msgpack, framed, versioned).
+"""``Params``: a container as the caller describes it, and its resolution to the wire record.
 
-The parent resolves everything it can (seccomp presets → BPF, uid < 1 →
-overflow id, adopt-wait default) and sends the shim one ``Setup`` record over
-the inherited setup pipe.  The shim decodes and validates **all** of it
-before it touches the system: a wrong magic, version, length, field type, op
-tag or relative path is one ``SetupError`` and exit 125, with nothing
-unshared or mounted.  See docs/protocol.md for the byte layout.
-
-Imported by init for every container: only ``os`` and ``msgpack`` at runtime.
+The caller's side of the protocol: values are checked here, in the caller's
+process (``ParamsError``/``OpError`` before anything is spawned), defaults
+are applied (overflow ids, the adopt-wait delay, the working directory
+fallbacks), and the seccomp presets are compiled, so that ``resolve()``
+yields a ``wire.Setup`` the shim only has to validate again.
 """
 
 from __future__ import annotations
 
 import os
 
-from .errors import HakureiError, OpError, ParamsError, SetupError, q
-from .ops import REGISTRY
-from .ops.base import ABS, ABS_LIST, BOOL, INT, STR, Op, check_field
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any
-
-    from .launch import Params
-
-MAGIC = b"HKRI"
-#: 2: ``hostname`` travels as bytes (bin), as the kernel takes it.
-#: 3: ``path`` may be a name (looked up in the program's PATH) or relative;
-#: ``dir_fallback`` lists working directories to try when ``dir`` fails.
-VERSION = 3
-HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
-#: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
-MAX_BODY = 64 << 20
-
-STR_LIST = "str[]"
-INT_LIST = "int[]"
-FLOAT = "float"
-BYTES_OPT = "bytes?"
-HOSTNAME = "hostname"  # str in memory (os.fsdecode'd), bin on the wire
-
-#: uid_t and gid_t are 32 bits, and (uid_t)-1 means "no id" to the kernel:
-#: a container id is 0 <= id < ID_LIMIT.  A larger int would wrap (2**32 is
-#: 0, root inside), so it is an error, never truncated.
-ID_LIMIT = (1 << 32) - 1
-#: The longest adopt-wait and wait-delay, in seconds (one day).  Anything
-#: longer is a typo or an overflow (``inf``, ``1e300``) waiting to happen in
-#: init's deadline arithmetic; a caller who needs longer cancels explicitly.
-MAX_WAIT = 86400
-#: The kernel's HOST_NAME_MAX (``__NEW_UTS_LEN``): sethostname takes 1-64 bytes.
-HOSTNAME_MAX = 64
-#: Largest pid the kernel can hand out (PID_MAX_LIMIT on 64-bit).
-PID_LIMIT = 1 << 22
-#: Largest fd number a warm start may name (fds are C ints).
-FD_LIMIT = 1 << 31
-#: The kernel's PATH_MAX, NUL included: longer program or working-directory
-#: paths fail only inside the container (ENAMETOOLONG), so they are refused here.
-PATH_MAX = 4096
-#: The kernel's MAX_ARG_STRLEN (32 pages), NUL included: a longer argument or
-#: environment entry makes execve fail with E2BIG.
-MAX_ARG_STRLEN = 32 * 4096
-
-#: Every field of the record, in wire order, with its kind.
-FIELDS: tuple[tuple[str, str], ...] = (
-    ("path", STR),
-    ("args", STR_LIST),
-    ("env", STR_LIST),
-    ("dir", ABS),
-    ("dir_fallback", ABS_LIST),
-    ("uid", INT),
-    ("gid", INT),
-    ("host_uid", INT),
-    ("host_gid", INT),
-    ("hostname", HOSTNAME),
-    ("parent_perm", INT),
-    ("retain_session", BOOL),
-    ("host_net", BOOL),
-    ("privileged", BOOL),
-    ("forward_cancel", BOOL),
-    ("host_abstract", BOOL),
-    ("adopt_wait_delay", FLOAT),
-    ("bpf", BYTES_OPT),
-    ("nrules", INT),
-    ("files", INT),
-    ("parent_pid", INT),
-    ("verbose", BOOL),
-    ("fetch", INT_LIST),
+from .errors import OpError, ParamsError, StartError, q
+from .ops import Op
+from .wire import (
+    PATH_MAX,
+    Setup,
+    _size,
+    check_command,
+    check_env_name,
+    check_id,
+    check_wait,
+    hostname_bytes,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
+    from collections.abc import Sequence
+    from typing import Any, TypedDict
 
-class Setup:
-    """Everything init needs, already resolved by the parent."""
+    class ParamsKw(TypedDict, total=False):
+        """``Params``'s keywords, for ``**params: Unpack[ParamsKw]``: a misspelt one fails mypy."""
 
-    __slots__ = (*(n for n, _ in FIELDS), "ops")
+        ops: list[Op] | None
+        env: dict[str, str] | list[str] | None
+        dir: str | list[str] | tuple[str, ...] | None
+        uid: int
+        gid: int
+        hostname: str | bytes
+        seccomp_rules: list[Any] | None
+        seccomp_flags: int
+        seccomp_presets: int
+        seccomp_disable: bool
+        parent_perm: int
+        retain_session: bool
+        host_net: bool
+        privileged: bool
+        forward_cancel: bool
+        adopt_wait_delay: float | None
+        host_abstract: bool
+        verbose: bool
 
-    path: str
-    args: list[str]
-    env: list[str]
-    dir: str
-    dir_fallback: list[str]
-    uid: int
-    gid: int
-    host_uid: int
-    host_gid: int
-    hostname: str
-    parent_perm: int
-    retain_session: bool
-    host_net: bool
-    privileged: bool
-    forward_cancel: bool
-    host_abstract: bool
-    adopt_wait_delay: float
-    bpf: bytes | None
-    nrules: int
-    files: int
-    parent_pid: int
-    verbose: bool
-    fetch: list[int]
-    ops: list[Op]
 
-    def __init__(self, ops: list[Op], **fields: Any) -> None:
-        fields.setdefault("fetch", [])  # only a warm start fills it in
-        fields.setdefault("dir_fallback", [])  # only dir=None or a list of dirs fills it in
-        if isinstance(fields.get("hostname"), bytes):
-            fields["hostname"] = os.fsdecode(fields["hostname"])
-        self.ops = list(ops)
-        for name, _ in FIELDS:
-            setattr(self, name, fields[name])
-        unknown = set(fields) - {n for n, _ in FIELDS}
-        if unknown:
-            raise TypeError(f"unknown setup field {sorted(unknown)[0]}")
-        self.validate()
+def _read_sysctl(name: str) -> int:
+    path = f"/proc/sys/kernel/{name}"
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError) as e:
+        raise StartError(f"read {path}", e) from None
 
-    def validate(self) -> None:
-        """Every check ``Params`` makes, again: a record from elsewhere gets the same answer."""
-        for name, kind in FIELDS:
-            _check(name, kind, getattr(self, name))
-        if not self.args:
-            raise SetupError("args must name at least argv[0]")
-        try:
-            for name in ("uid", "gid", "host_uid", "host_gid"):
-                check_id(name, getattr(self, name))
-            check_wait("adopt_wait_delay", self.adopt_wait_delay)
-            check_command(self.path, self.dir, self.args, self.env, self.dir_fallback)
-        except ParamsError as e:
-            raise SetupError(str(e)) from None
-        if not 0 <= self.parent_pid < PID_LIMIT:
-            raise SetupError(f"bad parent pid {_num(self.parent_pid)}")
-        if not 0 <= self.nrules < FD_LIMIT:
-            raise SetupError(f"bad seccomp rule count {_num(self.nrules)}")
-        if self.files < 0 or self.files > 1024:
-            raise SetupError(f"bad extra file count {self.files}")
-        if not 0 <= self.parent_perm <= 0o7777:
-            raise SetupError(f"bad parent_perm {self.parent_perm:#o}")
-        if self.bpf is not None and (not self.bpf or len(self.bpf) % 8):
-            raise SetupError("seccomp program length is not a multiple of 8")
-        if self.fetch:
-            if len(self.fetch) != 3 + self.files or not self.parent_pid:
-                raise SetupError("fetch must list stdio and every extra file of a watched parent")
-            if min(self.fetch[:3]) < -1 or min(self.fetch[3:], default=0) < 0:
-                raise SetupError("fetch lists a negative fd")
-            if max(self.fetch) >= FD_LIMIT:
-                raise SetupError("fetch lists an fd out of range")
-        for i, op in enumerate(self.ops):
+
+_overflow: dict[str, int] = {}
+
+
+def overflow_id(kind: str) -> int:
+    """/proc/sys/kernel/overflow{uid,gid}, read once: ids < 1 map to it."""
+    if kind not in _overflow:
+        _overflow[kind] = _read_sysctl(f"overflow{kind}")
+    return _overflow[kind]
+
+
+class Params:
+    """Everything that describes a container (Go ``Params``), as the caller gives it.
+
+    ``resolve()`` turns it into the wire ``Setup``: ids < 1 become the
+    overflow ids, the seccomp presets become BPF (cached), the adopt-wait
+    default (5 s) applies when ``adopt_wait_delay`` is left out (None); 0 is no
+    wait at all, and a negative delay counts as 0 (as in Go).  Validation
+    happens here, in the caller's process, so a bad op or path is a clear
+    ``OpError`` before anything is spawned.
+
+    ``path`` is absolute, relative to the working directory (with a ``/``), or
+    a name that init looks up in the container's ``PATH`` (from ``env``).
+    ``dir`` is a path, a list of paths tried in order, or ``None``: the
+    caller's directory if the container has it, else ``HOME``, else ``/``
+    (``params.working_dirs``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        args: list[str] | None = None,
+        *,
+        ops: list[Op] | None = None,
+        env: dict[str, str] | list[str] | None = None,
+        dir: str | list[str] | tuple[str, ...] | None = "/",
+        uid: int = 0,
+        gid: int = 0,
+        hostname: str | bytes = "",
+        seccomp_rules: list[Any] | None = None,
+        seccomp_flags: int = 0,
+        seccomp_presets: int = 0,
+        seccomp_disable: bool = False,
+        parent_perm: int = 0o755,
+        retain_session: bool = False,
+        host_net: bool = False,
+        privileged: bool = False,
+        forward_cancel: bool = False,
+        adopt_wait_delay: float | None = None,
+        host_abstract: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        # A name without "/" is looked up in the container's PATH by init (as
+        # execvp does); a relative path with "/" is relative to the working
+        # directory inside the container.  Only "" names nothing.
+        if not isinstance(path, str) or not path:
+            raise OpError(f"program path {q(str(path))} is empty (give a path or a name)")
+        self.path = path
+        for name, value in (("args", args), ("ops", ops)):
+            if value is not None and not isinstance(value, (list, tuple)):
+                raise ParamsError(f"{name} must be a list, not {type(value).__name__}")
+        self.args = list(args) if args else [path]
+        self.ops = list(ops or [])
+        for op in self.ops:
             if not isinstance(op, Op):
-                raise SetupError(f"invalid op at index {i}")
+                raise OpError(f"not an op: {op!r}")
+            op.validate()  # fields may have been changed since the op was built
+        if env is None:
+            self.env: list[str] = []
+        elif isinstance(env, dict):
+            self.env = env_entries(env)
+        elif isinstance(env, (list, tuple)):
+            self.env = list(env)
+        else:
+            raise ParamsError(f"env must be a dict or a list, not {type(env).__name__}")
+        #: where the program starts: ``dir`` first, then each fallback in turn
+        self.dir, self.dir_fallback = working_dirs(dir, self.env)
+        self.uid = uid
+        self.gid = gid
+        self.hostname = hostname
+        self.seccomp_rules = list(seccomp_rules or [])
+        self.seccomp_flags = seccomp_flags
+        self.seccomp_presets = seccomp_presets
+        self.seccomp_disable = seccomp_disable
+        self.parent_perm = parent_perm
+        self.retain_session = retain_session
+        self.host_net = host_net
+        self.privileged = privileged
+        self.forward_cancel = forward_cancel
+        self.adopt_wait_delay = adopt_wait_delay
+        self.host_abstract = host_abstract
+        self.verbose = verbose
+        check_params(self)  # ParamsError now, in the caller, not an error in init later
 
+    def __str__(self) -> str:
+        argv = "[" + " ".join(q(a) for a in self.args) + "]"
+        return (
+            f"argv: {argv}, filter: {str(not self.seccomp_disable).lower()}, "
+            f"rules: {len(self.seccomp_rules)}, flags: {self.seccomp_flags:#x}, "
+            f"presets: {self.seccomp_presets:#x}"
+        )
 
-def _check(name: str, kind: str, value: object) -> None:
-    if kind == STR_LIST:
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and "\0" not in v for v in value
-        ):
-            raise SetupError(f"{name} must be a list of strings")
-    elif kind == INT_LIST:
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise SetupError(f"{name} must be a list of integers")
-    elif kind == FLOAT:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SetupError(f"{name} must be a number")
-    elif kind == HOSTNAME:
-        if not isinstance(value, str):
-            raise SetupError(f"{name} must be a string")
-        if value:
-            try:
-                hostname_bytes(value)
-            except ParamsError as e:
-                raise SetupError(str(e)) from None
-    elif kind == BYTES_OPT:
-        if value is not None and not isinstance(value, bytes):
-            raise SetupError(f"{name} must be bytes or nil")
-    else:
-        try:
-            check_field("setup", name, kind, value)
-        except HakureiError as e:
-            raise SetupError(str(e).removeprefix("setup: ")) from None
+    def resolve(self, files: int, *, watch_parent: bool = True) -> Setup:
+        """The wire record for a container with ``files`` extra fds.
 
+        ``watch_parent=False`` (parent_pid 0) is for a caller that is the shim
+        itself, the CLI: nobody above it is watched, as with bwrap.
+        """
+        if not self.ops:
+            raise StartError("container: starting an invalid container (no ops)")
+        bpf, nrules = self._seccomp()
+        delay = self.adopt_wait_delay
+        return Setup(
+            self.ops,
+            path=self.path,
+            args=self.args,
+            env=self.env,
+            dir=self.dir,
+            dir_fallback=self.dir_fallback,
+            uid=self.uid if self.uid >= 1 else overflow_id("uid"),
+            gid=self.gid if self.gid >= 1 else overflow_id("gid"),
+            host_uid=os.getuid(),
+            host_gid=os.getgid(),
+            hostname=self.hostname,
+            parent_perm=self.parent_perm or 0o755,
+            retain_session=self.retain_session,
+            host_net=self.host_net,
+            privileged=self.privileged,
+            forward_cancel=self.forward_cancel,
+            host_abstract=self.host_abstract,
+            adopt_wait_delay=5.0 if delay is None else max(float(delay), 0.0),
+            bpf=bpf,
+            nrules=nrules,
+            files=files,
+            parent_pid=os.getpid() if watch_parent else 0,
+            verbose=self.verbose,
+        )
 
-def _num(value: int | float) -> str:
-    """A number for a message; a 5000-digit int is neither readable nor printable."""
-    if isinstance(value, int) and not -(10**30) < value < 10**30:
-        return "(a huge number)"
-    return repr(value)
+    def _seccomp(self) -> tuple[bytes | None, int]:
+        if self.seccomp_disable:
+            return None, 0
+        from . import seccomp
 
-
-def _size(text: str) -> int:
-    """Bytes ``text`` takes as a C string (an upper bound for surrogate escapes)."""
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def check_id(name: str, value: object) -> None:
-    """A uid or gid: an int in ``0 <= id < 2**32 - 1`` (``ParamsError`` otherwise)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ParamsError(f"{name} must be an integer, not {type(value).__name__}")
-    if not 0 <= value < ID_LIMIT:
-        raise ParamsError(f"{name} {_num(value)} is out of range (0 to {ID_LIMIT - 1})")
-
-
-def check_wait(name: str, value: object, *, negative_ok: bool = False) -> None:
-    """A delay in seconds: a finite number, at most ``MAX_WAIT``, not negative unless allowed.
-
-    The comparisons also reject NaN (every comparison with it is false) and
-    never convert a huge int to float (which would raise OverflowError).
-    """
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ParamsError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    low = -MAX_WAIT if negative_ok else 0
-    if not low <= value <= MAX_WAIT:
-        raise ParamsError(f"{name} {_num(value)} is out of range (0 to {MAX_WAIT} seconds, finite)")
-
-
-def hostname_bytes(value: str | bytes) -> bytes:
-    """The bytes sethostname gets: 1-64, no NUL; any other byte is the kernel's business.
-
-    A str is encoded as the OS would (``os.fsencode``): a non-UTF-8 name from
-    the command line arrives as surrogate escapes and leaves as its bytes.
-    """
-    if isinstance(value, str):
-        try:
-            raw = os.fsencode(value)
-        except UnicodeEncodeError:
-            raise ParamsError(f"hostname {q(value)} cannot be encoded") from None
-    elif isinstance(value, bytes):
-        raw = value
-    else:
-        raise ParamsError(f"hostname must be a string, not {type(value).__name__}")
-    if not 1 <= len(raw) <= HOSTNAME_MAX:
-        raise ParamsError(f"hostname {q(raw)} is {len(raw)} bytes (want 1 to {HOSTNAME_MAX})")
-    if b"\0" in raw:
-        raise ParamsError(f"hostname {q(raw)} contains NUL")
-    return raw
-
-
-def check_env_name(name: object) -> None:
-    """An environment variable's name: non-empty, no ``=``, no NUL."""
-    if not isinstance(name, str):
-        raise ParamsError(f"environment variable name must be a string, not {type(name).__name__}")
-    if not name or "=" in name or "\0" in name:
-        raise ParamsError(f"environment variable name {q(name)} is empty or has '=' or NUL")
-
-
-def check_env_entry(entry: object) -> None:
-    """A ``NAME=VALUE`` entry: a valid name, then a value without NUL."""
-    if not isinstance(entry, str):
-        raise ParamsError(f"environment entry must be a string, not {type(entry).__name__}")
-    name, eq, value = entry.partition("=")
-    if not eq:
-        raise ParamsError(f"environment entry {q(entry)} has no '='")
-    check_env_name(name)
-    if "\0" in value:
-        raise ParamsError(f"environment variable {q(name)}: value contains NUL")
+        return seccomp.filter_for(
+            presets=self.seccomp_presets,
+            flags=self.seccomp_flags,
+            rules=self.seccomp_rules or None,
+            retain_session=self.retain_session,
+            disable=False,
+        )
 
 
 def env_entries(env: dict[str, str]) -> list[str]:
@@ -308,36 +246,6 @@ def check_params(p: Params) -> None:
             raise ParamsError(f"{name} must be a non-negative integer")
     if p.parent_perm > 0o7777:
         raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
-
-
-def check_command(
-    path: str, dir: str, args: list[str], env: list[str], dir_fallback: Sequence[str] = ()
-) -> None:
-    """What execve and chdir would refuse inside the container, refused here instead:
-    an empty program path, NUL, a path over PATH_MAX, an argument or environment
-    entry over MAX_ARG_STRLEN, a malformed environment entry."""
-    if not path:
-        raise ParamsError('program path "" is empty (give a path or a name)')
-    dirs = [("working directory", d) for d in (dir, *dir_fallback)]
-    for what, text in (("program path", path), *dirs):
-        if "\0" in text:
-            raise ParamsError(f"{what} {q(text)} contains NUL")
-        if _size(text) >= PATH_MAX:
-            raise ParamsError(f"{what} is {_size(text)} bytes (PATH_MAX is {PATH_MAX})")
-    for i, arg in enumerate(args):
-        if not isinstance(arg, str) or "\0" in arg:
-            what = q(arg) if isinstance(arg, str) else type(arg).__name__
-            raise ParamsError(f"argument {i} ({what}) must be a string without NUL")
-        if _size(arg) >= MAX_ARG_STRLEN:
-            raise ParamsError(f"argument {i} is {_size(arg)} bytes (at most {MAX_ARG_STRLEN - 1})")
-    for entry in env:
-        check_env_entry(entry)
-        if _size(entry) >= MAX_ARG_STRLEN:
-            name = q(entry.partition("=")[0])
-            limit = MAX_ARG_STRLEN - 1
-            raise ParamsError(
-                f"environment variable {name} is {_size(entry)} bytes (at most {limit})"
-            )
 
 
 def working_dirs(dir: str | Sequence[str] | None, env: list[str]) -> tuple[str, list[str]]:
@@ -386,113 +294,4 @@ def _usable_dir(path: str) -> bool:
     return True
 
 
-def encode(setup: Setup) -> bytes:
-    """The framed bytes the parent writes to the setup pipe."""
-    body: dict[str, Any] = {name: getattr(setup, name) for name, _ in FIELDS}
-    body["hostname"] = os.fsencode(setup.hostname)
-    body["version"] = VERSION
-    body["ops"] = [[op.TAG, op.to_wire()] for op in setup.ops]
-    import msgpack  # here, not at the top: the CLI is its own shim and never encodes
-
-    try:
-        raw: bytes = msgpack.packb(body, use_bin_type=True)
-    except UnicodeEncodeError as e:
-        # Text travels as UTF-8; the CLI (its own shim) passes any bytes, the
-        # library only text.  Name the value rather than show a traceback.
-        raise SetupError(f"{q(e.object[e.start : e.end])} in a setup value is not UTF-8") from None
-    if len(raw) > MAX_BODY:
-        raise SetupError(f"setup record of {len(raw)} bytes exceeds {MAX_BODY}")
-    return MAGIC + VERSION.to_bytes(2, "big") + len(raw).to_bytes(4, "big") + raw
-
-
-def decode(frame: bytes) -> Setup:
-    """Parse and validate one framed record; any defect is a SetupError."""
-    if len(frame) < HEADER_LEN:
-        raise SetupError(f"truncated header ({len(frame)} of {HEADER_LEN} bytes)")
-    _check_header(frame[:HEADER_LEN])
-    length = int.from_bytes(frame[6:10], "big")
-    body = frame[HEADER_LEN:]
-    if len(body) != length:
-        raise SetupError(f"body is {len(body)} bytes, header says {length}")
-    return _decode_body(body)
-
-
-def _check_header(header: bytes) -> int:
-    if header[:4] != MAGIC:
-        raise SetupError("bad magic: not a hakurei setup stream")
-    version = int.from_bytes(header[4:6], "big")
-    if version != VERSION:
-        raise SetupError(f"unsupported protocol version {version} (want {VERSION})")
-    length = int.from_bytes(header[6:10], "big")
-    if length > MAX_BODY:
-        raise SetupError(f"body of {length} bytes exceeds the {MAX_BODY}-byte limit")
-    return length
-
-
-def _decode_body(body: bytes) -> Setup:
-    import msgpack
-
-    try:
-        rec = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
-    except Exception as e:  # msgpack raises several unrelated types for bad input
-        raise SetupError(f"malformed msgpack body: {type(e).__name__}") from None
-    if not isinstance(rec, dict):
-        raise SetupError("record is not a map")
-    if rec.get("version") != VERSION:
-        raise SetupError(f"record version {rec.get('version')!r} is not {VERSION}")
-    names = {n for n, _ in FIELDS} | {"version", "ops"}
-    for key in rec:
-        if key not in names:
-            raise SetupError(f"unknown field {key!r}")
-    for name in names:
-        if name not in rec:
-            raise SetupError(f"missing field {name!r}")
-    raw_ops = rec["ops"]
-    if not isinstance(raw_ops, list):
-        raise SetupError("ops must be a list")
-    ops: list[Op] = []
-    for i, item in enumerate(raw_ops):
-        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
-            raise SetupError(f"op at index {i} is not a [tag, fields] pair")
-        cls = REGISTRY.get(item[0])
-        if cls is None:
-            raise SetupError(f"unknown op type {item[0]!r} at index {i}")
-        try:
-            ops.append(cls.from_wire(item[1]))
-        except HakureiError as e:
-            raise SetupError(f"invalid op at index {i}: {e}") from None
-    fields = {n: rec[n] for n, _ in FIELDS}
-    if not isinstance(fields["hostname"], bytes):
-        raise SetupError("hostname must be bytes")
-    return Setup(ops, **fields)
-
-
-def read_setup(fd: int) -> Setup:
-    """Read exactly one framed record from ``fd``, then require end of stream."""
-    header = _read_exact(fd, HEADER_LEN, "header")
-    length = _check_header(header)
-    body = _read_exact(fd, length, "body")
-    if _read(fd, 1):
-        raise SetupError("trailing data after the setup record")
-    return _decode_body(body)
-
-
-def _read(fd: int, n: int) -> bytes:
-    try:
-        return os.read(fd, n)
-    except OSError as e:
-        if e.errno == 9:  # EBADF
-            raise SetupError("invalid setup descriptor") from None
-        raise SetupError(f"cannot read setup pipe: {e.strerror}") from None
-
-
-def _read_exact(fd: int, n: int, what: str) -> bytes:
-    chunks = []
-    got = 0
-    while got < n:
-        chunk = _read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            raise SetupError(f"truncated setup stream: {what} has {got} of {n} bytes")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+__all__ = ["Params", "env_entries", "overflow_id", "working_dirs"]

@@ -64,7 +64,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from ..params import Setup
+    from ..wire import Setup
 
 KERNEL_TOO_OLD = "hakurei needs Linux 5.12 or later"
 

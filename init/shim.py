@@ -21,7 +21,7 @@ import os
 import select
 
 from ..errors import EXIT_SETUP, HakureiError, SetupError, describe, safe_line
-from ..params import Setup, read_setup
+from ..wire import Setup, read_setup
 from . import init as _init
 from .kernel import (
     CLONE_NEWCGROUP,
@@ -140,7 +140,13 @@ def status_of(wait_status: int) -> int:
     return 255
 
 
-def main() -> NoReturn:
+def main(watch: tuple[int, int] | None = None) -> NoReturn:
+    """The shim entry: read the record from ``HAKUREI_SETUP``'s fd and run the container.
+
+    ``watch`` is (pid, pidfd) of the caller when this shim is a fork-server
+    child (init/forkserver.py): the caller is not our parent then, and the
+    server opened the pidfd while it was.
+    """
     global _report
     k = Kernel()
     _report = report_channel(os.environ)
@@ -159,7 +165,7 @@ def main() -> NoReturn:
         os.close(_report)
         _report = above
     try:
-        run(k, setup, extra)
+        run(k, setup, extra, watch=watch)
     except HakureiError as e:
         fail(str(e), e.status)
     except Exception as e:
@@ -224,19 +230,33 @@ def run(
     extra: list[int],
     report: Report | None = None,
     term: Terminal | None = None,
+    *,
+    watch: tuple[int, int] | None = None,
 ) -> NoReturn:
 
     # Watch the parent before anything else: if it is gone already (we were
     # reparented), there is nobody to serve.  parent_pid 0 means the caller
     # is the shim itself (the CLI) and nobody is watched, as with bwrap.
+    # A fork-server child watches the server's caller through the pidfd the
+    # server opened (``watch``); its own parent, the server, it outlives
+    # never (pdeathsig, set by the server's fork).
     parent = None
-    if setup.parent_pid:
+    if watch is not None:
+        if setup.parent_pid != watch[0]:
+            raise SetupError(
+                f"the setup names parent {setup.parent_pid}, but this fork server serves {watch[0]}"
+            )
+        parent = watch[1]
+    elif setup.parent_pid:
         try:
             parent = k.pidfd_open(setup.parent_pid)
         except OSError as e:
             raise SetupError(f"cannot watch parent {setup.parent_pid}: {describe(e)}") from None
         if os.getppid() != setup.parent_pid:
             raise SetupError(f"parent {setup.parent_pid} is not this process's parent (it exited?)")
+    if setup.verbose:  # which way this container started (-v, and the library's verbose)
+        how = "a cold spawn" if setup.parent_pid else "the calling process itself"
+        _init.say(f"shim: {'forked by the fork server' if watch else how}")
     if setup.fetch:
         assert parent is not None  # Setup.validate: fetch needs a watched parent
         take_fds(k, parent, setup.fetch, [0, 1, 2, *extra])

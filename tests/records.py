@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hakurei.ops import Op
-from hakurei.params import Setup
+from hakurei.wire import Setup
 
 DEFAULTS: dict[str, Any] = {
     "path": "/bin/true",

@@ -45,7 +45,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..params import Setup
+    from ..wire import Setup
 
 FS = "filesystem (in command-line order; --size/--perms apply to the next op only)"
 PROCESS = "process"
@@ -461,8 +461,9 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
     a = parse_exec(argv)
     if a is None:
         return None
-    from .. import launch, profile
-    from ..params import check_env_name, check_id, check_wait, hostname_bytes
+    from .. import params as _params
+    from .. import profile
+    from ..wire import check_env_name, check_id, check_wait, hostname_bytes
     from ._table import filter_settings
 
     if "--share-net" in a.flags and "--unshare-net" in a.flags:
@@ -510,7 +511,7 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         elif edit[1] in os.environ:  # keep
             env[edit[1]] = os.environ[edit[1]]
     disable, presets, flags, rules = filter_settings(a)
-    params = launch.Params(
+    params = _params.Params(
         a.program,
         [a.program, *a.args],
         ops=ops,

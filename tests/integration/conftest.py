@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from hakurei.errors import StartError
-from hakurei.launch import Completed, run_sync
 from hakurei.ops import Ops
 from hakurei.ops._mountinfo import Entry, parse
 from hakurei.profile import default_env, default_ops
+from hakurei.results import Completed
+from hakurei.sync import run_sync
 
 #: Debian's interpreter, visible inside the default profile through /usr.
 PY = "/usr/bin/python3"
@@ -52,6 +53,39 @@ def processes_with(marker: str, *, skip: bytes | None = None) -> list[int]:
         if marker.encode() in cmdline and (skip is None or skip not in cmdline):
             found.append(int(pid))
     return found
+
+
+def children(pid: int) -> list[int]:
+    """The live and zombie children of ``pid``, from every thread's children list."""
+    kids: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.extend(int(k) for k in f.read().split())
+        except FileNotFoundError:
+            pass  # the thread exited
+    return kids
+
+
+def comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def nothing_left_running() -> None:
+    """No zombie child and no child of ours but this process's fork server, itself idle.
+
+    The server (``hakurei-forksrv``) lives as long as we do; the shims it
+    forked must all be reaped by the time a container's status reached us.
+    """
+    try:
+        zombie, _ = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return  # no children at all (the cold path, or no server yet)
+    assert zombie == 0, f"unreaped child {zombie}"
+    for kid in children(os.getpid()):
+        assert comm(kid) == "hakurei-forksrv", f"child {kid} ({comm(kid)}) still runs"
+        assert children(kid) == [], f"the fork server still has children {children(kid)}"
 
 
 def run(cmd: Sequence[str], ops: Ops | None = None, **kw: Any) -> Completed:

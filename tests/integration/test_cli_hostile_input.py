@@ -366,7 +366,7 @@ runpy.run_path(script, run_name="__main__")
     "module",
     [
         "hakurei.errors",  # while the console script imports hakurei.cli: before main's try
-        "hakurei.launch",  # inside main, before anything is spawned
+        "hakurei.params",  # inside main, before anything is spawned
         "hakurei.seccomp",
         "hakurei.init.shim",
     ],

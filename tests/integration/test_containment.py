@@ -48,9 +48,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from hakurei.errors import HakureiError
-from hakurei.launch import run_sync
 from hakurei.ops import BIND_WRITABLE, Ops
 from hakurei.profile import default_env
+from hakurei.sync import run_sync
 
 from conftest import base_ops
 

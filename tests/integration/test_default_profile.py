@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hakurei.launch import run_sync
 from hakurei.ops import BIND_WRITABLE, Ops, Remount
 from hakurei.profile import PROFILES, default_profile, none_profile
+from hakurei.sync import run_sync
 
 from conftest import ok, run
 

@@ -79,7 +79,7 @@ def test_writable_bind_of_the_same_tree_does_write_through(shm_name: str) -> Non
 
 NESTED = r"""
 import sys
-from hakurei.launch import run_sync
+from hakurei.sync import run_sync
 from hakurei.ops import Ops, BIND_DEVICE, BIND_WRITABLE
 ops = Ops().bind("/usr", "/usr")
 for top in sys.argv[1:]:

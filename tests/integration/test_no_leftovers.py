@@ -40,13 +40,17 @@ CALLER = r"""
 import os, sys
 import hakurei
 from hakurei.profile import default_env, default_ops
-mode, argv = sys.argv[1], sys.argv[2:]
-kw = dict(ops=default_ops(), env=default_env(), uid=os.getuid(), gid=os.getgid())
-if mode == "run_sync":
-    status = hakurei.run_sync(argv[0], argv, **kw).returncode
-else:
-    import trio
-    status = trio.run(lambda: hakurei.run(argv[0], argv, **kw)).returncode
+mode, spawner, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+kw = dict(ops=default_ops(), env=default_env(), uid=os.getuid(), gid=os.getgid(),
+          fork_server=spawner == "server")
+try:
+    if mode == "run_sync":
+        status = hakurei.run_sync(argv[0], argv, **kw).returncode
+    else:
+        import trio
+        status = trio.run(lambda: hakurei.run(argv[0], argv, **kw)).returncode
+except hakurei.ServerLostError:
+    status = "lost"
 print(status, flush=True)
 """
 
@@ -110,10 +114,19 @@ class Container:
     def __init__(self, top: int, shim_is_top: bool, nonce: str) -> None:
         self.nonce = nonce
 
+        #: the caller's fork server, if the shim is its child
+        self.server: int | None = None
+
         def shim() -> int | None:
             if shim_is_top:
                 return top if comm(top) == "hakurei-shim" else None
-            return next((c for c in children(top) if comm(c) == "hakurei-shim"), None)
+            for c in children(top):
+                if comm(c) == "hakurei-forksrv":
+                    self.server = c
+                    return next((s for s in children(c) if comm(s) == "hakurei-shim"), None)
+                if comm(c) == "hakurei-shim":
+                    return c
+            return None
 
         self.shim = poll_until("the shim", shim)
         self.init = poll_until(
@@ -133,6 +146,8 @@ class Container:
         self.pidns = os.readlink(f"/proc/{self.program[0]}/ns/pid")
         assert self.pidns != os.readlink("/proc/self/ns/pid")
         self.pids = [top, self.shim, self.init, *self.program]
+        if self.server is not None:
+            self.pids.append(self.server)
         self.pidfds = {os.pidfd_open(p): p for p in set(self.pids)}
 
     def close(self) -> None:
@@ -218,22 +233,51 @@ def kill_and_check(
     """SIGKILL ``victim``; ``top`` must end with ``status`` (negative: killed) and nothing left."""
     c = Container(top.pid, shim_is_top, nonce)
     try:
-        target = {"shim": c.shim, "init": c.init, "caller": top.pid, "cli": top.pid}[victim]
+        target = {
+            "shim": c.shim,
+            "init": c.init,
+            "caller": top.pid,
+            "cli": top.pid,
+            "server": c.server,
+        }[victim]
+        assert target is not None, f"no {victim} to kill"
         os.kill(target, signal.SIGKILL)
         assert top.wait(timeout=DEADLINE) == status
+        if victim != "caller" and c.server is not None:
+            c.pids.remove(c.server)  # it rightly lives on with its caller, until the caller exits
         c.assert_nothing_left()
     finally:
         c.close()
 
 
-@pytest.mark.parametrize("victim", ["shim", "init", "caller"])
+@pytest.mark.parametrize(
+    ("spawner", "victim"),
+    [
+        ("server", "shim"),
+        ("server", "init"),
+        ("server", "caller"),
+        ("server", "server"),
+        ("cold", "shim"),
+        ("cold", "init"),
+        ("cold", "caller"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["run_sync", "trio"])
-def test_library_container_leaves_nothing_after_sigkill(mode: str, victim: str) -> None:
-    """The caller sees the container die by SIGKILL (status 137) and is itself fine."""
+def test_library_container_leaves_nothing_after_sigkill(
+    mode: str, spawner: str, victim: str
+) -> None:
+    """The caller sees the container die by SIGKILL (status 137) and is itself fine.
+
+    Through the fork server and through a cold spawn.  The fork server
+    SIGKILLed takes its containers with it, and the caller gets
+    ``ServerLostError``; the caller SIGKILLed takes the server too.
+    """
     nonce = str(uuid.uuid4().int)[:12]
     # A file, not a pipe: a leftover holding a pipe would only show as a hang.
     with tempfile.TemporaryFile() as out:
-        caller = subprocess.Popen([sys.executable, "-c", CALLER, mode, *program(nonce)], stdout=out)
+        caller = subprocess.Popen(
+            [sys.executable, "-c", CALLER, mode, spawner, *program(nonce)], stdout=out
+        )
         try:
             kill_and_check(caller, False, nonce, victim, -9 if victim == "caller" else 0)
         finally:
@@ -241,7 +285,8 @@ def test_library_container_leaves_nothing_after_sigkill(mode: str, victim: str) 
                 caller.kill()
                 caller.wait()
         out.seek(0)
-        assert out.read() == (b"" if victim == "caller" else b"137\n")
+        said = {"caller": b"", "server": b"lost\n"}.get(victim, b"137\n")
+        assert out.read() == said
 
 
 @pytest.mark.parametrize("victim", ["cli", "init"])

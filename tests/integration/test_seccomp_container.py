@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from hakurei import seccomp as sc
-from hakurei.launch import Completed
 from hakurei.ops import Ops
+from hakurei.results import Completed
 
 from conftest import PY, base_ops, run
 from test_seccomp_direct import CUSTOM, WITNESS_CONFIGS, _check

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from hakurei.cli import OP_OPTIONS, VALUE_OPTIONS, exec_setup
 from hakurei.errors import HakureiError, OpError
-from hakurei.launch import Params
 from hakurei.ops import REGISTRY, Ops
-from hakurei.params import Setup
+from hakurei.params import Params
+from hakurei.wire import Setup
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -26,9 +26,9 @@ import pytest
 from hakurei.errors import EXIT_SETUP, MountError, PathError
 from hakurei.init import init as init_mod
 from hakurei.init.init import HANDLED, Fatal, Init, LateImportBlocker
-from hakurei.launch import init_argv
 from hakurei.ops import Link, Mkdir, Op, Proc, Tmpfs
-from hakurei.params import Setup
+from hakurei.spawn import init_argv
+from hakurei.wire import Setup
 
 import records
 from fakekernel import Call, FakeKernel, call
@@ -936,7 +936,7 @@ from hakurei import errors as E
 from hakurei.init.init import Fatal, Init, LateImportBlocker, say
 from hakurei.init.kernel import Kernel
 from hakurei.ops import REGISTRY, Ops
-from hakurei.params import Setup
+from hakurei.wire import Setup
 
 
 class Replay(Kernel):

@@ -20,7 +20,7 @@ import pytest
 
 from hakurei.errors import EXIT_NOEXEC, EXIT_NOTFOUND, EXIT_SETUP, PathError, ProgramError
 from hakurei.init.init import DEFAULTED, HANDLED, Init
-from hakurei.params import Setup
+from hakurei.wire import Setup
 
 import records
 from fakekernel import FakeKernel, call

@@ -8,8 +8,8 @@ import pytest
 
 from hakurei import seccomp as sc
 from hakurei.errors import OpError, StartError
-from hakurei.launch import Params, overflow_id
 from hakurei.ops import Ops
+from hakurei.params import Params, overflow_id
 
 OPS = Ops().bind("/usr", "/usr")
 

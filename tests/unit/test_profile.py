@@ -8,9 +8,8 @@ import pwd
 import pytest
 
 from hakurei.errors import HakureiError, OpError
-from hakurei.launch import Params
 from hakurei.ops import Ops, Remount, Tmpfs
-from hakurei.params import working_dirs
+from hakurei.params import Params, working_dirs
 from hakurei.profile import account, default_env, default_profile, none_profile
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from hakurei.errors import SetupError
 from hakurei.ops import REGISTRY, Ops
-from hakurei.params import (
+from hakurei.wire import (
     FIELDS,
     HEADER_LEN,
     MAGIC,

@@ -13,7 +13,7 @@ import msgpack
 import pytest
 
 from hakurei.errors import SetupError
-from hakurei.params import HEADER_LEN, MAGIC, VERSION, decode, encode
+from hakurei.wire import HEADER_LEN, MAGIC, VERSION, decode, encode
 
 import records
 

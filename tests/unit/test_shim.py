@@ -22,7 +22,7 @@ import pytest
 from hakurei.errors import SetupError
 from hakurei.init.shim import receive, status_of, write_maps
 from hakurei.ops import Ops
-from hakurei.params import Setup, encode
+from hakurei.wire import Setup, encode
 
 import records
 from fakekernel import Call, FakeKernel, call

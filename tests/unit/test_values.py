@@ -30,10 +30,10 @@ from hakurei.errors import (
     safe_line,
     show,
 )
-from hakurei.launch import Params
 from hakurei.ops import Ops, Place
 from hakurei.ops.place import MAX_DATA
-from hakurei.params import (
+from hakurei.params import Params
+from hakurei.wire import (
     HEADER_LEN,
     ID_LIMIT,
     MAGIC,
@@ -191,7 +191,7 @@ def closed_file() -> object:
 def test_bad_stdio_or_extra_file_is_a_params_error_before_the_spawn(
     where: str, bad: object
 ) -> None:
-    from hakurei.launch import run_sync
+    from hakurei.sync import run_sync
 
     kw: dict[str, Any] = {"extra_files": [bad]} if where == "extra_files" else {where: bad}
     with pytest.raises(ParamsError, match=r"not an open file|out of range|not bool"):

@@ -14,7 +14,7 @@ import pytest
 
 from hakurei.errors import SetupError
 from hakurei.ops import Bind, Mkdir, Tmpfs
-from hakurei.params import HEADER_LEN, MAGIC, VERSION, Setup, decode, encode, read_setup
+from hakurei.wire import HEADER_LEN, MAGIC, VERSION, Setup, decode, encode, read_setup
 
 import records
 

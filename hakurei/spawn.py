@@ -1,0 +1,164 @@
+"""Spawners: how a container's shim comes to exist, blocked on its setup socket.
+
+Two ways, one result (a ``process.Process``):
+
+* **cold**: ``posix_spawn`` a fresh interpreter on the shim (``init_argv``):
+  vfork+exec, safe from any thread, with nothing between spawn and exec that
+  may take a lock (the parent may be a threaded trio program).  Costs an
+  interpreter start and the init path's imports (~20 ms) per container.
+* **fork server** (``forkserver.py``, the default): this process's server,
+  started once with everything imported, forks the shim on request.
+
+``spawn()`` chooses: the server unless ``fork_server=False`` or
+``HAKUREI_FORKSERVER=0``, and the cold path whenever the server cannot be had
+(it could not start, or the request cannot travel through it).
+
+The shim's fds are laid out like the Go original's: 0-2 stdio (None →
+/dev/null), 3 the setup socket, 4.. the extra files.  A cold shim's
+environment is only ``HAKUREI_SETUP=3``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+
+from .errors import ParamsError, StartError, describe
+from .process import Process
+from .wire import FD_LIMIT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .results import Stdio
+
+SETUP_FD = 3
+
+#: Runs the shim without runpy or site (5-25 ms saved per container); the
+#: directories that hold hakurei and its init-side dependencies follow as argv.
+_INIT_CODE = "import sys;sys.path[0:0]=sys.argv[1:];from hakurei.init.shim import main;main()"
+
+_argv: list[str] = []
+
+
+def init_argv(code: str = _INIT_CODE) -> list[str]:
+    """The interpreter command line that runs ``code`` on the init path (``-I -S``).
+
+    The directories holding hakurei, msgpack and _prctl follow as argv, for
+    ``code`` to put on ``sys.path`` (``-S`` leaves site-packages out).
+    """
+    if not _argv:
+        import _prctl
+        import msgpack
+
+        dirs: list[str] = []
+        for mod_file in (__file__, msgpack.__file__, _prctl.__file__):
+            assert mod_file is not None
+            d = os.path.dirname(os.path.abspath(mod_file))
+            if mod_file != _prctl.__file__:
+                d = os.path.dirname(d)  # a package: its parent is the sys.path entry
+            if d not in dirs:
+                dirs.append(d)
+        _argv.extend(dirs)
+    return [sys.executable, "-I", "-S", "-c", code, *_argv]
+
+
+def _fileno(f: Stdio) -> int | None:
+    """The fd behind a stdio or extra-file value; anything else is a ParamsError.
+
+    Checked before the spawn: a negative or huge int, or an object without a
+    working ``fileno()``, would otherwise surface as ValueError, OverflowError
+    or AttributeError from deep inside posix_spawn's file actions.
+    """
+    if f is None:
+        return None
+    if isinstance(f, bool):
+        raise ParamsError("a file must be an fd or a file object, not bool")
+    if isinstance(f, int):
+        fd = f
+    else:
+        try:
+            fd = f.fileno()
+        except (AttributeError, OSError, ValueError) as e:
+            raise ParamsError(f"{type(f).__name__} is not an open file: {describe(e)}") from None
+        if not isinstance(fd, int) or isinstance(fd, bool):
+            raise ParamsError(f"{type(f).__name__}.fileno() did not return an int")
+    if not 0 <= fd < FD_LIMIT:
+        shown = fd if abs(fd) < 1 << 64 else "(huge)"
+        raise ParamsError(f"file descriptor {shown} is out of range (0 to 2**31-1)")
+    return fd
+
+
+def stdio_fds(stdin: Stdio, stdout: Stdio, stderr: Stdio, extra: Any) -> list[int | None]:
+    """The fds the shim gets as 0, 1, 2, 4, 5, ... (None: /dev/null), checked."""
+    return [_fileno(stdin), _fileno(stdout), _fileno(stderr), *(_fileno(f) for f in extra)]
+
+
+def socketpair() -> tuple[int, int]:
+    """A close-on-exec stream socketpair: (ours, the shim's setup fd)."""
+    import _socket  # not at module level: the CLI is its own shim and never needs it
+
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    return ours.detach(), theirs.detach()
+
+
+def cold(fds: list[int | None]) -> Process:
+    """posix_spawn a shim with ``fds`` (``stdio_fds``) laid out around its setup socket."""
+    w, r = socketpair()
+    sources = [*fds[:3], r, *fds[3:]]
+    staged: list[int] = []
+    try:
+        # Stage every source above the highest target so the child's dup2
+        # sequence can never overwrite a source it still needs.
+        actions: list[tuple[Any, ...]] = []
+        for target, src in enumerate(sources):
+            if src is None:
+                actions.append((os.POSIX_SPAWN_OPEN, target, "/dev/null", os.O_RDWR, 0))
+                continue
+            stage = fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, len(sources))
+            staged.append(stage)
+            actions.append((os.POSIX_SPAWN_DUP2, stage, target))
+        argv = init_argv()
+        try:
+            pid = os.posix_spawn(
+                argv[0],
+                argv,
+                {"HAKUREI_SETUP": str(SETUP_FD)},
+                file_actions=actions,
+                setsigmask=(),
+            )
+        except OSError as e:
+            raise StartError("start container init", e) from None
+    except BaseException:
+        os.close(w)
+        raise
+    finally:
+        for fd in (r, *staged):
+            os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    return Process(pid, pidfd, w, pidfd)
+
+
+def spawn(
+    stdin: Stdio = None,
+    stdout: Stdio = None,
+    stderr: Stdio = None,
+    extra: Any = (),
+    *,
+    fork_server: bool | None = None,
+) -> Process:
+    """A shim for one container, blocked on its setup socket (see the module docstring)."""
+    fds = stdio_fds(stdin, stdout, stderr, extra)
+    from . import forkserver
+
+    if forkserver.enabled() if fork_server is None else fork_server:
+        try:
+            return forkserver.spawn(fds)
+        except forkserver.Unavailable:
+            pass  # the cold path below says what is wrong, if anything is
+    return cold(fds)
+
+
+__all__ = ["SETUP_FD", "cold", "init_argv", "spawn", "stdio_fds"]
