@@ -114,9 +114,12 @@ class _Server:
             raise ServerLostError("send to the fork server", e) from None
         # Blocking: the answer is a fork away.  A server that dies closes its
         # end, so this returns end of stream rather than waiting forever.
-        data, anc, _, _ = self.sock.recvmsg(
-            4096, _socket.CMSG_SPACE(2 * 4), _socket.MSG_CMSG_CLOEXEC
-        )
+        try:
+            data, anc, _, _ = self.sock.recvmsg(
+                4096, _socket.CMSG_SPACE(2 * 4), _socket.MSG_CMSG_CLOEXEC
+            )
+        except OSError as e:  # ECONNRESET: it died with our request unread
+            raise ServerLostError("hear from the fork server", e) from None
         got: list[int] = []
         for level, kind, payload in anc:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:

@@ -10,7 +10,8 @@
 #      unreadable to that user), byte-compiles it, and copies tests/ beside it;
 #   2. lints: ruff check, ruff format --check, mypy --strict -p hakurei;
 #   3. runs every test not marked `root` as an ordinary user (hakurei-test,
-#      created if missing, when run as root; else the current user);
+#      created if missing, when run as root; else the current user), then the
+#      integration tests again with library starts cold (HAKUREI_FORKSERVER=0);
 #   4. runs the tests marked `root` as root, if there are any.
 # Every phase runs even if an earlier one failed; the exit status is non-zero
 # if any failed.  pytest's exit 5 (no tests ran) is a failure in phase 3.
@@ -21,6 +22,7 @@
 #                reinstalled into it); it must be usable by the test user
 #   HK_KEEP=1    keep the temp dir for inspection
 #   HK_PHASE_TIMEOUT  seconds a pytest phase may take before it is killed (900)
+#   HK_COLD_PHASE=0   skip the cold-start rerun of the integration tests
 set -euo pipefail
 umask 022
 
@@ -198,6 +200,21 @@ rc=0
 	"${pytest_cmd[@]}" "${pytest_common[@]}" -m "not root" --junitxml="$RESULTS/user.xml" \
 	"${extra_args[@]}") || rc=$?
 record "pytest as $TEST_USER" "$(pytest_status "$rc" "$start")"
+
+# The library starts containers through a per-process fork server by default;
+# the cold spawn is its fallback and opt-out.  Every integration test must
+# pass both ways, so the integration tests run again with the server off.
+if [[ ${HK_COLD_PHASE:-1} == 1 ]]; then
+	log "pytest as $TEST_USER: integration tests with cold starts (HAKUREI_FORKSERVER=0)"
+	cold_args=("${extra_args[@]}")
+	((${#cold_args[@]})) || cold_args=(tests/integration)
+	start=$SECONDS
+	rc=0
+	(cd "$SUITE" && as_user timeout -k 30 "$PHASE_TIMEOUT" "${user_env[@]}" HAKUREI_FORKSERVER=0 \
+		"${pytest_cmd[@]}" "${pytest_common[@]}" -m "not root" --junitxml="$RESULTS/cold.xml" \
+		"${cold_args[@]}") || rc=$?
+	record "pytest, cold starts" "$(pytest_status "$rc" "$start")"
+fi
 
 log "pytest as root: tests marked root"
 if ((EUID == 0)); then

@@ -71,6 +71,10 @@ import json, os, resource, signal, sys
 
 mode, probe, args, env = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 uid, gid, umask, nofile, core = map(int, sys.argv[5:10])
+if mode == "prestarted":  # the fork server starts first: all that follows must travel to it
+    import hakurei
+    assert hakurei.prestart()
+    mode = "run_sync"
 os.umask(umask)
 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 resource.setrlimit(resource.RLIMIT_CORE, (core, resource.getrlimit(resource.RLIMIT_CORE)[1]))
@@ -103,7 +107,16 @@ else:
 print(f"\n@@status-of-run\n{status}", flush=True)
 """
 
-MODES = ["run_sync", "trio", "cli"]
+#: ``prestarted``: ``run_sync`` through a fork server started before the caller
+#: changed its state (umask, limits, signals): what a cold spawn would inherit
+#: must travel with the request.
+MODES = ["run_sync", "trio", "cli", "prestarted"]
+
+
+def forkserver_env(mode: str) -> dict[str, str]:
+    """The suite's spawner choice (its cold-start rerun), but the server for ``prestarted``."""
+    value = os.environ.get("HAKUREI_FORKSERVER")
+    return {} if value is None or mode == "prestarted" else {"HAKUREI_FORKSERVER": value}
 
 
 class Seen:
@@ -124,7 +137,7 @@ class Seen:
             capture_output=True,
             timeout=60,
             check=False,
-            env={"PATH": os.environ["PATH"]},
+            env={"PATH": os.environ["PATH"], **forkserver_env(mode)},
         )
         self.mode = mode
         first, _, rest = r.stdout.partition(b"\n")
