@@ -4,7 +4,7 @@ This is Go's ``presets.go`` (after flatpak commit 4c3bf179), kept in Go's
 order on purpose: the unit tests compile these tables and compare the
 programs with Go's byte for byte, so a reordering here is a visible change.
 ``resolve`` is the one place that decides which rules a container gets from
-its settings; the compiler and the CLI's ``--format json`` both start there.
+its settings; ``filter_for`` and ``hakurei seccomp`` both start there.
 
 One preset is hakurei's own, ``EVERYDAY`` (``everyday``, the CLI's default):
 ``STRICT`` without Go's ns-ext group, the set*id/setgroups/chown calls.
