@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hakurei import seccomp as sc
+from hakurei.seccomp import cache
 
 
 @pytest.fixture(autouse=True)
@@ -87,4 +88,4 @@ def test_a_fresh_process_compiles_without_reading_or_writing_the_user_s_director
 
 def test_disabled_filter_compiles_nothing() -> None:
     assert sc.filter_for(presets=sc.STRICT, flags=0, disable=True) == (None, 0)
-    assert sc._MEMORY == {}
+    assert cache._MEMORY == {}

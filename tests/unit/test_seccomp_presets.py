@@ -10,6 +10,7 @@ import pytest
 
 from hakurei import seccomp as sc
 from hakurei.seccomp import ALLOW_BLUETOOTH, ALLOW_CAN, ALLOW_MULTIARCH, ENOSYS, EPERM
+from hakurei.seccomp.compile import _build, _export
 
 # The groups as the reference lists them.
 COMMON = [
@@ -237,7 +238,7 @@ GO_HASHES = {
 
 def go_program(rules: list[sc.Rule], flags: int) -> bytes:
     """What Go compiles: the rules and the socket allowlist, without hakurei's appended rules."""
-    return sc._export(sc._build(rules, flags, ()), pfc=False)
+    return _export(_build(rules, flags, ()), pfc=False)
 
 
 @pytest.mark.parametrize(("presets", "flags"), list(GO_HASHES))
