@@ -134,7 +134,12 @@ class Container:
             raise StartError("container: already started")
         self._setup = self.params.resolve(len(self.extra_files))
         self._shim = spawn(
-            self.stdin, self.stdout, self.stderr, self.extra_files, fork_server=self.fork_server
+            self._setup,
+            self.stdin,
+            self.stdout,
+            self.stderr,
+            self.extra_files,
+            fork_server=self.fork_server,
         )
 
     async def serve(self) -> None:

@@ -31,6 +31,10 @@ from .errors import ServerLostError, StartError
 from .process import ServedProcess
 from .spawn import init_argv, socketpair
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .wire import Setup
+
 #: Protocol version (init/forkserver.py ``VERSION``).
 VERSION = 1
 SERVER_FD = 3
@@ -231,6 +235,11 @@ def enabled() -> bool:
     return os.environ.get("HAKUREI_FORKSERVER", "1") != "0"
 
 
+def running() -> bool:
+    """Whether this process has a server already (it may have died since: spawn() finds out)."""
+    return _server is not None
+
+
 def prestart() -> bool:
     """Start this process's fork server now, so the first container starts fast too.
 
@@ -248,8 +257,9 @@ def prestart() -> bool:
     return True
 
 
-def spawn(fds: list[int | None]) -> ServedProcess:
-    """A shim forked by the server with ``fds`` (``spawn.stdio_fds``) as its 0-2 and 4..."""
+def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
+    """The init of ``setup``'s container, cloned by the server with ``fds`` (``spawn.stdio_fds``)
+    as its 0-2 and 4...; it waits for the record on its setup socket."""
     global _server
     if len(fds) + 2 > MAX_FDS:
         raise Unavailable("too many fds for one request")
@@ -281,6 +291,8 @@ def spawn(fds: list[int | None]) -> ServedProcess:
                 sorted(os.sched_getaffinity(0)),
                 limits,
                 _field(status, b"SigIgn:", 16),
+                [setup.uid, setup.gid, setup.host_uid, setup.host_gid],
+                setup.host_net,
             ]
         )
         restrictions = _restrictions(status)
@@ -304,4 +316,4 @@ def spawn(fds: list[int | None]) -> ServedProcess:
     return ServedProcess(pid, pidfd, ours, exit_fd)
 
 
-__all__ = ["Unavailable", "enabled", "prestart", "spawn"]
+__all__ = ["Unavailable", "enabled", "prestart", "running", "spawn"]

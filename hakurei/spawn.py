@@ -11,7 +11,10 @@ Two ways, one result (a ``process.Process``):
 
 ``spawn()`` chooses: the server unless ``fork_server=False`` or
 ``HAKUREI_FORKSERVER=0``, and the cold path whenever the server cannot be had
-(it could not start, or the request cannot travel through it).
+(it could not start, or the request cannot travel through it).  By default
+the first start of a process is cold and starts the server beside it, so it
+costs what a cold start costs; ``fork_server=True`` (or ``prestart()``) uses
+the server from the first start on.
 
 The shim's fds are laid out like the Go original's: 0-2 stdio (None →
 /dev/null), 3 the setup socket, 4.. the extra files.  A cold shim's
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .results import Stdio
+    from .wire import Setup
 
 SETUP_FD = 3
 
@@ -142,6 +146,7 @@ def cold(fds: list[int | None]) -> Process:
 
 
 def spawn(
+    setup: Setup,
     stdin: Stdio = None,
     stdout: Stdio = None,
     stderr: Stdio = None,
@@ -149,13 +154,23 @@ def spawn(
     *,
     fork_server: bool | None = None,
 ) -> Process:
-    """A shim for one container, blocked on its setup socket (see the module docstring)."""
+    """A container for ``setup``, blocked on its setup socket (see the module docstring).
+
+    The record itself is sent later (``Process.send``); a fork server needs
+    its ids and network choice now, to make the namespaces.
+    """
     fds = stdio_fds(stdin, stdout, stderr, extra)
     from . import forkserver
 
+    if fork_server is None and forkserver.enabled() and not forkserver.running():
+        # The first start of a process: as fast as a cold one, because it is
+        # one; the server starts beside it, ready for the next.
+        proc = cold(fds)
+        forkserver.prestart()
+        return proc
     if forkserver.enabled() if fork_server is None else fork_server:
         try:
-            return forkserver.spawn(fds)
+            return forkserver.spawn(setup, fds)
         except forkserver.Unavailable:
             pass  # the cold path below says what is wrong, if anything is
     return cold(fds)

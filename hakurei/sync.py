@@ -81,7 +81,7 @@ def run_sync(
             err = tempfile.TemporaryFile()  # noqa: SIM115
             temps.extend((out, err))
             stdout, stderr = out, err
-        shim = spawn(stdin, stdout, stderr, extra, fork_server=fork_server)
+        shim = spawn(setup, stdin, stdout, stderr, extra, fork_server=fork_server)
         try:
             shim.send(setup)
             expired = deadline is not None and not _exits_by(shim, deadline)

@@ -1,44 +1,51 @@
-"""The fork server: one per calling process, forks a ready shim for each container.
+"""The fork server: one per calling process, clones each container's init.
 
 A cold start spends most of its time starting an interpreter and importing
 the init path (~20 ms); the container work itself is a few ms.  The caller
 (``hakurei/forkserver.py``) spawns this once, with ``-I -S`` and its own
-sockets, and every start after that is one ``fork`` of this already-imported,
-``gc.freeze()``d process.
+sockets, and every start after that is one ``clone3`` of this
+already-imported, ``gc.freeze()``d process, with the namespace flags: the
+child is init, PID 1 of its new pid namespace, at birth.  There is no shim:
+the server writes the child's id maps from outside (the one-line maps an
+unprivileged parent may write), and does the shim's other jobs for all its
+containers at once (watch the caller, report each exit status).
 
 Why it is safe:
 
-* **single-threaded**, so ``fork`` is safe and ``PR_SET_PDEATHSIG`` in a
-  child names this whole process: the server SIGKILLed → every shim gets
-  SIGKILL, and each init dies with its shim (its own pdeathsig);
+* **single-threaded**, so a fork-like clone is safe without CPython's
+  after-fork hooks (no other thread, no lock held, nothing registered), and
+  ``PR_SET_PDEATHSIG`` in a child names this whole process: the server
+  SIGKILLed → every init gets SIGKILL, and the whole container with it;
 * **its caller only**: it talks over a private ``SOCK_SEQPACKET`` socketpair
   it inherited (no path, no abstract name), watches the caller through a
-  pidfd and, when the caller is gone, SIGKILLs every shim and exits; each shim
-  also watches the caller itself, as a cold shim does;
+  pidfd and, when the caller is gone, SIGKILLs every init and exits;
 * **no fds kept**: a request's fds (setup socket, stdio, extra files, cwd)
-  are closed in the server as soon as the child is forked; the child keeps
-  only what a cold shim would have (``shim.keep_only``);
+  are closed in the server as soon as the child is cloned; the child keeps
+  only what a cold shim's init would have (``shim.keep_only``);
 * **the caller's state travels in every request** (what a cold ``posix_spawn``
   would have inherited at that moment: umask, rlimits, nice, CPU affinity,
   ignored signals, working directory), and the caller checks before each
   request that it has not become more restricted than the server (no_new_privs,
   seccomp, capabilities, ids, cgroup, Landlock), starting a new server if it
   has;
-* the exit status of each shim comes back to the caller as a message on a
+* the exit status of each init comes back to the caller as a message on a
   socket this server creates per container (the caller cannot ``waitid`` a
   process that is not its child); end of stream without a status means this
   server died.
 
 Request (one datagram): msgpack ``[version, targets, umask, nice, cpus,
-rlimits, ignored]`` with fds ``[setup, cwd, *sources]``: ``sources[i]`` goes to
-fd ``targets[i]``; a stdio target not listed gets /dev/null.  Reply:
-msgpack ``[pid]`` with fds ``[pidfd, status socket]``, or ``["error", text]``.
+rlimits, ignored, [uid, gid, host_uid, host_gid], host_net]`` with fds
+``[setup, cwd, *sources]``: ``sources[i]`` goes to fd ``targets[i]``; a stdio
+target not listed gets /dev/null.  The ids and host_net make the namespaces
+and maps; the setup record, read by init from the setup socket, must agree.
+Reply: msgpack ``[pid]`` with fds ``[pidfd, status socket]``, or ``["error", text]``.
 """
 
 from __future__ import annotations
 
 import _signal
 import _socket
+import fcntl
 import gc
 import os
 import select
@@ -46,9 +53,20 @@ from array import array
 
 import msgpack
 
-from ..errors import describe, safe_line
+from ..errors import HakureiError, describe, safe_line
+from . import init as _init
 from . import shim
-from .kernel import PR_SET_PDEATHSIG, Kernel
+from .kernel import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    PR_SET_PDEATHSIG,
+    Kernel,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,6 +79,11 @@ SERVER_FD = 3
 MAX_FDS = 250
 SETUP_FD = 3
 SIGKILL = 9
+#: The namespaces every container gets (and a network one unless host_net), as the shim's.
+NAMESPACES = (
+    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+)
+RELAYED = _init.RELAYED
 #: Signals never touched: SIGKILL, SIGSTOP, and glibc's internal 32 and 33.
 _UNTOUCHABLE = (9, 19, 32, 33)
 
@@ -80,8 +103,8 @@ class Server:
         if os.getppid() != caller:  # the caller died before we could watch it
             os._exit(0)
         self.pid = os.getpid()
-        #: pid → our end of that shim's status socket
-        self.children: dict[int, int] = {}
+        #: init's pid → our end of its status socket, the write end of its alive pipe
+        self.children: dict[int, tuple[int, int]] = {}
         #: the dispositions a fresh interpreter starts with, to give each child
         self.initial = {
             sig: _signal.getsignal(sig) for sig in range(1, _signal.NSIG) if sig not in _UNTOUCHABLE
@@ -133,14 +156,15 @@ class Server:
                 return
             if pid == 0:
                 return
-            fd = self.children.pop(pid, None)
-            if fd is None:
+            fds = self.children.pop(pid, None)
+            if fds is None:
                 continue
             try:
-                os.write(fd, b"%d" % shim.status_of(status))
+                os.write(fds[0], b"%d" % shim.status_of(status))
             except OSError:
                 pass  # the caller closed its end: nobody is waiting
-            os.close(fd)
+            for fd in fds:
+                os.close(fd)
 
     def request(self) -> bool:
         """Serve one request; False at end of stream."""
@@ -174,29 +198,53 @@ class Server:
         return True
 
     def fork(self, data: bytes, fds: list[int]) -> tuple[bytes, bytes]:
-        """Check a request and fork its shim: (reply, fds to send as raw bytes)."""
+        """Check a request and clone its init: (reply, fds to send as raw bytes)."""
         try:
             req = msgpack.unpackb(data)
-            version, targets, umask, nice, cpus, rlimits, ignored = req
+            version, targets, umask, nice, cpus, rlimits, ignored, ids, host_net = req
             if version != VERSION:
                 return _request_error(f"fork server speaks version {VERSION}, not {version}"), b""
             if len(fds) != 2 + len(targets):
                 return _request_error("fork server: fds and targets do not match"), b""
+            uid, gid, host_uid, host_gid = (int(i) for i in ids)
         except Exception as e:  # a malformed request must not end the server
             return _request_error(f"fork server: bad request: {describe(e)}"), b""
-        pid = os.fork()
+        flags = NAMESPACES if host_net else NAMESPACES | CLONE_NEWNET
+        alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
+        # Blocked across the clone: init takes them with sigwaitinfo, and one
+        # that arrived before it is ready must wait, not kill it.
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
+        try:
+            pid, pidfd = self.k.clone_pidfd(flags)
+        except OSError as e:
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
+            os.close(alive_r)
+            os.close(alive_w)
+            return _request_error(f"cannot create the container's namespaces: {describe(e)}"), b""
         if pid == 0:
             try:
-                self.child(fds, targets, umask, nice, cpus, rlimits, ignored)
+                alive = self.child(fds, targets, umask, nice, cpus, rlimits, ignored, alive_r)
+                self.init(alive, (uid, gid, host_uid, host_gid), bool(host_net))
             except BaseException as e:
                 os.write(2, f"hakurei: fork server: {safe_line(describe(e))}\n".encode())
             finally:
                 os._exit(125)
-        pidfd = self.k.pidfd_open(pid)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
+        os.close(alive_r)
+        try:
+            write_maps(pid, uid, gid, host_uid, host_gid)
+            os.write(alive_w, b"m")  # the maps are there: go on
+        except OSError as e:
+            os.kill(pid, SIGKILL)
+            os.close(pidfd)
+            os.close(alive_w)  # it is reaped (SIGCHLD) as any other child
+            return _request_error(f"cannot write id maps: {describe(e)}"), b""
         ours, theirs = _socket.socketpair(
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC
         )
-        self.children[pid] = ours.detach()
+        # The alive pipe's write end lives as long as init does here: init
+        # checks it for end of file once its pdeathsig is armed (init.identity).
+        self.children[pid] = (ours.detach(), alive_w)
         return msgpack.packb([pid]), array("i", [pidfd, theirs.detach()]).tobytes()
 
     def child(
@@ -208,20 +256,26 @@ class Server:
         cpus: list[int],
         rlimits: list[list[int]],
         ignored: int,
-    ) -> NoReturn:
-        """In the forked child: become what a cold shim would be, then be the shim."""
+        alive_r: int,
+    ) -> int:
+        """In the cloned child: take on the caller's state, as a cold shim would have it.
+
+        Returns the alive pipe's read end, moved above the fds being laid out.
+        """
         k = self.k
+        # If the server died before this, the alive pipe's end of file says so.
         k.prctl(PR_SET_PDEATHSIG, SIGKILL)
-        if os.getppid() != self.pid:  # the server died between fork and prctl
-            os._exit(125)
         _signal.set_wakeup_fd(-1)
         for sig, handler in self.initial.items():
             want = _signal.SIG_IGN if ignored >> (sig - 1) & 1 else handler
-            try:
-                _signal.signal(sig, want)
-            except (OSError, ValueError, TypeError):
-                pass  # a signal Python may not set: it keeps the server's
+            if _signal.getsignal(sig) is not want:
+                try:
+                    _signal.signal(sig, want)
+                except (OSError, ValueError, TypeError):
+                    pass  # a signal Python may not set: it keeps the server's
         setup, cwd, *sources = fds
+        alive = _above(alive_r, max([SETUP_FD, *targets]) + 1)
+        os.close(alive_r)
         place(k, [setup, *sources], [SETUP_FD, *targets])
         k.fchdir(cwd)
         os.close(cwd)
@@ -235,8 +289,57 @@ class Server:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
         if cpus and os.sched_getaffinity(0) != set(cpus):
             os.sched_setaffinity(0, cpus)
+        return alive
+
+    def init(self, alive_r: int, ids: tuple[int, int, int, int], host_net: bool) -> NoReturn:
+        """Be init (PID 1 already): wait for the id maps, read the record, run ``init.main``.
+
+        What a cold shim does between its spawn and forking init, minus
+        unshare (the clone made the namespaces) and the parent watch (the
+        server SIGKILLs every init when its caller dies, and init's own
+        pdeathsig names the single-threaded server).
+        """
+        k = self.k
+        if os.read(alive_r, 1) != b"m":  # the server died before it wrote the maps
+            os._exit(125)
         os.environ["HAKUREI_SETUP"] = str(SETUP_FD)
-        shim.main(watch=(self.caller, self.caller_fd))
+        report = shim.report_channel(os.environ)
+        shim._report = report  # shim.fail reports there too
+        try:
+            setup = shim.receive(os.environ)
+        except HakureiError as e:
+            shim.fail(str(e))
+        except Exception as e:  # anything else is still a setup failure, in one line
+            shim.fail(f"cannot decode init setup payload: {describe(e)}")
+        if (setup.uid, setup.gid, setup.host_uid, setup.host_gid) != ids:
+            shim.fail("the setup's ids are not those this container was created with")
+        if setup.host_net != host_net:
+            shim.fail("the setup's host_net is not what this container was created with")
+        if setup.parent_pid != self.caller:
+            shim.fail(f"the setup names parent {setup.parent_pid}, not this server's caller")
+        extra = [SETUP_FD + 1 + i for i in range(setup.files)]
+        if report >= 0:  # above the extra files
+            above = fcntl.fcntl(report, fcntl.F_DUPFD_CLOEXEC, SETUP_FD + 1 + setup.files)
+            os.close(report)
+            report = shim._report = above
+        shim.keep_only([*extra, alive_r, *([report] if report >= 0 else [])])
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        if setup.verbose:
+            _init.say("shim: none, init was cloned by the fork server")
+        _init.main(k, setup, extra, alive_r, report, None)
+
+
+def write_maps(pid: int, uid: int, gid: int, host_uid: int, host_gid: int) -> None:
+    """The single-line id maps of a child's new user namespace, written from its parent's."""
+    with open(f"/proc/{pid}/uid_map", "wb", buffering=0) as f:
+        f.write(b"%d %d 1\n" % (uid, host_uid))
+    try:
+        with open(f"/proc/{pid}/setgroups", "wb", buffering=0) as f:
+            f.write(b"deny\n")
+    except FileNotFoundError:
+        pass
+    with open(f"/proc/{pid}/gid_map", "wb", buffering=0) as f:
+        f.write(b"%d %d 1\n" % (gid, host_gid))
 
 
 def place(k: Kernel, sources: list[int], targets: list[int]) -> None:
@@ -260,8 +363,6 @@ def place(k: Kernel, sources: list[int], targets: list[int]) -> None:
 
 
 def _above(fd: int, floor: int) -> int:
-    import fcntl
-
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
 
 
@@ -287,7 +388,6 @@ def main() -> NoReturn:
 
 def _preload() -> None:
     """Import now what a shim and init would import on their way, so no child imports."""
-    import fcntl  # noqa: F401
     import resource  # noqa: F401
 
     from . import init, pty  # noqa: F401

@@ -118,6 +118,8 @@ SYS_OPENAT2 = 437
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_RESTRICT_SELF = 446
 SYS_MOUNT_SETATTR = 442
+SYS_CLONE3 = 435
+CLONE_PIDFD = 0x00001000
 SECCOMP_SET_MODE_FILTER = 1
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
@@ -169,6 +171,21 @@ class _OpenHow(ctypes.Structure):
         ("flags", ctypes.c_uint64),
         ("mode", ctypes.c_uint64),
         ("resolve", ctypes.c_uint64),
+    )
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args (clone3, Linux 5.3): the first 64 bytes, CLONE_ARGS_SIZE_VER0."""
+
+    _fields_ = (
+        ("flags", ctypes.c_uint64),
+        ("pidfd", ctypes.c_uint64),
+        ("child_tid", ctypes.c_uint64),
+        ("parent_tid", ctypes.c_uint64),
+        ("exit_signal", ctypes.c_uint64),
+        ("stack", ctypes.c_uint64),
+        ("stack_size", ctypes.c_uint64),
+        ("tls", ctypes.c_uint64),
     )
 
 
@@ -258,6 +275,25 @@ class Kernel:
         if fd < 0:
             raise _oserror("pidfd_open")
         return fd
+
+    def clone_pidfd(self, flags: int) -> tuple[int, int]:
+        """fork(2) with namespace ``flags``: (pid, pidfd) in the parent, (0, -1) in the child.
+
+        clone3 without a stack behaves as fork; the child gets new namespaces
+        at birth and a pidfd comes back without a pid-reuse window.  Only for
+        a single-threaded caller: CPython's after-fork hooks do not run (the
+        fork server has no threads, no locks held, nothing registered).
+        """
+        pidfd = ctypes.c_int(-1)
+        args = _CloneArgs(
+            flags=flags | CLONE_PIDFD,
+            pidfd=ctypes.addressof(pidfd),
+            exit_signal=17,  # SIGCHLD, so the parent's waitpid sees it as a child
+        )
+        pid = int(_syscall(SYS_CLONE3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))))
+        if pid < 0:
+            raise _oserror("clone3")
+        return pid, pidfd.value if pid else -1
 
     def pidfd_getfd(self, pidfd: int, fd: int) -> int:
         """Duplicate fd ``fd`` of the process behind ``pidfd`` into this one (close-on-exec).

@@ -46,6 +46,7 @@ def server_of(shim: int) -> int:
 
 
 async def test_library_containers_start_through_this_process_s_fork_server() -> None:
+    hakurei.run_sync("/bin/true", **kwargs())  # a process's first start may be cold
     async with hakurei.Container("/bin/sh", ["sh", "-c", "read x"], **kwargs()) as c:
         assert c.via == "fork server"
         assert c.pid is not None
@@ -54,6 +55,30 @@ async def test_library_containers_start_through_this_process_s_fork_server() -> 
         assert server in children(os.getpid())
         await c.serve()
     assert c.returncode is not None
+
+
+FIRST = r"""
+import os, trio
+import hakurei
+from hakurei.profile import default_env, default_ops
+kw = dict(ops=default_ops(), env=default_env(), uid=os.getuid(), gid=os.getgid())
+
+
+async def via():
+    async with hakurei.Container("/bin/true", **kw) as c:
+        await c.serve()
+        await c.wait()
+    return c.via
+
+
+print(trio.run(via), trio.run(via))
+"""
+
+
+def test_a_process_s_first_start_is_cold_and_the_server_takes_the_next() -> None:
+    r = subprocess.run([sys.executable, "-c", FIRST], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(maxsplit=1) == ["cold", "fork server"]
 
 
 async def test_fork_server_false_or_the_environment_starts_cold(
@@ -78,7 +103,7 @@ def test_verbose_says_which_way_the_container_started(fork_server: bool) -> None
         "/bin/true", verbose=True, capture_output=True, fork_server=fork_server, **kwargs()
     )
     assert r.returncode == 0
-    want = b"shim: forked by the fork server" if fork_server else b"shim: a cold spawn"
+    want = b"init was cloned by the fork server" if fork_server else b"shim: a cold spawn"
     assert want in r.stderr, r.stderr
 
 
@@ -239,6 +264,8 @@ assert hakurei.prestart()
 via, parents_server = trio.run(start)
 pid = os.fork()
 if pid == 0:
+    first, _ = trio.run(start)
+    assert first == "cold", first  # its first start: it has no server yet
     via, server = trio.run(start)
     os.write(1, f"{via}|{server}|{ppid(server)}|{os.getpid()}|{parents_server}\n".encode())
     os._exit(0)
@@ -281,18 +308,20 @@ def test_a_killed_idle_server_is_replaced_by_the_next_start() -> None:
 
 
 def test_containers_die_with_their_server_even_while_nobody_waits_for_them() -> None:
-    """The caller is alive but busy elsewhere: a SIGKILLed server still takes its shims
-    (pdeathsig) and their inits with it; the next reap says why."""
+    """The caller is alive but busy elsewhere: a SIGKILLed server still takes its
+    containers with it (init's pdeathsig); the next reap says why."""
     from hakurei.params import Params
     from hakurei.spawn import spawn
 
-    proc = spawn(fork_server=True)
-    proc.send(Params("/bin/sleep", ["sleep", "1000"], **kwargs()).resolve(0))  # type: ignore[arg-type]
+    setup = Params("/bin/sleep", ["sleep", "1000"], **kwargs()).resolve(0)  # type: ignore[arg-type]
+    proc = spawn(setup, fork_server=True)
+    proc.send(setup)
     while not proc.started:
         assert proc.listen(10.0), "the container never reported that it started"
     server = server_of(proc.pid)
-    (init,) = [k for k in children(proc.pid) if comm(k) == "init"]
-    watched = [os.pidfd_open(p) for p in (proc.pid, init)]
+    assert comm(proc.pid) == "init"  # cloned straight into init: there is no shim
+    (program,) = children(proc.pid)
+    watched = [os.pidfd_open(p) for p in (proc.pid, program)]
     try:
         os.kill(server, 9)
         poller = select.poll()
@@ -302,7 +331,7 @@ def test_containers_die_with_their_server_even_while_nobody_waits_for_them() -> 
         deadline = time.monotonic() + 10
         while len(gone) < 2 and time.monotonic() < deadline:
             gone |= {fd for fd, _ in poller.poll(1000)}
-        assert gone == set(watched), "the shim or init outlived the fork server"
+        assert gone == set(watched), "init or its program outlived the fork server"
     finally:
         for fd in watched:
             os.close(fd)

@@ -114,24 +114,25 @@ class Container:
     def __init__(self, top: int, shim_is_top: bool, nonce: str) -> None:
         self.nonce = nonce
 
-        #: the caller's fork server, if the shim is its child
+        #: the caller's fork server, which clones init itself (there is no shim then)
         self.server: int | None = None
+        self.shim: int | None = None
 
-        def shim() -> int | None:
+        def init() -> int | None:
             if shim_is_top:
-                return top if comm(top) == "hakurei-shim" else None
-            for c in children(top):
-                if comm(c) == "hakurei-forksrv":
-                    self.server = c
-                    return next((s for s in children(c) if comm(s) == "hakurei-shim"), None)
-                if comm(c) == "hakurei-shim":
-                    return c
-            return None
+                self.shim = top if comm(top) == "hakurei-shim" else None
+            else:
+                for c in children(top):
+                    if comm(c) == "hakurei-forksrv":
+                        self.server = c
+                        return next((i for i in children(c) if comm(i) == "init"), None)
+                    if comm(c) == "hakurei-shim":
+                        self.shim = c
+            if self.shim is None:
+                return None
+            return next((c for c in children(self.shim) if comm(c) == "init"), None)
 
-        self.shim = poll_until("the shim", shim)
-        self.init = poll_until(
-            "init", lambda: next((c for c in children(self.shim) if comm(c) == "init"), None)
-        )
+        self.init = poll_until("init", init)
 
         def program_running() -> list[int] | None:
             below = descendants(self.init)
@@ -145,9 +146,8 @@ class Container:
         self.program = poll_until("the program and its child", program_running)
         self.pidns = os.readlink(f"/proc/{self.program[0]}/ns/pid")
         assert self.pidns != os.readlink("/proc/self/ns/pid")
-        self.pids = [top, self.shim, self.init, *self.program]
-        if self.server is not None:
-            self.pids.append(self.server)
+        self.pids = [top, self.init, *self.program]
+        self.pids += [p for p in (self.shim, self.server) if p is not None]
         self.pidfds = {os.pidfd_open(p): p for p in set(self.pids)}
 
     def close(self) -> None:
@@ -253,7 +253,6 @@ def kill_and_check(
 @pytest.mark.parametrize(
     ("spawner", "victim"),
     [
-        ("server", "shim"),
         ("server", "init"),
         ("server", "caller"),
         ("server", "server"),
@@ -268,9 +267,10 @@ def test_library_container_leaves_nothing_after_sigkill(
 ) -> None:
     """The caller sees the container die by SIGKILL (status 137) and is itself fine.
 
-    Through the fork server and through a cold spawn.  The fork server
-    SIGKILLed takes its containers with it, and the caller gets
-    ``ServerLostError``; the caller SIGKILLed takes the server too.
+    Through the fork server (which clones init: there is no shim to kill) and
+    through a cold spawn.  The fork server SIGKILLed takes its containers with
+    it, and the caller gets ``ServerLostError``; the caller SIGKILLed takes the
+    server too.
     """
     nonce = str(uuid.uuid4().int)[:12]
     # A file, not a pipe: a leftover holding a pipe would only show as a hang.
