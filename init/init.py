@@ -50,13 +50,6 @@ from .kernel import (
     MS_REC,
     MS_SILENT,
     MS_SLAVE,
-    PR_CAP_AMBIENT,
-    PR_CAP_AMBIENT_CLEAR_ALL,
-    PR_CAP_AMBIENT_RAISE,
-    PR_SET_DUMPABLE,
-    PR_SET_NO_NEW_PRIVS,
-    PR_SET_PDEATHSIG,
-    PR_SET_PTRACER,
     Kernel,
 )
 
@@ -171,7 +164,7 @@ class Init:
     # -- 1. identity ----------------------------------------------------------
     def identity(self, alive_fd: int) -> None:
         k = self.k
-        self.step("cannot set the parent-death signal", k.prctl, PR_SET_PDEATHSIG, _signal.SIGKILL)
+        self.step("cannot set the parent-death signal", k.set_pdeathsig, _signal.SIGKILL)
         # The shim holds the write end for its whole life: EOF means it died
         # before pdeathsig was armed, and nobody would ever kill us.
         os.set_blocking(alive_fd, False)
@@ -183,10 +176,10 @@ class Init:
         os.close(alive_fd)
         self.step("cannot set the process name", k.set_name, "init")
         try:
-            k.prctl_raw(PR_SET_PTRACER, 0)
+            k.set_ptracer(0)
         except OSError as e:  # Yama may be absent; the reference keeps going
             self.verbose(f"cannot enable ptrace protection via Yama LSM: {describe(e)}")
-        self.step("cannot set SUID_DUMP_DISABLE", k.prctl, PR_SET_DUMPABLE, 0)
+        self.step("cannot set SUID_DUMP_DISABLE", k.set_dumpable, False)
         if self.s.hostname:
             self.step("cannot set hostname", k.sethostname, self.s.hostname)
         if not self.s.host_net:
@@ -262,12 +255,7 @@ class Init:
     # -- 3. privileges ---------------------------------------------------------
     def privileges(self, last_cap: int) -> None:
         k, s = self.k, self.s
-        self.step(
-            "cannot clear the ambient capability set",
-            k.prctl_raw,
-            PR_CAP_AMBIENT,
-            PR_CAP_AMBIENT_CLEAR_ALL,
-        )
+        self.step("cannot clear the ambient capability set", k.ambient_clear_all)
         for cap in range(last_cap + 1):
             if s.privileged and cap == CAP_SYS_ADMIN:
                 continue
@@ -278,15 +266,9 @@ class Init:
             # starts empty after unshare.
             full = (1 << (last_cap + 1)) - 1
             self.step("cannot capset", k.capset, full, full, keep)
-            self.step(
-                "cannot raise CAP_SYS_ADMIN",
-                k.prctl_raw,
-                PR_CAP_AMBIENT,
-                PR_CAP_AMBIENT_RAISE,
-                CAP_SYS_ADMIN,
-            )
+            self.step("cannot raise CAP_SYS_ADMIN", k.ambient_raise, CAP_SYS_ADMIN)
         self.step("cannot capset", k.capset, 0, keep, keep)
-        self.step("cannot set no_new_privs", k.prctl, PR_SET_NO_NEW_PRIVS, 1)
+        self.step("cannot set no_new_privs", k.set_no_new_privs)
         self.landlock()
         if s.bpf is None:
             self.verbose("syscall filter not configured")

@@ -189,6 +189,12 @@ def _oserror(what: str) -> OSError:
     return OSError(err, os.strerror(err), what)
 
 
+def _prctl_libc(option: int, arg2: int = 0, arg3: int = 0) -> None:
+    """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""
+    if _prctl_raw(option, arg2, arg3, 0, 0) != 0:
+        raise _oserror("prctl")
+
+
 def _b(path: str) -> bytes:
     return os.fsencode(path)
 
@@ -272,21 +278,39 @@ class Kernel:
         return r
 
     # -- prctl and capabilities ------------------------------------------------
-    def prctl(self, option: int, arg: int = 0) -> None:
-        """prctl(2) through python-prctl where it knows the option."""
-        _prctl.prctl(option, arg)
-
+    # One named method per prctl(2) use: no caller passes a PR_* number, and a
+    # recorded call says what it does ("set_no_new_privs", not "prctl 38 1").
     def set_name(self, name: str) -> None:
         """PR_SET_NAME, so ``ps`` shows ``init``/``hakurei-shim`` rather than python."""
         _prctl.prctl(PR_SET_NAME, name)
 
-    def prctl_raw(self, option: int, arg2: int = 0, arg3: int = 0) -> None:
-        """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""
-        if _prctl_raw(option, arg2, arg3, 0, 0) != 0:
-            raise _oserror("prctl")
+    def set_pdeathsig(self, sig: int) -> None:
+        """PR_SET_PDEATHSIG: ``sig`` arrives when the thread that forked us exits."""
+        _prctl.prctl(PR_SET_PDEATHSIG, sig)
+
+    def set_dumpable(self, dumpable: bool) -> None:
+        """PR_SET_DUMPABLE; False is SUID_DUMP_DISABLE (no core, no ptrace by the same user)."""
+        _prctl.prctl(PR_SET_DUMPABLE, int(dumpable))
+
+    def set_ptracer(self, pid: int) -> None:
+        """Yama's PR_SET_PTRACER; 0 takes back any exception granted to another process."""
+        _prctl_libc(PR_SET_PTRACER, pid)
+
+    def set_no_new_privs(self) -> None:
+        """PR_SET_NO_NEW_PRIVS: for good, for us and every process we start."""
+        _prctl.prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+    def ambient_clear_all(self) -> None:
+        """PR_CAP_AMBIENT_CLEAR_ALL: no capability survives an exec as ambient."""
+        _prctl_libc(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+    def ambient_raise(self, cap: int) -> None:
+        """PR_CAP_AMBIENT_RAISE: ``cap`` (permitted and inheritable already) survives exec."""
+        _prctl_libc(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
 
     def capbset_drop(self, cap: int) -> None:
-        self.prctl(PR_CAPBSET_DROP, cap)
+        """PR_CAPBSET_DROP: ``cap`` leaves the bounding set, for us and our descendants."""
+        _prctl.prctl(PR_CAPBSET_DROP, cap)
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         """capset(2) with a v3 header: three 64-bit sets as two 32-bit words each."""

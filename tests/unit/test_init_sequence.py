@@ -37,6 +37,8 @@ from fakekernel import failing as with_clean_up
 EPERM, EINVAL, ENOSYS = errno.EPERM, errno.EINVAL, errno.ENOSYS
 ENOTRECOVERABLE, ESRCH = errno.ENOTRECOVERABLE, errno.ESRCH
 BPF = b"\x06\0\0\0\0\0\xff\x7f" * 2
+#: the prctl methods that go through libc, whose OSError names "prctl"
+PRCTL_LIBC = ("set_ptracer", "ambient_clear_all", "ambient_raise")
 
 
 def make_setup(ops: list[Op] | None = None, **fields: Any) -> Setup:
@@ -64,8 +66,10 @@ def failing(c: Call, err: int) -> Call:
         exc = PathError("pivot_root", c.args[0], err)
     elif c.name == "umount2":
         exc = PathError("unmount", c.args[0], err)
-    elif c.name in ("prctl_raw", "capset", "seccomp_load", "sethostname"):
-        exc = oserror(err, {"prctl_raw": "prctl"}.get(c.name, c.name))
+    elif c.name in PRCTL_LIBC:
+        exc = oserror(err, "prctl")
+    elif c.name in ("capset", "seccomp_load", "sethostname"):
+        exc = oserror(err, c.name)
     elif c.args and isinstance(c.args[0], str):
         exc = oserror(err, c.args[0])
     else:
@@ -310,7 +314,7 @@ def test_apply_error_without_errno_names_the_op() -> None:
 
 
 def priv_calls(last_cap: int, privileged: bool, scope: int = 3) -> list[Call]:
-    calls = [call("prctl_raw", 47, 4)]
+    calls = [call("ambient_clear_all")]
     calls += [
         call("capbset_drop", cap) for cap in range(last_cap + 1) if not (privileged and cap == 21)
     ]
@@ -318,14 +322,14 @@ def priv_calls(last_cap: int, privileged: bool, scope: int = 3) -> list[Call]:
         full = (1 << (last_cap + 1)) - 1
         calls += [
             call("capset", full, full, 0x200000),
-            call("prctl_raw", 47, 2, 21),
+            call("ambient_raise", 21),
             call("capset", 0, 0x200000, 0x200000),
         ]
     else:
         calls.append(call("capset", 0, 0, 0))
     return [
         *calls,
-        call("prctl", 38, 1),
+        call("set_no_new_privs"),
         call("landlock_abi", ret=6),
         call("landlock_scope", scope),
         call("seccomp_load", BPF),
@@ -343,14 +347,14 @@ def test_privileges_unprivileged_low_last_cap() -> None:
         make_setup(),
         4,
         [
-            call("prctl_raw", 47, 4),
+            call("ambient_clear_all"),
             call("capbset_drop", 0),
             call("capbset_drop", 1),
             call("capbset_drop", 2),
             call("capbset_drop", 3),
             call("capbset_drop", 4),
             call("capset", 0, 0, 0),
-            call("prctl", 38, 1),
+            call("set_no_new_privs"),
             call("landlock_abi", ret=6),
             call("landlock_scope", 3),
             call("seccomp_load", BPF),
@@ -445,14 +449,14 @@ def test_privileges_step_failure(privileged: bool, i: int, err: int, message: st
 
 
 def test_privilege_steps_cover_every_call() -> None:
-    """Every kind of call is broken once; capset and prctl_raw at each of their uses."""
+    """Every kind of call is broken once; capset and ambient_raise at each of their uses."""
     broken = [(p, priv_calls(40, p)[i]) for p, i, _, _ in PRIV_STEPS]
     assert {c.name for _, c in broken} == {c.name for c in priv_calls(40, True)} - {
         "landlock_abi"  # its own tests: old or missing landlock
     }
-    assert [c.args for p, c in broken if p and c.name in ("capset", "prctl_raw")] == [
+    assert [c.args for p, c in broken if p and c.name in ("capset", "ambient_raise")] == [
         ((1 << 41) - 1, (1 << 41) - 1, 1 << 21),
-        (47, 2, 21),
+        (21,),
         (0, 1 << 21, 1 << 21),
     ]
 
@@ -460,10 +464,10 @@ def test_privilege_steps_cover_every_call() -> None:
 # -- 1. identity --------------------------------------------------------------------
 
 IDENTITY = [
-    call("prctl", 1, 9),
+    call("set_pdeathsig", 9),
     call("set_name", "init"),
-    call("prctl_raw", 0x59616D61, 0),
-    call("prctl", 4, 0),
+    call("set_ptracer", 0),
+    call("set_dumpable", False),
     call("sethostname", "hakurei-test"),
     call("loopback_up"),
 ]
