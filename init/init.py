@@ -24,7 +24,6 @@ import _signal
 import errno
 import os
 import sys
-import time
 
 from ..errors import (
     EXIT_SETUP,
@@ -170,7 +169,7 @@ class Init:
         os.set_blocking(alive_fd, False)
         try:
             if os.read(alive_fd, 1) == b"":
-                os._exit(EXIT_SETUP)
+                k.exit(EXIT_SETUP)
         except BlockingIOError:
             pass
         os.close(alive_fd)
@@ -329,7 +328,7 @@ class Init:
         self.verbose(f"starting initial program {show(s.path)}")
 
         def spawn(path: str) -> int:
-            return os.posix_spawn(
+            return k.posix_spawn(
                 path,
                 s.args,
                 env,
@@ -365,7 +364,7 @@ class Init:
     # -- 5. PID 1 ----------------------------------------------------------------
     def serve(self, pid: int) -> NoReturn:
         """Reap everything; exit with the program's status when nothing is left."""
-        s = self.s
+        k, s = self.k, self.s
         tell(self.report, "started")
         result = 2  # no status seen for the program (reference §4.11)
         deadline: float | None = None
@@ -373,7 +372,7 @@ class Init:
         while True:
             while True:
                 try:
-                    got, status = os.waitpid(-1, os.WNOHANG)
+                    got, status = k.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
                     self.exit(result)
                 except OSError as e:  # Go: print, then exit with what we have
@@ -387,19 +386,19 @@ class Init:
                     # Before the orphan wait: if the parent's kill timer ends
                     # that wait, the parent still reports the program's status.
                     tell(self.report, f"exited {result}")
-                    deadline = time.monotonic() + s.adopt_wait_delay
+                    deadline = k.monotonic() + s.adopt_wait_delay
                     for fd in self.extra:
-                        os.close(fd)
+                        k.close(fd)
                     self.extra = []
             if deadline is None:
-                info = _signal.sigwaitinfo(HANDLED)
+                sig = k.sigwaitinfo(HANDLED)
             else:
-                left = deadline - time.monotonic()
-                info = _signal.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
-                if info is None:
+                left = deadline - k.monotonic()
+                timed = k.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
+                if timed is None:
                     say("hakurei: timeout exceeded waiting for lingering processes")
                     self.exit(result)
-            sig = info.si_signo
+                sig = timed
             if sig == _signal.SIGCHLD:
                 continue
             if sig in (_signal.SIGTSTP, _signal.SIGCONT):
@@ -408,7 +407,7 @@ class Init:
                 # with SIGSTOP (the program's orphaned session ignores SIGTSTP).
                 stop = _signal.SIGSTOP if sig == _signal.SIGTSTP else _signal.SIGCONT
                 try:
-                    os.kill(-1, stop)
+                    k.kill(-1, stop)
                 except ProcessLookupError:
                     pass
                 continue
@@ -449,12 +448,12 @@ class Init:
 
     def kill(self, pid: int, sig: int, what: str) -> None:
         try:
-            os.kill(pid, sig)
+            self.k.kill(pid, sig)
         except OSError as e:
             say(f"hakurei: {what}: {describe(e)}")
 
     def exit(self, status: int) -> NoReturn:
-        os._exit(status)
+        self.k.exit(status)
 
 
 def say(line: str) -> None:
@@ -521,7 +520,7 @@ def main(
             # holds it), and its own messages (127, -v) come in order with the
             # program's; a stdout or stderr that is no terminal stays as it is.
             for fd in _pty.slave_fds(run.tty_mask):
-                os.dup2(run.tty[1], fd)
+                k.dup2(run.tty[1], fd)
         run.privileges(last_cap)
         pid = run.start(umask)
         if run.tty is not None:  # the program has the slave open now (vfork semantics)
@@ -530,8 +529,8 @@ def main(
     except HakureiError as e:
         say(f"hakurei: {e}")
         tell(report, f"failed {e.status} {e}")
-        os._exit(e.status)
+        k.exit(e.status)
     except BaseException as e:  # a bug: still one line, still no traceback
         say(f"hakurei: init: {type(e).__name__}: {describe(e)}")
         tell(report, f"failed {EXIT_SETUP} init: {type(e).__name__}: {describe(e)}")
-        os._exit(EXIT_SETUP)
+        k.exit(EXIT_SETUP)
