@@ -563,7 +563,7 @@ wrap(init.Init, "privileges", "caps, no_new_privs, landlock, seccomp")
 wrap(init.Init, "start", "program spawned")
 wrap(init.Init, "program_status", "program reaped")
 keep_only = shim.keep_only
-shim.keep_only = lambda fds: keep_only([*fds, 9])
+shim.keep_only = lambda fds, *rest: keep_only([*fds, 9], *rest)
 real_exit = os._exit
 def _exit(status):
     mark("exit")

@@ -99,10 +99,11 @@ class _Server:
         self.pidfd = os.pidfd_open(self.pid)
         self.restrictions = restrictions
 
-    def alive(self) -> bool:
+    def alive(self, timeout: float = 0) -> bool:
+        """Whether the server has not exited (waiting up to ``timeout`` seconds for it to)."""
         poller = select.poll()
         poller.register(self.pidfd, select.POLLIN)
-        return not poller.poll(0)
+        return not poller.poll(timeout * 1000)
 
     def ask(self, request: bytes, fds: list[int]) -> tuple[int, int, int]:
         """Send one request; (pid, pidfd, status fd) of the forked shim.
@@ -235,6 +236,20 @@ def enabled() -> bool:
     return os.environ.get("HAKUREI_FORKSERVER", "1") != "0"
 
 
+def forget_dead() -> None:
+    """After a container lost its server: retire and reap the server if it is dead.
+
+    Without this a killed server would stay a zombie child until the next start.
+    """
+    global _server
+    with _lock:
+        # Its sockets close a moment before it can be reaped: wait for that moment.
+        if _server is not None and not _server.alive(timeout=1.0):
+            _server.retire()
+            _server = None
+        _reap_retired()
+
+
 def running() -> bool:
     """Whether this process has a server already (it may have died since: spawn() finds out)."""
     return _server is not None
@@ -316,4 +331,4 @@ def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
     return ServedProcess(pid, pidfd, ours, exit_fd)
 
 
-__all__ = ["Unavailable", "enabled", "prestart", "running", "spawn"]
+__all__ = ["Unavailable", "enabled", "forget_dead", "prestart", "running", "spawn"]

@@ -216,6 +216,9 @@ class ServedProcess(Process):
         _readable(self.exit_fd, None)
         data = os.read(self.exit_fd, 64)
         if not data:
+            from . import forkserver
+
+            forkserver.forget_dead()  # reap it now; the next start spawns a new one
             raise ServerLostError(LOST)
         return int(data)
 

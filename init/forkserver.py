@@ -64,7 +64,6 @@ from .kernel import (
     CLONE_NEWPID,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
-    PR_SET_PDEATHSIG,
     Kernel,
 )
 
@@ -93,7 +92,7 @@ def _request_error(text: str) -> bytes:
 
 
 class Server:
-    """The server's state: its socket, the caller's pidfd, and the live shims."""
+    """The server's state: its socket, the caller's pidfd, and the live inits."""
 
     def __init__(self, k: Kernel, sock: int, caller: int) -> None:
         self.k = k
@@ -101,7 +100,7 @@ class Server:
         self.caller = caller
         self.caller_fd = k.pidfd_open(caller)
         if os.getppid() != caller:  # the caller died before we could watch it
-            os._exit(0)
+            self.k.exit(0)
         self.pid = os.getpid()
         #: init's pid → our end of its status socket, the write end of its alive pipe
         self.children: dict[int, tuple[int, int]] = {}
@@ -111,7 +110,7 @@ class Server:
         }
 
     def serve(self) -> NoReturn:
-        """Fork a shim per request until the caller is gone and every shim is reaped."""
+        """Clone an init per request until the caller is gone and every init is reaped."""
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.signal(_signal.SIGCHLD, _noop)
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
@@ -136,22 +135,22 @@ class Server:
                     serving = False
             if not serving:
                 self.reap()
-        os._exit(0)
+        self.k.exit(0)
 
     def die(self) -> NoReturn:
         """The caller is gone: nobody can use our containers.  Kill them all, now."""
         for pid in self.children:
             try:
-                os.kill(pid, SIGKILL)
+                self.k.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
-        os._exit(0)
+        self.k.exit(0)
 
     def reap(self) -> None:
-        """Collect every exited shim and tell its caller the status."""
+        """Collect every exited init and tell its caller the status."""
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = self.k.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -228,14 +227,14 @@ class Server:
             except BaseException as e:
                 os.write(2, f"hakurei: fork server: {safe_line(describe(e))}\n".encode())
             finally:
-                os._exit(125)
+                self.k.exit(125)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
         os.close(alive_r)
         try:
             write_maps(pid, uid, gid, host_uid, host_gid)
             os.write(alive_w, b"m")  # the maps are there: go on
         except OSError as e:
-            os.kill(pid, SIGKILL)
+            self.k.kill(pid, SIGKILL)
             os.close(pidfd)
             os.close(alive_w)  # it is reaped (SIGCHLD) as any other child
             return _request_error(f"cannot write id maps: {describe(e)}"), b""
@@ -264,7 +263,7 @@ class Server:
         """
         k = self.k
         # If the server died before this, the alive pipe's end of file says so.
-        k.prctl(PR_SET_PDEATHSIG, SIGKILL)
+        k.set_pdeathsig(SIGKILL)
         _signal.set_wakeup_fd(-1)
         for sig, handler in self.initial.items():
             want = _signal.SIG_IGN if ignored >> (sig - 1) & 1 else handler
@@ -301,7 +300,7 @@ class Server:
         """
         k = self.k
         if os.read(alive_r, 1) != b"m":  # the server died before it wrote the maps
-            os._exit(125)
+            self.k.exit(125)
         os.environ["HAKUREI_SETUP"] = str(SETUP_FD)
         report = shim.report_channel(os.environ)
         shim._report = report  # shim.fail reports there too
@@ -322,7 +321,7 @@ class Server:
             above = fcntl.fcntl(report, fcntl.F_DUPFD_CLOEXEC, SETUP_FD + 1 + setup.files)
             os.close(report)
             report = shim._report = above
-        shim.keep_only([*extra, alive_r, *([report] if report >= 0 else [])])
+        shim.keep_only([*extra, alive_r, *([report] if report >= 0 else [])], k)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         if setup.verbose:
             _init.say("shim: none, init was cloned by the fork server")
@@ -351,14 +350,14 @@ def place(k: Kernel, sources: list[int], targets: list[int]) -> None:
     floor = max([*targets, 2]) + 1
     high = [os.dup(fd) if fd >= floor else _above(fd, floor) for fd in sources]
     for fd, target in zip(high, targets, strict=True):
-        os.dup2(fd, target)  # inheritable, like the cold layout
+        k.dup2(fd, target)  # inheritable, like the cold layout
     for fd in high:
         os.close(fd)
     for target in (0, 1, 2):
         if target not in targets:
             null = os.open("/dev/null", os.O_RDWR)
             if null != target:
-                os.dup2(null, target)
+                k.dup2(null, target)
                 os.close(null)
 
 
@@ -387,7 +386,7 @@ def main() -> NoReturn:
 
 
 def _preload() -> None:
-    """Import now what a shim and init would import on their way, so no child imports."""
+    """Import now what init would import on its way, so no child imports."""
     import resource  # noqa: F401
 
     from . import init, pty  # noqa: F401

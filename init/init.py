@@ -24,7 +24,6 @@ import _signal
 import errno
 import os
 import sys
-import time
 
 from ..errors import (
     EXIT_SETUP,
@@ -50,13 +49,6 @@ from .kernel import (
     MS_REC,
     MS_SILENT,
     MS_SLAVE,
-    PR_CAP_AMBIENT,
-    PR_CAP_AMBIENT_CLEAR_ALL,
-    PR_CAP_AMBIENT_RAISE,
-    PR_SET_DUMPABLE,
-    PR_SET_NO_NEW_PRIVS,
-    PR_SET_PDEATHSIG,
-    PR_SET_PTRACER,
     Kernel,
 )
 
@@ -171,22 +163,22 @@ class Init:
     # -- 1. identity ----------------------------------------------------------
     def identity(self, alive_fd: int) -> None:
         k = self.k
-        self.step("cannot set the parent-death signal", k.prctl, PR_SET_PDEATHSIG, _signal.SIGKILL)
+        self.step("cannot set the parent-death signal", k.set_pdeathsig, _signal.SIGKILL)
         # The shim holds the write end for its whole life: EOF means it died
         # before pdeathsig was armed, and nobody would ever kill us.
         os.set_blocking(alive_fd, False)
         try:
             if os.read(alive_fd, 1) == b"":
-                os._exit(EXIT_SETUP)
+                k.exit(EXIT_SETUP)
         except BlockingIOError:
             pass
         os.close(alive_fd)
         self.step("cannot set the process name", k.set_name, "init")
         try:
-            k.prctl_raw(PR_SET_PTRACER, 0)
+            k.set_ptracer(0)
         except OSError as e:  # Yama may be absent; the reference keeps going
             self.verbose(f"cannot enable ptrace protection via Yama LSM: {describe(e)}")
-        self.step("cannot set SUID_DUMP_DISABLE", k.prctl, PR_SET_DUMPABLE, 0)
+        self.step("cannot set SUID_DUMP_DISABLE", k.set_dumpable, False)
         if self.s.hostname:
             self.step("cannot set hostname", k.sethostname, self.s.hostname)
         if not self.s.host_net:
@@ -262,12 +254,7 @@ class Init:
     # -- 3. privileges ---------------------------------------------------------
     def privileges(self, last_cap: int) -> None:
         k, s = self.k, self.s
-        self.step(
-            "cannot clear the ambient capability set",
-            k.prctl_raw,
-            PR_CAP_AMBIENT,
-            PR_CAP_AMBIENT_CLEAR_ALL,
-        )
+        self.step("cannot clear the ambient capability set", k.ambient_clear_all)
         for cap in range(last_cap + 1):
             if s.privileged and cap == CAP_SYS_ADMIN:
                 continue
@@ -278,15 +265,9 @@ class Init:
             # starts empty after unshare.
             full = (1 << (last_cap + 1)) - 1
             self.step("cannot capset", k.capset, full, full, keep)
-            self.step(
-                "cannot raise CAP_SYS_ADMIN",
-                k.prctl_raw,
-                PR_CAP_AMBIENT,
-                PR_CAP_AMBIENT_RAISE,
-                CAP_SYS_ADMIN,
-            )
+            self.step("cannot raise CAP_SYS_ADMIN", k.ambient_raise, CAP_SYS_ADMIN)
         self.step("cannot capset", k.capset, 0, keep, keep)
-        self.step("cannot set no_new_privs", k.prctl, PR_SET_NO_NEW_PRIVS, 1)
+        self.step("cannot set no_new_privs", k.set_no_new_privs)
         self.landlock()
         if s.bpf is None:
             self.verbose("syscall filter not configured")
@@ -347,7 +328,7 @@ class Init:
         self.verbose(f"starting initial program {show(s.path)}")
 
         def spawn(path: str) -> int:
-            return os.posix_spawn(
+            return k.posix_spawn(
                 path,
                 s.args,
                 env,
@@ -383,7 +364,7 @@ class Init:
     # -- 5. PID 1 ----------------------------------------------------------------
     def serve(self, pid: int) -> NoReturn:
         """Reap everything; exit with the program's status when nothing is left."""
-        s = self.s
+        k, s = self.k, self.s
         tell(self.report, "started")
         result = 2  # no status seen for the program (reference §4.11)
         deadline: float | None = None
@@ -391,7 +372,7 @@ class Init:
         while True:
             while True:
                 try:
-                    got, status = os.waitpid(-1, os.WNOHANG)
+                    got, status = k.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
                     self.exit(result)
                 except OSError as e:  # Go: print, then exit with what we have
@@ -405,19 +386,19 @@ class Init:
                     # Before the orphan wait: if the parent's kill timer ends
                     # that wait, the parent still reports the program's status.
                     tell(self.report, f"exited {result}")
-                    deadline = time.monotonic() + s.adopt_wait_delay
+                    deadline = k.monotonic() + s.adopt_wait_delay
                     for fd in self.extra:
-                        os.close(fd)
+                        k.close(fd)
                     self.extra = []
             if deadline is None:
-                info = _signal.sigwaitinfo(HANDLED)
+                sig = k.sigwaitinfo(HANDLED)
             else:
-                left = deadline - time.monotonic()
-                info = _signal.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
-                if info is None:
+                left = deadline - k.monotonic()
+                timed = k.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
+                if timed is None:
                     say("hakurei: timeout exceeded waiting for lingering processes")
                     self.exit(result)
-            sig = info.si_signo
+                sig = timed
             if sig == _signal.SIGCHLD:
                 continue
             if sig in (_signal.SIGTSTP, _signal.SIGCONT):
@@ -426,7 +407,7 @@ class Init:
                 # with SIGSTOP (the program's orphaned session ignores SIGTSTP).
                 stop = _signal.SIGSTOP if sig == _signal.SIGTSTP else _signal.SIGCONT
                 try:
-                    os.kill(-1, stop)
+                    k.kill(-1, stop)
                 except ProcessLookupError:
                     pass
                 continue
@@ -467,12 +448,12 @@ class Init:
 
     def kill(self, pid: int, sig: int, what: str) -> None:
         try:
-            os.kill(pid, sig)
+            self.k.kill(pid, sig)
         except OSError as e:
             say(f"hakurei: {what}: {describe(e)}")
 
     def exit(self, status: int) -> NoReturn:
-        os._exit(status)
+        self.k.exit(status)
 
 
 def say(line: str) -> None:
@@ -539,7 +520,7 @@ def main(
             # holds it), and its own messages (127, -v) come in order with the
             # program's; a stdout or stderr that is no terminal stays as it is.
             for fd in _pty.slave_fds(run.tty_mask):
-                os.dup2(run.tty[1], fd)
+                k.dup2(run.tty[1], fd)
         run.privileges(last_cap)
         pid = run.start(umask)
         if run.tty is not None:  # the program has the slave open now (vfork semantics)
@@ -548,8 +529,8 @@ def main(
     except HakureiError as e:
         say(f"hakurei: {e}")
         tell(report, f"failed {e.status} {e}")
-        os._exit(e.status)
+        k.exit(e.status)
     except BaseException as e:  # a bug: still one line, still no traceback
         say(f"hakurei: init: {type(e).__name__}: {describe(e)}")
         tell(report, f"failed {EXIT_SETUP} init: {type(e).__name__}: {describe(e)}")
-        os._exit(EXIT_SETUP)
+        k.exit(EXIT_SETUP)

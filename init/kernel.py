@@ -13,13 +13,16 @@ while the host filesystem is still visible.
 
 from __future__ import annotations
 
+import _signal
 import _socket
 import ctypes
 import errno
 import fcntl
 import os
+import select
 import stat
 import sys
+import time
 
 import _prctl
 
@@ -197,6 +200,11 @@ class _LandlockAttr(ctypes.Structure):
     )
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+
 def _errno() -> int:
     return ctypes.get_errno()
 
@@ -204,6 +212,12 @@ def _errno() -> int:
 def _oserror(what: str) -> OSError:
     err = _errno()
     return OSError(err, os.strerror(err), what)
+
+
+def _prctl_libc(option: int, arg2: int = 0, arg3: int = 0) -> None:
+    """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""
+    if _prctl_raw(option, arg2, arg3, 0, 0) != 0:
+        raise _oserror("prctl")
 
 
 def _b(path: str) -> bytes:
@@ -229,7 +243,13 @@ def _mkdir_all(path: str, mode: int) -> None:
 
 
 class Kernel:
-    """The real kernel.  Methods raise ``OSError`` (or a typed subclass)."""
+    """The real kernel.  Methods raise ``OSError`` (or a typed subclass).
+
+    What stays outside (docs/design.md, "The syscall seam"): signal masks and
+    handlers, fd bookkeeping of pipes and copies a function makes and closes
+    itself, ``getppid``/``setpgid``, and the lines written to stderr and the
+    report channel.  Everything a unit test replays goes through here.
+    """
 
     # -- identity and namespaces ------------------------------------------------
     def getpid(self) -> int:
@@ -307,22 +327,108 @@ class Kernel:
             raise _oserror(f"pidfd_getfd {fd}")
         return r
 
-    # -- prctl and capabilities ------------------------------------------------
-    def prctl(self, option: int, arg: int = 0) -> None:
-        """prctl(2) through python-prctl where it knows the option."""
-        _prctl.prctl(option, arg)
+    # -- processes and signals (the shim's relay, init's PID-1 loop) ------------------
+    # Thin: one call each, so a test replays "SIGTERM arrives, init forwards it,
+    # the program exits 143" as a list of calls.  Signals come back as numbers:
+    # nothing of a siginfo but ``si_signo`` is used.
+    def fork(self) -> int:
+        return os.fork()
 
+    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
+        return os.waitpid(pid, options)
+
+    def kill(self, pid: int, sig: int) -> None:
+        os.kill(pid, sig)
+
+    def posix_spawn(
+        self,
+        path: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        file_actions: list[tuple[object, ...]],
+        setsid: bool,
+        setsigmask: tuple[int, ...],
+        setsigdef: tuple[int, ...],
+    ) -> int:
+        return os.posix_spawn(
+            path,
+            argv,
+            env,
+            file_actions=file_actions,
+            setsid=setsid,
+            setsigmask=setsigmask,
+            setsigdef=setsigdef,
+        )
+
+    def sigwaitinfo(self, sigset: tuple[int, ...]) -> int:
+        """Wait for one of the (blocked) signals ``sigset``; its number."""
+        return int(_signal.sigwaitinfo(sigset).si_signo)
+
+    def sigtimedwait(self, sigset: tuple[int, ...], timeout: float) -> int | None:
+        """``sigwaitinfo`` for at most ``timeout`` seconds; None if none came."""
+        info = _signal.sigtimedwait(sigset, timeout)
+        return None if info is None else int(info.si_signo)
+
+    def monotonic(self) -> float:
+        """The clock init's adopt-wait deadline is measured on (a fake one in tests)."""
+        return time.monotonic()
+
+    def poll(self, fds: tuple[int, ...]) -> list[int]:
+        """Wait until one of ``fds`` is readable (or hung up); those that are, in poll's order."""
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        return [fd for fd, _ in poller.poll()]
+
+    def read(self, fd: int, n: int) -> bytes:
+        return os.read(fd, n)
+
+    def dup2(self, fd: int, fd2: int) -> None:
+        """``fd2`` becomes a copy of ``fd`` (inheritable, as the program's fds must be)."""
+        os.dup2(fd, fd2)
+
+    def closerange(self, low: int, high: int) -> None:
+        os.closerange(low, high)
+
+    def exit(self, status: int) -> NoReturn:
+        """_exit(2): no atexit, no flushing, no finally (a fork must not run the parent's)."""
+        os._exit(status)
+
+    # -- prctl and capabilities ------------------------------------------------
+    # One named method per prctl(2) use: no caller passes a PR_* number, and a
+    # recorded call says what it does ("set_no_new_privs", not "prctl 38 1").
     def set_name(self, name: str) -> None:
         """PR_SET_NAME, so ``ps`` shows ``init``/``hakurei-shim`` rather than python."""
         _prctl.prctl(PR_SET_NAME, name)
 
-    def prctl_raw(self, option: int, arg2: int = 0, arg3: int = 0) -> None:
-        """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""
-        if _prctl_raw(option, arg2, arg3, 0, 0) != 0:
-            raise _oserror("prctl")
+    def set_pdeathsig(self, sig: int) -> None:
+        """PR_SET_PDEATHSIG: ``sig`` arrives when the thread that forked us exits."""
+        _prctl.prctl(PR_SET_PDEATHSIG, sig)
+
+    def set_dumpable(self, dumpable: bool) -> None:
+        """PR_SET_DUMPABLE; False is SUID_DUMP_DISABLE (no core, no ptrace by the same user)."""
+        _prctl.prctl(PR_SET_DUMPABLE, int(dumpable))
+
+    def set_ptracer(self, pid: int) -> None:
+        """Yama's PR_SET_PTRACER; 0 takes back any exception granted to another process."""
+        _prctl_libc(PR_SET_PTRACER, pid)
+
+    def set_no_new_privs(self) -> None:
+        """PR_SET_NO_NEW_PRIVS: for good, for us and every process we start."""
+        _prctl.prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+    def ambient_clear_all(self) -> None:
+        """PR_CAP_AMBIENT_CLEAR_ALL: no capability survives an exec as ambient."""
+        _prctl_libc(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+    def ambient_raise(self, cap: int) -> None:
+        """PR_CAP_AMBIENT_RAISE: ``cap`` (permitted and inheritable already) survives exec."""
+        _prctl_libc(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
 
     def capbset_drop(self, cap: int) -> None:
-        self.prctl(PR_CAPBSET_DROP, cap)
+        """PR_CAPBSET_DROP: ``cap`` leaves the bounding set, for us and our descendants."""
+        _prctl.prctl(PR_CAPBSET_DROP, cap)
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         """capset(2) with a v3 header: three 64-bit sets as two 32-bit words each."""

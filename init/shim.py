@@ -18,7 +18,6 @@ from __future__ import annotations
 import _signal
 import fcntl
 import os
-import select
 
 from ..errors import EXIT_SETUP, HakureiError, SetupError, describe, safe_line
 from ..wire import Setup, read_setup
@@ -63,7 +62,7 @@ def fail(msg: str, status: int = EXIT_SETUP) -> NoReturn:
         os.write(2, f"hakurei: {safe_line(msg)}\n".encode(errors="replace"))
         _init.tell(_report, f"failed {status} {safe_line(msg)}")
     finally:
-        os._exit(status)
+        Kernel().exit(status)
 
 
 def report_channel(environ: dict[str, str] | os._Environ[str]) -> int:
@@ -111,14 +110,15 @@ def receive(environ: dict[str, str] | os._Environ[str]) -> Setup:
     return setup
 
 
-def keep_only(fds: list[int]) -> None:
+def keep_only(fds: list[int], k: Kernel | None = None) -> None:
     """Close every fd but stdio and ``fds``: nothing the parent leaked reaches init."""
+    k = Kernel() if k is None else k
     low = 3
     for fd in sorted(fds):
         if fd > low:
-            os.closerange(low, fd)
+            k.closerange(low, fd)
         low = max(low, fd + 1)
-    os.closerange(low, 1 << 20)
+    k.closerange(low, 1 << 20)
 
 
 def write_maps(k: Kernel, s: Setup) -> None:
@@ -218,7 +218,7 @@ def take_fds(k: Kernel, parent: int, fetch: list[int], targets: list[int]) -> No
             os.close(got)
             moved.append((high, target))
         for high, target in moved:
-            os.dup2(high, target)  # inheritable, like the cold layout
+            k.dup2(high, target)  # inheritable, like the cold layout
     finally:
         for high, _ in moved:
             os.close(high)
@@ -265,7 +265,7 @@ def run(
         keep = [*keep, _report]
     if term is not None:
         keep = [*keep, *term.fds]
-    keep_only(keep if report is None else [*keep, *report.fds])
+    keep_only(keep if report is None else [*keep, *report.fds], k)
     k.set_name("hakurei-shim")
 
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
@@ -289,7 +289,7 @@ def run(
     # them with sigwaitinfo; the shim unblocks after its handlers are in place.
     _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
     alive_r, alive_w = os.pipe()
-    pid = os.fork()
+    pid = k.fork()
     if pid == 0:
         os.close(alive_w)
         for fd in report.fds if report is not None else ():
@@ -302,40 +302,52 @@ def run(
         report.started(pid)
     if term is not None:
         term.relay(pid, report)
-    relay(pid, parent, report)
+    relay(pid, parent, report, k=k)
 
 
-def relay(pid: int, parent: int | None, report: Report | None = None) -> NoReturn:
+def relay(
+    pid: int, parent: int | None, report: Report | None = None, k: Kernel | None = None
+) -> NoReturn:
     """Pass signals to init until it exits; kill it if the parent dies first."""
-    child = Kernel().pidfd_open(pid)
+    k = Kernel() if k is None else k
+    child = k.pidfd_open(pid)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     for sig in RELAYED:
         _signal.signal(sig, _noop)
     _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
-    poller = select.poll()
-    for fd in (parent, child, wake_r):
-        if fd is not None:
-            poller.register(fd, select.POLLIN)
+    watch(k, pid, parent, child, wake_r, report)
+
+
+def watch(
+    k: Kernel, pid: int, parent: int | None, child: int, wake_r: int, report: Report | None
+) -> NoReturn:
+    """The relay's loop, over the kernel seam (tests/unit/test_shim_relay.py replays it).
+
+    ``parent`` and ``child`` are pidfds (the parent's, None if nobody is
+    watched, and init's); ``wake_r`` is the signal wakeup pipe, one byte per
+    signal caught.
+    """
+    fds = tuple(fd for fd in (parent, child, wake_r) if fd is not None)
     while True:
-        for fd, _ in poller.poll():
+        for fd in k.poll(fds):
             if fd == wake_r:
-                for sig in os.read(wake_r, 64):
+                for sig in k.read(wake_r, 64):
                     try:
-                        os.kill(pid, sig)
+                        k.kill(pid, sig)
                     except ProcessLookupError:
                         pass
                     if sig == _signal.SIGTSTP:  # init stops the container; then we stop
-                        os.kill(os.getpid(), _signal.SIGSTOP)
+                        k.kill(k.getpid(), _signal.SIGSTOP)
             elif fd == parent:
-                os.kill(pid, _signal.SIGKILL)
-                _, status = os.waitpid(pid, 0)
-                os._exit(status_of(status))
+                k.kill(pid, _signal.SIGKILL)
+                _, status = k.waitpid(pid, 0)
+                k.exit(status_of(status))
             elif fd == child:
-                _, status = os.waitpid(pid, 0)
+                _, status = k.waitpid(pid, 0)
                 if report is not None:
                     report.exited(status_of(status))
-                os._exit(status_of(status))
+                k.exit(status_of(status))
 
 
 def _noop(signum: int, frame: object) -> None:

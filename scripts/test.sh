@@ -207,7 +207,9 @@ record "pytest as $TEST_USER" "$(pytest_status "$rc" "$start")"
 if [[ ${HK_COLD_PHASE:-1} == 1 ]]; then
 	log "pytest as $TEST_USER: integration tests with cold starts (HAKUREI_FORKSERVER=0)"
 	cold_args=("${extra_args[@]}")
-	((${#cold_args[@]})) || cold_args=(tests/integration)
+	named=0
+	for a in "${extra_args[@]}"; do [[ $a == tests* ]] && named=1; done
+	((named)) || cold_args+=(tests/integration)
 	start=$SECONDS
 	rc=0
 	(cd "$SUITE" && as_user timeout -k 30 "$PHASE_TIMEOUT" "${user_env[@]}" HAKUREI_FORKSERVER=0 \

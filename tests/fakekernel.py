@@ -19,9 +19,27 @@ from typing import Any
 
 from hakurei.init.kernel import Kernel
 
-_METHODS = frozenset(
-    name for name, _ in inspect.getmembers(Kernel, inspect.isfunction) if not name.startswith("_")
-)
+_SIGNATURES = {
+    name: inspect.signature(fn)
+    for name, fn in inspect.getmembers(Kernel, inspect.isfunction)
+    if not name.startswith("_")
+}
+_METHODS = frozenset(_SIGNATURES)
+
+
+def _positional(name: str, args: tuple[Any, ...], kw: dict[str, Any]) -> tuple[Any, ...]:
+    """The arguments given, in the method's parameter order, however they were passed.
+
+    ``posix_spawn(path, argv, env, setsid=True, ...)`` and the same values all
+    positional record alike, so the code under test may use keywords (as it
+    does for keyword-only parameters) and an expected call need not.  Defaults
+    are not filled in: a call that omits an argument differs from one that
+    passes it.
+    """
+    if not kw:
+        return args
+    bound = _SIGNATURES[name].bind(None, *args, **kw)  # None: self
+    return tuple(bound.arguments.values())[1:]
 
 
 class Call:
@@ -34,8 +52,12 @@ class Call:
         return f"{self.name}{self.args!r}"
 
 
-def call(name: str, *args: Any, ret: Any = None, err: BaseException | None = None) -> Call:
-    return Call(name, args, ret, err)
+def call(
+    name: str, *args: Any, ret: Any = None, err: BaseException | None = None, **kw: Any
+) -> Call:
+    if name not in _METHODS:
+        raise AssertionError(f"Kernel has no method {name!r}")
+    return Call(name, _positional(name, args, kw), ret, err)
 
 
 class FakeKernel(Kernel):
@@ -45,7 +67,9 @@ class FakeKernel(Kernel):
 
     def __getattribute__(self, name: str) -> Any:
         if name in _METHODS:
-            return lambda *args: object.__getattribute__(self, "_call")(name, args)
+            return lambda *args, **kw: object.__getattribute__(self, "_call")(
+                name, _positional(name, args, kw)
+            )
         return object.__getattribute__(self, name)
 
     def _call(self, name: str, args: tuple[Any, ...]) -> Any:
@@ -63,6 +87,23 @@ class FakeKernel(Kernel):
         """Fail unless every expected call happened."""
         if self.pos != len(self.expected):
             raise AssertionError(f"missing calls: {self.expected[self.pos :]!r}")
+
+
+class Exited(BaseException):
+    """What the fake's ``exit`` raises (see ``exits``): the status, out to the test.
+
+    A BaseException, so no ``except Exception`` in the code under test can
+    mistake the end of the process for an error and carry on.
+    """
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def exits(status: int) -> Call:
+    """The expected last call of a process, ``exit(status)``: it never returns."""
+    return call("exit", status, err=Exited(status))
 
 
 #: seam calls whose int return value is a new file descriptor the caller must close

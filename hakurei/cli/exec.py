@@ -589,9 +589,9 @@ def die_with_parent(ppid: int) -> None:
     """
     import _signal  # not signal: that imports enum
 
-    from ..init.kernel import PR_SET_PDEATHSIG, Kernel
+    from ..init.kernel import Kernel
 
-    Kernel().prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
+    Kernel().set_pdeathsig(_signal.SIGKILL)
     if os.getppid() != ppid:
         os._exit(128 + _signal.SIGKILL)
 

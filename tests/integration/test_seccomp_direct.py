@@ -34,10 +34,10 @@ assert platform.machine() == "x86_64", "these tests assert x86_64 ABIs"
 
 LOADER = """
 import os, sys
-from hakurei.init.kernel import Kernel, PR_SET_NO_NEW_PRIVS
+from hakurei.init.kernel import Kernel
 bpf = sys.stdin.buffer.read()
 k = Kernel()
-k.prctl(PR_SET_NO_NEW_PRIVS, 1)
+k.set_no_new_privs()
 if bpf:
     k.seccomp_load(bpf)
 null = os.open(os.devnull, os.O_RDONLY)

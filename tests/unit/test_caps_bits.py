@@ -37,11 +37,14 @@ class PrivilegeKernel:
     def _record(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
 
-    def prctl_raw(self, *args: int) -> None:
-        self._record("prctl_raw", *args)
+    def ambient_clear_all(self) -> None:
+        self._record("ambient_clear_all")
 
-    def prctl(self, *args: int) -> None:
-        self._record("prctl", *args)
+    def ambient_raise(self, cap: int) -> None:
+        self._record("ambient_raise", cap)
+
+    def set_no_new_privs(self) -> None:
+        self._record("set_no_new_privs")
 
     def capbset_drop(self, cap: int) -> None:
         self._record("capbset_drop", cap)

@@ -3,40 +3,39 @@
 Each step of reference §4 is first shown whole, as the exact ordered list of
 calls it makes, and then broken once per call: the injected error must end
 init with that step's own fatal message, and nothing after it may run.  The
-PID-1 loop is driven by a script standing in for ``waitpid``/``sigwaitinfo``.
+PID-1 loop has its own file, test_init_pid1.py.
 The last tests run what init does after the first pivot in a fresh
 interpreter behind ``LateImportBlocker``, to prove it imports nothing late.
 """
 
 from __future__ import annotations
 
-import _signal
 import ast
 import errno
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from hakurei.errors import EXIT_SETUP, MountError, PathError
 from hakurei.init import init as init_mod
-from hakurei.init.init import HANDLED, Fatal, Init, LateImportBlocker
+from hakurei.init.init import Fatal, Init, LateImportBlocker
 from hakurei.ops import Link, Mkdir, Op, Proc, Tmpfs
 from hakurei.spawn import init_argv
 from hakurei.wire import Setup
 
 import records
-from fakekernel import Call, FakeKernel, call
+from fakekernel import Call, Exited, FakeKernel, call, exits
 from fakekernel import failing as with_clean_up
 
 EPERM, EINVAL, ENOSYS = errno.EPERM, errno.EINVAL, errno.ENOSYS
 ENOTRECOVERABLE, ESRCH = errno.ENOTRECOVERABLE, errno.ESRCH
 BPF = b"\x06\0\0\0\0\0\xff\x7f" * 2
+#: the prctl methods that go through libc, whose OSError names "prctl"
+PRCTL_LIBC = ("set_ptracer", "ambient_clear_all", "ambient_raise")
 
 
 def make_setup(ops: list[Op] | None = None, **fields: Any) -> Setup:
@@ -64,8 +63,10 @@ def failing(c: Call, err: int) -> Call:
         exc = PathError("pivot_root", c.args[0], err)
     elif c.name == "umount2":
         exc = PathError("unmount", c.args[0], err)
-    elif c.name in ("prctl_raw", "capset", "seccomp_load", "sethostname"):
-        exc = oserror(err, {"prctl_raw": "prctl"}.get(c.name, c.name))
+    elif c.name in PRCTL_LIBC:
+        exc = oserror(err, "prctl")
+    elif c.name in ("capset", "seccomp_load", "sethostname"):
+        exc = oserror(err, c.name)
     elif c.args and isinstance(c.args[0], str):
         exc = oserror(err, c.args[0])
     else:
@@ -79,22 +80,6 @@ def broken_at(calls: list[Call], i: int, err: int) -> list[Call]:
     exc = failing(calls[i], err).err
     assert exc is not None
     return with_clean_up(calls, i, exc)
-
-
-class Exited(BaseException):
-    """Stands in for ``os._exit``: carries the status out of init to the test."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-@pytest.fixture
-def exits(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_exit(status: int) -> None:
-        raise Exited(status)
-
-    monkeypatch.setattr(os, "_exit", fake_exit)
 
 
 def unblock() -> None:
@@ -310,7 +295,7 @@ def test_apply_error_without_errno_names_the_op() -> None:
 
 
 def priv_calls(last_cap: int, privileged: bool, scope: int = 3) -> list[Call]:
-    calls = [call("prctl_raw", 47, 4)]
+    calls = [call("ambient_clear_all")]
     calls += [
         call("capbset_drop", cap) for cap in range(last_cap + 1) if not (privileged and cap == 21)
     ]
@@ -318,14 +303,14 @@ def priv_calls(last_cap: int, privileged: bool, scope: int = 3) -> list[Call]:
         full = (1 << (last_cap + 1)) - 1
         calls += [
             call("capset", full, full, 0x200000),
-            call("prctl_raw", 47, 2, 21),
+            call("ambient_raise", 21),
             call("capset", 0, 0x200000, 0x200000),
         ]
     else:
         calls.append(call("capset", 0, 0, 0))
     return [
         *calls,
-        call("prctl", 38, 1),
+        call("set_no_new_privs"),
         call("landlock_abi", ret=6),
         call("landlock_scope", scope),
         call("seccomp_load", BPF),
@@ -343,14 +328,14 @@ def test_privileges_unprivileged_low_last_cap() -> None:
         make_setup(),
         4,
         [
-            call("prctl_raw", 47, 4),
+            call("ambient_clear_all"),
             call("capbset_drop", 0),
             call("capbset_drop", 1),
             call("capbset_drop", 2),
             call("capbset_drop", 3),
             call("capbset_drop", 4),
             call("capset", 0, 0, 0),
-            call("prctl", 38, 1),
+            call("set_no_new_privs"),
             call("landlock_abi", ret=6),
             call("landlock_scope", 3),
             call("seccomp_load", BPF),
@@ -445,14 +430,14 @@ def test_privileges_step_failure(privileged: bool, i: int, err: int, message: st
 
 
 def test_privilege_steps_cover_every_call() -> None:
-    """Every kind of call is broken once; capset and prctl_raw at each of their uses."""
+    """Every kind of call is broken once; capset and ambient_raise at each of their uses."""
     broken = [(p, priv_calls(40, p)[i]) for p, i, _, _ in PRIV_STEPS]
     assert {c.name for _, c in broken} == {c.name for c in priv_calls(40, True)} - {
         "landlock_abi"  # its own tests: old or missing landlock
     }
-    assert [c.args for p, c in broken if p and c.name in ("capset", "prctl_raw")] == [
+    assert [c.args for p, c in broken if p and c.name in ("capset", "ambient_raise")] == [
         ((1 << 41) - 1, (1 << 41) - 1, 1 << 21),
-        (47, 2, 21),
+        (21,),
         (0, 1 << 21, 1 << 21),
     ]
 
@@ -460,10 +445,10 @@ def test_privilege_steps_cover_every_call() -> None:
 # -- 1. identity --------------------------------------------------------------------
 
 IDENTITY = [
-    call("prctl", 1, 9),
+    call("set_pdeathsig", 9),
     call("set_name", "init"),
-    call("prctl_raw", 0x59616D61, 0),
-    call("prctl", 4, 0),
+    call("set_ptracer", 0),
+    call("set_dumpable", False),
     call("sethostname", "hakurei-test"),
     call("loopback_up"),
 ]
@@ -508,11 +493,12 @@ def test_identity_leaves_the_host_network_alone(alive: tuple[int, int]) -> None:
     run_identity(make_setup(hostname="hakurei-test", host_net=True), IDENTITY[:-1], alive[0])
 
 
-def test_identity_exits_when_the_shim_is_already_gone(alive: tuple[int, int], exits: None) -> None:
+def test_identity_exits_when_the_shim_is_already_gone(alive: tuple[int, int]) -> None:
     """EOF on the liveness pipe: pdeathsig was armed too late to ever fire."""
     os.close(alive[1])
+    calls = [IDENTITY[0], exits(EXIT_SETUP)]
     with pytest.raises(Exited) as e:
-        run_identity(make_setup(hostname="hakurei-test"), IDENTITY[:1], alive[0])
+        run_identity(make_setup(hostname="hakurei-test"), calls, alive[0])
     assert e.value.status == EXIT_SETUP
 
 
@@ -546,332 +532,6 @@ def test_identity_step_failure(alive: tuple[int, int], i: int, message: str) -> 
     with pytest.raises(Fatal) as e:
         run_identity(make_setup(hostname="hakurei-test"), broken_at(IDENTITY, i, EPERM), alive[0])
     assert str(e.value) == message
-
-
-# -- 5. PID 1 ---------------------------------------------------------------------------
-
-PID = 0x1234
-
-
-def exited(code: int) -> int:
-    return code << 8
-
-
-def signalled(sig: int) -> int:
-    return sig
-
-
-class World:
-    """Replays, in order, what waitpid, sigwaitinfo, sigtimedwait and kill return.
-
-    Steps: ``("waitpid", (pid, status) | exception)``, ``("signal", signo)``
-    (taken by sigwaitinfo), ``("timed", signo | None)`` (sigtimedwait),
-    ``("kill", pid, sig, exception | None)``.
-    """
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, steps: list[tuple[Any, ...]]) -> None:
-        self.steps = steps
-        self.pos = 0
-        self.timeouts: list[float] = []
-        monkeypatch.setattr(os, "waitpid", self.waitpid)
-        monkeypatch.setattr(os, "kill", self.kill)
-        monkeypatch.setattr(_signal, "sigwaitinfo", self.sigwaitinfo)
-        monkeypatch.setattr(_signal, "sigtimedwait", self.sigtimedwait)
-
-    def next(self, kind: str) -> tuple[Any, ...]:
-        assert self.pos < len(self.steps), f"unexpected {kind} after the script ended"
-        step = self.steps[self.pos]
-        assert step[0] == kind, f"step {self.pos}: got {kind}, want {step!r}"
-        self.pos += 1
-        return step
-
-    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
-        assert (pid, options) == (-1, os.WNOHANG)
-        result = self.next("waitpid")[1]
-        if isinstance(result, BaseException):
-            raise result
-        return result  # type: ignore[no-any-return]
-
-    def sigwaitinfo(self, sigset: object) -> SimpleNamespace:
-        assert sigset == HANDLED
-        return SimpleNamespace(si_signo=self.next("signal")[1])
-
-    def sigtimedwait(self, sigset: object, timeout: float) -> SimpleNamespace | None:
-        assert sigset == HANDLED
-        self.timeouts.append(timeout)
-        sig = self.next("timed")[1]
-        return None if sig is None else SimpleNamespace(si_signo=sig)
-
-    def kill(self, pid: int, sig: int) -> None:
-        _, want_pid, want_sig, err = self.next("kill")
-        assert (pid, sig) == (want_pid, want_sig)
-        if err is not None:
-            raise err
-
-    def serve(self, setup: Setup, extra: list[int] | None = None) -> int:
-        with pytest.raises(Exited) as e:
-            Init(FakeKernel([]), setup, extra or []).serve(PID)
-        assert self.pos == len(self.steps), f"unused steps {self.steps[self.pos :]!r}"
-        return e.value.status
-
-
-ECHILD = ("waitpid", ChildProcessError(errno.ECHILD, "No child processes"))
-NOTHING = ("waitpid", (0, 0))
-TIMEOUT = ("timed", None)
-LINGER = "hakurei: timeout exceeded waiting for lingering processes\n"
-
-
-@pytest.mark.usefixtures("exits")
-class TestServe:
-    def test_cancel_forward_error(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        """Go "lowlastcap signaled cancel forward error"."""
-        w = World(
-            monkeypatch,
-            [
-                NOTHING,
-                ("signal", signal.SIGUSR2),
-                ("kill", PID, signal.SIGINT, ProcessLookupError(ESRCH, "No such process")),
-                ("waitpid", (PID, signalled(0x4E))),
-                NOTHING,
-                TIMEOUT,
-            ],
-        )
-        assert w.serve(make_setup(forward_cancel=True, verbose=True)) == 0xCE
-        assert 0 < w.timeouts[0] <= 5.0
-        assert capfd.readouterr().err == (
-            "init: forwarding context cancellation\n"
-            "hakurei: cannot forward cancellation: no such process\n"
-            "init: initial process exited with signal 78\n" + LINGER
-        )
-
-    def test_cancel_passthrough(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        """Go "lowlastcap signaled cancel passthrough": SIGQUIT goes to the program."""
-        w = World(
-            monkeypatch,
-            [
-                NOTHING,
-                ("signal", signal.SIGQUIT),
-                ("kill", PID, signal.SIGQUIT, ProcessLookupError(ESRCH, "No such process")),
-                ("waitpid", (PID, signalled(0x4E))),
-                NOTHING,
-                TIMEOUT,
-            ],
-        )
-        assert w.serve(make_setup(verbose=True)) == 206
-        assert capfd.readouterr().err == (
-            "init: got quit, forwarding to initial process\n"
-            "hakurei: cannot forward signal: no such process\n"
-            "init: initial process exited with signal 78\n" + LINGER
-        )
-
-    def test_interrupt_reaches_the_programs_group_and_its_status_is_returned(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        """SIGINT goes to the program's process group, as a terminal's Ctrl-C (issue 11 §1)."""
-        w = World(
-            monkeypatch,
-            [
-                NOTHING,
-                ("signal", signal.SIGINT),
-                ("kill", -PID, signal.SIGINT, None),
-                NOTHING,
-                ("signal", signal.SIGCHLD),
-                ("waitpid", (PID, exited(9))),
-                ECHILD,
-            ],
-        )
-        assert w.serve(make_setup(verbose=True)) == 9
-        assert capfd.readouterr().err.startswith(
-            "init: got interrupt, forwarding to initial process\n"
-        )
-
-    def test_interrupt_with_retain_session_reaches_the_program_alone(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """The program shares init's process group then: only its pid is signalled."""
-        w = World(
-            monkeypatch,
-            [
-                NOTHING,
-                ("signal", signal.SIGINT),
-                ("kill", PID, signal.SIGINT, None),
-                NOTHING,
-                ("signal", signal.SIGCHLD),
-                ("waitpid", (PID, signalled(signal.SIGINT))),
-                ECHILD,
-            ],
-        )
-        assert w.serve(make_setup(retain_session=True)) == 130
-
-    def test_stop_and_continue_reach_every_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """SIGTSTP/SIGCONT relayed by the shim: SIGSTOP/SIGCONT to all but PID 1 (kill -1)."""
-        w = World(
-            monkeypatch,
-            [
-                NOTHING,
-                ("signal", signal.SIGTSTP),
-                ("kill", -1, signal.SIGSTOP, None),
-                NOTHING,
-                ("signal", signal.SIGCONT),
-                ("kill", -1, signal.SIGCONT, None),
-                NOTHING,
-                ("signal", signal.SIGCHLD),
-                ("waitpid", (PID, exited(0))),
-                ECHILD,
-            ],
-        )
-        assert w.serve(make_setup()) == 0
-
-    def test_cancel_without_forwarding_exits_zero(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        w = World(monkeypatch, [NOTHING, ("signal", signal.SIGUSR2)])
-        assert w.serve(make_setup(verbose=True)) == 0
-        assert capfd.readouterr().err == "init: got user defined signal 2\n"
-
-    def test_unexpected_wait_error_exits_with_the_status_so_far(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        """Go "signaled": a wait4 error other than ECHILD is printed, not fatal."""
-        w = World(
-            monkeypatch,
-            [
-                ("waitpid", (PID, signalled(0x4E))),
-                ("waitpid", OSError(errno.ENOMEM, "Cannot allocate memory")),
-            ],
-        )
-        assert w.serve(make_setup()) == 0xCE
-        assert capfd.readouterr().err == (
-            "hakurei: unexpected wait4 response: cannot allocate memory\n"
-        )
-
-    def test_cancel_after_the_program_is_gone_keeps_its_status(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """During the adopt wait a cancel only cuts the wait short."""
-        w = World(
-            monkeypatch,
-            [("waitpid", (PID, exited(3))), NOTHING, ("timed", signal.SIGUSR2)],
-        )
-        assert w.serve(make_setup(forward_cancel=True)) == 3
-
-    def test_signalled_with_orphans(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        """Go "lowlastcap signaled": an adopted orphan's status is not the result."""
-        w = World(
-            monkeypatch,
-            [
-                ("waitpid", (0xBABE, exited(7))),
-                ("waitpid", (PID, signalled(0x4E))),
-                ECHILD,
-            ],
-        )
-        assert w.serve(make_setup()) == 0xCE
-        assert capfd.readouterr().err == ""
-
-    def test_orphan_outlives_the_program(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        w = World(
-            monkeypatch,
-            [
-                ("waitpid", (PID, exited(1))),
-                NOTHING,
-                ("timed", signal.SIGCHLD),
-                ("waitpid", (0xBABE, exited(0))),
-                ECHILD,
-            ],
-        )
-        assert w.serve(make_setup()) == 1
-
-    def test_exit_code(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Go "strangewait nopriv notty noseccomp yamafault": exit 1 is passed on."""
-        w = World(
-            monkeypatch, [NOTHING, ("signal", signal.SIGCHLD), ("waitpid", (PID, 1 << 8)), ECHILD]
-        )
-        assert w.serve(make_setup()) == 1
-
-    def test_strange_status_closes_extra_files(
-        self, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-    ) -> None:
-        """Go "success": a status neither exited nor signalled → 255; extra files closed."""
-        pipes = [os.pipe() for _ in range(3)]
-        extra = [r for r, _ in pipes]
-        try:
-            w = World(monkeypatch, [("waitpid", (PID, 0x137F)), ECHILD])
-            assert w.serve(make_setup(files=3, verbose=True), extra) == 0xFF
-            assert all(closed(fd) for fd in extra)
-            assert capfd.readouterr().err == "init: initial process exited with status 0x137f\n"
-        finally:
-            for r, wfd in pipes:
-                for fd in (r, wfd):
-                    if not closed(fd):
-                        os.close(fd)
-
-    def test_no_status_seen(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        w = World(monkeypatch, [ECHILD])
-        assert w.serve(make_setup()) == 2
-
-    def test_immediate_timeout_without_delay(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        w = World(monkeypatch, [("waitpid", (PID, exited(9))), NOTHING])
-        assert w.serve(make_setup(adopt_wait_delay=0.0)) == 9
-        assert w.timeouts == []
-
-    @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT])
-    def test_forwarded_signal_then_exit(self, monkeypatch: pytest.MonkeyPatch, sig: int) -> None:
-        w = World(
-            monkeypatch,
-            [
-                NOTHING,
-                ("signal", sig),
-                ("kill", PID, sig, None),
-                NOTHING,
-                ("signal", signal.SIGCHLD),
-                ("waitpid", (PID, signalled(sig))),
-                ECHILD,
-            ],
-        )
-        assert w.serve(make_setup()) == 128 + sig
-
-    @pytest.mark.parametrize(
-        ("sig", "name"), [(signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupt")]
-    )
-    def test_termination_after_the_program_is_gone(
-        self,
-        monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str],
-        sig: int,
-        name: str,
-    ) -> None:
-        """Nothing to forward to: PID 1 leaves with the program's status."""
-        w = World(monkeypatch, [("waitpid", (PID, exited(4))), NOTHING, ("timed", sig)])
-        assert w.serve(make_setup(verbose=True)) == 4
-        assert capfd.readouterr().err == (
-            f"init: initial process exited with code 4\ninit: got {name}\n"
-        )
-
-
-@pytest.mark.parametrize(
-    ("status", "result", "line"),
-    [
-        (exited(0), 0, "code 0"),
-        (exited(42), 42, "code 42"),
-        (exited(255), 255, "code 255"),
-        (signalled(signal.SIGKILL), 137, "signal 9"),
-        (signalled(signal.SIGSEGV) | 0x80, 139, "signal 11"),  # core dumped
-        (signalled(0x4E), 0xCE, "signal 78"),
-        (0x137F, 255, "status 0x137f"),  # stopped by SIGSTOP
-        (0xFFFF, 255, "status 0xffff"),  # continued
-    ],
-)
-def test_program_status(
-    capfd: pytest.CaptureFixture[str], status: int, result: int, line: str
-) -> None:
-    assert Init(FakeKernel([]), make_setup(verbose=True), []).program_status(status) == result
-    assert capfd.readouterr().err == f"init: initial process exited with {line}\n"
 
 
 # -- no late imports -------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""The named prctl methods of the real ``Kernel`` issue the prctl(2) numbers the kernel defines.
+
+The fake-kernel tests see ``set_no_new_privs()``, not ``prctl(38, 1)``, so the
+numbers are pinned here, once, as literals from <linux/prctl.h> (not computed
+the way the code computes them), with python-prctl and libc's ``prctl``
+replaced by recorders.  That the settings really hold inside a container
+(NoNewPrivs, CapAmb, no core dumps) is proven by the integration tests.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hakurei.init import kernel as kmod
+from hakurei.init.kernel import Kernel
+
+
+class Recorder:
+    """Stands in for python-prctl's ``_prctl`` module and for libc's ``prctl``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.fail_errno = 0
+
+    def prctl(self, *args: Any) -> None:  # _prctl.prctl(option, arg)
+        self.calls.append(("python-prctl", args))
+
+    def libc(self, *args: int) -> int:  # prctl(option, arg2, arg3, arg4, arg5)
+        self.calls.append(("libc", args))
+        if self.fail_errno:
+            ctypes.set_errno(self.fail_errno)
+            return -1
+        return 0
+
+
+@pytest.fixture
+def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    r = Recorder()
+    monkeypatch.setattr(kmod, "_prctl", r)
+    monkeypatch.setattr(kmod, "_prctl_raw", r.libc)
+    return r
+
+
+CASES: list[tuple[str, Callable[[Kernel], None], tuple[str, tuple[Any, ...]]]] = [
+    ("set_pdeathsig", lambda k: k.set_pdeathsig(9), ("python-prctl", (1, 9))),
+    ("set_dumpable", lambda k: k.set_dumpable(False), ("python-prctl", (4, 0))),
+    ("set_name", lambda k: k.set_name("init"), ("python-prctl", (15, "init"))),
+    ("capbset_drop", lambda k: k.capbset_drop(40), ("python-prctl", (24, 40))),
+    ("set_no_new_privs", lambda k: k.set_no_new_privs(), ("python-prctl", (38, 1))),
+    ("ambient_clear_all", lambda k: k.ambient_clear_all(), ("libc", (47, 4, 0, 0, 0))),
+    ("ambient_raise", lambda k: k.ambient_raise(21), ("libc", (47, 2, 21, 0, 0))),
+    ("set_ptracer", lambda k: k.set_ptracer(0), ("libc", (0x59616D61, 0, 0, 0, 0))),
+]
+
+
+@pytest.mark.parametrize(("name", "use", "issued"), CASES, ids=[c[0] for c in CASES])
+def test_each_named_prctl_issues_its_option_and_argument(
+    rec: Recorder, name: str, use: Callable[[Kernel], None], issued: tuple[str, tuple[Any, ...]]
+) -> None:
+    use(Kernel())
+    assert rec.calls == [issued]
+
+
+def test_every_prctl_method_is_pinned() -> None:
+    """A new prctl method on the seam gets its numbers pinned above too."""
+    prctl_methods = {
+        name
+        for name, fn in inspect.getmembers(Kernel, inspect.isfunction)
+        if "_prctl" in inspect.getsource(fn)
+    }
+    assert prctl_methods == {name for name, _, _ in CASES}
+
+
+def test_a_refused_libc_prctl_raises_oserror_naming_prctl(rec: Recorder) -> None:
+    """init's verbose Yama line reads ``prctl: invalid argument``."""
+    rec.fail_errno = errno.EINVAL
+    with pytest.raises(OSError) as e:
+        Kernel().set_ptracer(0)
+    assert (e.value.errno, e.value.filename) == (errno.EINVAL, "prctl")
