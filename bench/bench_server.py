@@ -103,8 +103,9 @@ def wait_running(pids: list[int], name: str, timeout: float = 30.0) -> list[list
     return trees
 
 
-def read_pss(pids: list[int]) -> dict[int, int | None]:
-    """PSS in kB of each pid (None if unreadable), through the root reader if there is one."""
+def read_pss(pids: list[int]) -> dict[int, list[int] | None]:
+    """[Pss, Private_Dirty] in kB of each pid (None if unreadable), through the root
+    reader if there is one."""
     relay = os.environ.get("HK_BENCH_PSS_FD")
     if relay is not None:
         s = socket.socket(fileno=int(relay))
@@ -122,15 +123,18 @@ def read_pss(pids: list[int]) -> dict[int, int | None]:
     return {p: pss_of(p) for p in pids}
 
 
-def pss_of(pid: int) -> int | None:
+def pss_of(pid: int) -> list[int] | None:
+    """[Pss, Private_Dirty] of ``pid`` in kB, or None if unreadable."""
+    found: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                key, _, rest = line.partition(":")
+                if key in ("Pss", "Private_Dirty"):
+                    found[key] = int(rest.split()[0])
     except OSError:
-        pass
-    return None
+        return None
+    return [found.get("Pss", 0), found.get("Private_Dirty", 0)]
 
 
 def bwrap_argv(bwrap: str, program: list[str]) -> list[str]:
@@ -322,6 +326,7 @@ async def pss_kind(kind: str, n: int, kw: dict[str, Any], bwrap: str) -> tuple[f
                 roots.append(c.pid)
         try:
             trees = wait_running(roots, "sleep")
+            names = [comm(p) or "?" for p in trees[0]]
             pids = [p for t in trees for p in t]
             extra = []
             if kind == "server":
@@ -335,11 +340,24 @@ async def pss_kind(kind: str, n: int, kw: dict[str, Any], bwrap: str) -> tuple[f
                 p.kill()
                 await p.wait()
     missing = [p for p, v in pss.items() if v is None]
-    total_kb = sum(v for v in pss.values() if v is not None)
-    per = len(trees[0])
-    note = f"{per} processes each" + (" + the server" if kind == "server" else "")
+    total_kb = sum(v[0] for v in pss.values() if v is not None)
+    # Per position in each tree (shim, init, program; bwrap, bwrap, program), mean kB.
+    parts = []
+    for i in range(max(len(t) for t in trees)):
+        vals = [pss[t[i]] for t in trees if len(t) > i]
+        got = [v for v in vals if v is not None]
+        if got:
+            name = names[i] if i < len(names) else "?"
+            parts.append(
+                f"{name} {statistics.fmean(v[0] for v in got) / 1024:.2f}"
+                f" ({statistics.fmean(v[1] for v in got) / 1024:.2f} private dirty)"
+            )
+    server = pss[extra[0]] if extra else None
+    if server is not None:
+        parts.append(f"server {server[0] / 1024:.2f} / {n} ({server[1] / 1024:.2f} private dirty)")
+    note = " + ".join(parts)
     if missing:
-        note += f"; {len(missing)} unreadable (not counted: run as root with --user)"
+        note += f"; {len(missing)} processes unreadable, not counted (run as root with --user)"
     return total_kb / n / 1024, note
 
 
@@ -353,7 +371,7 @@ async def pss_report(args: argparse.Namespace) -> list[str]:
         f"## PSS per running container ({args.pss_n} containers running `{SLEEP} 1000`, "
         "every process of each, smaps_rollup)",
         "",
-        "| variant | MB per container | processes |",
+        "| variant | MB per container | MB per process, mean (of which private dirty) |",
         "|---|---:|---|",
     ]
     results = {}
