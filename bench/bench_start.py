@@ -104,12 +104,16 @@ class Variant:
         self.samples: list[float] = []
         #: CPU seconds of each start: ours + reaped children + the server's tree
         self.cpu: list[float] = []
+        #: the same split: (ours, reaped children, server tree), summed over the run
+        self.cpu_parts = [0.0, 0.0, 0.0]
+        #: the last run: (wall, CPU, CPU split), kept by ``measure`` after the warm-up
+        self.pending: tuple[float, float, list[float]] = (0.0, 0.0, [])
 
     def command(self) -> str:
         return " ".join(self.argv) if self.argv else self.label
 
     async def once(self, devnull: int) -> int:
-        """Time one run into ``pending`` (wall, CPU seconds); its exit status."""
+        """Time one run into ``pending``; its exit status."""
         if self.before is not None:
             self.before()
         if self.argv is not None:
@@ -136,7 +140,8 @@ class Variant:
             t0 = time.perf_counter()
             status = self.call()
             t1 = time.perf_counter()
-        self.pending = (t1 - t0, CPU.now() - c0)
+        parts = [b - a for a, b in zip(c0, CPU.now(), strict=True)]
+        self.pending = (t1 - t0, sum(parts), parts)
         return status
 
     def diagnose(self) -> str:
@@ -200,15 +205,14 @@ class Cpu:
         # after "(comm)": state is fields[0]; utime..cstime are stat fields 14-17
         return sum(int(x) for x in fields[11:15])
 
-    def now(self) -> float:
+    def now(self) -> tuple[float, float, float]:
+        """(ours, reaped children's, the server tree's) CPU seconds so far."""
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         return (
-            me.ru_utime
-            + me.ru_stime
-            + kids.ru_utime
-            + kids.ru_stime
-            + self.server_ticks() / self.tick
+            me.ru_utime + me.ru_stime,
+            kids.ru_utime + kids.ru_stime,
+            self.server_ticks() / self.tick,
         )
 
 
@@ -406,6 +410,8 @@ async def measure(variants: list[Variant], rounds: int, warmup: int, settle: flo
                 if r >= warmup:
                     v.samples.append(v.pending[0])
                     v.cpu.append(v.pending[1])
+                    for i, x in enumerate(v.pending[2]):
+                        v.cpu_parts[i] += x
                 time.sleep(settle)
         if CPU.find_server() != server:
             sys.exit("bench: the fork server changed during the run (restarted?)")
@@ -808,6 +814,15 @@ def table(variants: list[Variant], rounds: int, warmup: int, settle: float) -> l
             f"| {v.key} | {v.label} | {p50:.1f} | {pct(v.samples, 90):.1f} | "
             f"{min(v.samples) * 1e3:.1f} | {p50 / ref50:.2f}x | {cpu:.1f} | {cpu / ref_cpu:.2f}x |"
         )
+    out += [
+        "",
+        "| | CPU ms/start: this process | reaped children | fork server + its shims |",
+        "|---|---:|---:|---:|",
+    ]
+    for v in variants:
+        if v.argv is None:
+            ours, kids, server = (x / len(v.cpu) * 1e3 for x in v.cpu_parts)
+            out.append(f"| {v.key} | {ours:.1f} | {kids:.1f} | {server:.1f} |")
     out += [
         "",
         "CPU ms/start: the mean over the measured rounds of user + system time of this process,",
