@@ -6,6 +6,13 @@ in the same process, interleaved round by round with a rotating order, after a
 warm-up, so machine load and cache state hit them alike; ratios between them
 are meaningful even on a busy machine, absolute numbers less so.
 
+Library starts are timed cold (``fork_server=False``: a fresh shim
+interpreter per container) and through this process's fork server (after
+``hakurei.prestart()``, checked through ``Container.via``), with public APIs
+only.  Beside the wall time it reports the CPU time per start, which other
+load on the machine does not move (see ``Cpu``), and a short untimed pause
+after each run lets one container's teardown finish before the next starts.
+
 Run it as an ordinary user against an *installed* hakurei (``bench/run.sh``
 does both).  The CLI variant spawns the ``hakurei`` console script that sits
 beside the running interpreter (the path a user runs), not ``python -m``.
