@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run bench/bench_start.py as an ordinary user against an INSTALLED hakurei.
+# Run bench/bench_start.py (or the bench_*.py named as the first argument, e.g.
+# `bench/run.sh bench_server.py`) as an ordinary user against an INSTALLED hakurei.
 #
 # The venv is $HK_VENV, else the repository's .venv (`make demo` builds it);
 # the benchmark spawns that venv's `hakurei` console script, the path users
@@ -11,7 +12,11 @@
 # caller (PYTHONPATH, a pyenv shim) changes what is measured.  When the
 # user's home is not writable, XDG_CACHE_HOME points to a private temp dir so
 # the CLI can keep its compiled seccomp program between runs, as it would for
-# a real user.  Arguments go to bench_start.py (e.g. -n 50, --no-profile).
+# a real user.  Arguments go to the script (e.g. -n 50, --no-profile).
+#
+# bench_server.py started as root runs as root with --user: it keeps a root
+# process that only reads /proc/PID/smaps_rollup (init is not dumpable, so its
+# own user cannot) and runs every measurement as that user.
 set -euo pipefail
 umask 022
 
@@ -19,12 +24,18 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 source "$REPO/scripts/lib.sh"
 VENV=${HK_VENV:-$REPO/.venv}
+SCRIPT=bench_start.py
+if [[ ${1:-} == bench_*.py ]]; then
+	SCRIPT=$1
+	shift
+fi
 
 die() {
 	printf 'bench/run.sh: %s\n' "$*" >&2
 	exit 1
 }
 
+[[ -f $REPO/bench/$SCRIPT ]] || die "no bench/$SCRIPT"
 [[ -x $VENV/bin/python ]] || die "no venv at $VENV (run 'make demo' or set HK_VENV)"
 [[ -x $VENV/bin/hakurei ]] || die "$VENV has no hakurei console script: install the package there"
 [[ -x /usr/bin/bwrap ]] || die "bubblewrap is not installed (apt-get install bubblewrap)"
@@ -48,9 +59,9 @@ fi
 # The checkout may be unreadable to that user: run a copy of the script.
 WORK=$(mktemp -d /tmp/hakurei-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-cp "$REPO/bench/bench_start.py" "$WORK/"
+cp "$REPO/bench/$SCRIPT" "$WORK/"
 chmod 0755 "$WORK"
-chmod 0644 "$WORK/bench_start.py"
+chmod 0644 "$WORK/$SCRIPT"
 
 as_user "$VENV/bin/python" -c pass 2>/dev/null ||
 	die "$BENCH_USER cannot run $VENV/bin/python (a venv under a 0700 home? set HK_VENV)"
@@ -65,4 +76,8 @@ if ! as_user test -w "$USER_HOME"; then
 fi
 
 cd "$WORK"
-as_user env -i "${envs[@]}" "$VENV/bin/python" "$WORK/bench_start.py" "$@"
+if [[ $SCRIPT == bench_server.py ]] && ((EUID == 0)); then
+	env -i "${envs[@]}" "$VENV/bin/python" "$WORK/$SCRIPT" --user "$BENCH_USER" "$@"
+else
+	as_user env -i "${envs[@]}" "$VENV/bin/python" "$WORK/$SCRIPT" "$@"
+fi
