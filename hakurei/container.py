@@ -116,7 +116,8 @@ class Container:
 
     @property
     def pid(self) -> int | None:
-        """The shim's pid (the process the parent spawned), once started."""
+        """The pid of the process started for it, once started: the shim (cold) or init
+        (cloned by the fork server).  Signals to it reach the container."""
         return self._shim.pid if self._shim else None
 
     @property

@@ -1,4 +1,5 @@
-"""The caller's side of the fork server (the server is ``init/forkserver.py``).
+"""The caller's side of the fork server (the server is ``init/forkserver.py``, which clones
+each container's init).
 
 One server per calling process, spawned on first use (or ahead, with
 ``prestart()``) as a cold shim would be: ``posix_spawn`` of ``-I -S``, signal
@@ -106,7 +107,7 @@ class _Server:
         return not poller.poll(timeout * 1000)
 
     def ask(self, request: bytes, fds: list[int]) -> tuple[int, int, int]:
-        """Send one request; (pid, pidfd, status fd) of the forked shim.
+        """Send one request; (pid, pidfd, status fd) of the cloned init.
 
         ``ServerLostError`` if the server is gone before it answered;
         ``StartError`` with its message if it refused.
@@ -141,7 +142,7 @@ class _Server:
         raise StartError(str(reply[-1]))
 
     def retire(self) -> None:
-        """Close our end (the server exits once its shims have) and reap it if it is gone."""
+        """Close our end (the server exits once its containers have) and reap it if it is gone."""
         self.sock.close()
         _retired.append(self)
         _reap_retired()

@@ -6,11 +6,12 @@ nothing of how it was made beyond where its exit status comes from:
 
 * cold: the shim is our child, ``exit_fd`` is its pidfd and ``waitpid``
   gives the status;
-* fork server: the shim is the server's child (``waitid`` does not work on a
-  non-child), ``exit_fd`` is a socket the server writes the status to when it
-  reaps the shim, and end of stream without a status means the server died.
+* fork server: there is no shim; ``pid`` is init, the server's child
+  (``waitid`` does not work on a non-child), ``exit_fd`` is a socket the
+  server writes the status to when it reaps init, and end of stream without a
+  status means the server died.
 
-Either way the shim's fd 3 is the other end of ``sock``: the caller writes the
+Either way fd 3 of the shim (or init) is the other end of ``sock``: the caller writes the
 setup record and shuts down its writing side, then reads the shim's and
 init's reports (``init.init.tell``): ``started``, ``exited N`` (the program's
 status, told before init waits for orphans) and ``failed N MESSAGE``.  init's
