@@ -148,10 +148,10 @@ class Process:
     def signal(self, sig: int) -> None:
         """Signal the shim (it relays to init); nothing if it is gone."""
         if not self.done:
-            import signal
+            import _signal  # not signal: its enum costs milliseconds on first import
 
             try:
-                signal.pidfd_send_signal(self.pidfd, sig)
+                _signal.pidfd_send_signal(self.pidfd, sig)
             except ProcessLookupError:
                 pass
 
