@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from hakurei.errors import OpError
-from hakurei.init.kernel import MS_RDONLY, MS_REC
 from hakurei.launch import run_sync
 from hakurei.ops import (
     BIND_DEVICE,
@@ -29,6 +28,7 @@ from hakurei.ops import (
     Proc,
     Tmpfs,
 )
+from hakurei.std import MS_RDONLY, MS_REC
 
 from conftest import base_ops, mountinfo, ok, py, run, sh, vfs
 
