@@ -3,21 +3,23 @@
 Every error here renders as one line a user can act on (``str(e)``), so the
 CLI and init can print it without a traceback, and carries the values a caller
 may want to match (an errno, a step, a path).  This module is imported by init
-for every container: it must import nothing beyond ``os``.
+for every container: it must import nothing beyond ``os`` (and the leaf
+``hakurei.std``).
 """
 
 from __future__ import annotations
 
 import os
 
+# Exit statuses shared by init, the shim, the library and the CLI (defined in
+# the leaf hakurei.std, where users find them; re-exported here as always).
+from .std import EXIT_NOEXEC as EXIT_NOEXEC
+from .std import EXIT_NOTFOUND as EXIT_NOTFOUND
+from .std import EXIT_SETUP as EXIT_SETUP
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never at run time: init imports this module for every container
     from .results import Completed
-
-#: Exit statuses shared by init, the shim, the library and the CLI.
-EXIT_SETUP = 125
-EXIT_NOEXEC = 126
-EXIT_NOTFOUND = 127
 
 
 def strerror(err: int) -> str:

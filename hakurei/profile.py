@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import os
 
-from .init.kernel import MS_RDONLY
 from .ops import Op, Ops
+from .std import MS_RDONLY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # collections.abc costs ~2.5 ms of every hakurei exec's start

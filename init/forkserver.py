@@ -389,7 +389,10 @@ def _preload() -> None:
     """Import now what init would import on its way, so no child imports."""
     import resource  # noqa: F401
 
+    from ..ops.base import REGISTRY
     from . import init, pty  # noqa: F401
+
+    REGISTRY.values()  # every op module: a child decodes its record without importing
 
 
 __all__ = ["Server", "main", "place"]

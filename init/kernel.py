@@ -28,28 +28,36 @@ import _prctl
 
 from ..errors import MountError, PathError
 
-# mount(2) flags
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_NOSYMFOLLOW = 0x100
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_SILENT = 0x8000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_RELATIME = 0x200000
-MNT_DETACH = 2
+# Mount and namespace flags live in the leaf hakurei.std, so that building ops or
+# reading a flag does not load this module's ctypes; re-exported here for init.
+from ..std import CLONE_NEWCGROUP as CLONE_NEWCGROUP
+from ..std import CLONE_NEWIPC as CLONE_NEWIPC
+from ..std import CLONE_NEWNET as CLONE_NEWNET
+from ..std import CLONE_NEWNS as CLONE_NEWNS
+from ..std import CLONE_NEWPID as CLONE_NEWPID
+from ..std import CLONE_NEWUSER as CLONE_NEWUSER
+from ..std import CLONE_NEWUTS as CLONE_NEWUTS
+from ..std import MNT_DETACH as MNT_DETACH
+from ..std import MOUNT_ATTR_NODEV as MOUNT_ATTR_NODEV
+from ..std import MOUNT_ATTR_NOEXEC as MOUNT_ATTR_NOEXEC
+from ..std import MOUNT_ATTR_NOSUID as MOUNT_ATTR_NOSUID
+from ..std import MOUNT_ATTR_RDONLY as MOUNT_ATTR_RDONLY
+from ..std import MS_BIND as MS_BIND
+from ..std import MS_NOATIME as MS_NOATIME
+from ..std import MS_NODEV as MS_NODEV
+from ..std import MS_NODIRATIME as MS_NODIRATIME
+from ..std import MS_NOEXEC as MS_NOEXEC
+from ..std import MS_NOSUID as MS_NOSUID
+from ..std import MS_NOSYMFOLLOW as MS_NOSYMFOLLOW
+from ..std import MS_PRIVATE as MS_PRIVATE
+from ..std import MS_RDONLY as MS_RDONLY
+from ..std import MS_REC as MS_REC
+from ..std import MS_RELATIME as MS_RELATIME
+from ..std import MS_REMOUNT as MS_REMOUNT
+from ..std import MS_SILENT as MS_SILENT
+from ..std import MS_SLAVE as MS_SLAVE
 
 # mount_setattr(2): reaches every submount of a tree in one call (Linux 5.12).
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
 AT_RECURSIVE = 0x8000
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
@@ -75,15 +83,6 @@ FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
 FSMOUNT_CLOEXEC = 0x1
 STATX_ATTR_MOUNT_ROOT = 0x2000
-
-# unshare(2)
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
 
 # capabilities and prctl
 CAP_DAC_OVERRIDE = 1

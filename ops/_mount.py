@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from ..errors import MountError, SetupError
-from ..init.kernel import (
+from ..std import (
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,

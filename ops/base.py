@@ -19,10 +19,12 @@ from ..errors import q as q  # re-exported: the ops quote with it
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any, ClassVar, Self
+    from collections.abc import Callable, Iterator
+    from typing import Any, ClassVar, Self, TypeVar
 
     from ..init.kernel import Kernel
+
+    _O = TypeVar("_O", bound="Op")
 
 SYSROOT = "/sysroot"
 HOST = "/host"
@@ -160,7 +162,7 @@ class State:
 class Op:
     """Base of every op.  Subclasses set TAG, PREFIX and FIELDS and implement apply."""
 
-    #: wire tag; also the key of ops.REGISTRY
+    #: wire tag; also the key of REGISTRY
     TAG: ClassVar[str] = ""
     #: verb init prints before ``str(op)`` with -v; "" when the op prints its own lines
     PREFIX: ClassVar[str] = ""
@@ -224,3 +226,97 @@ class Op:
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self.FIELDS)
         return f"{type(self).__name__}({args})"
+
+
+#: Wire tag → the module of this package that defines the op and registers it.
+#: The decoder imports a module only when a record names its tag, so a shim or
+#: a CLI run loads only the ops it uses; a tag that is not here is refused
+#: before anything is imported or mounted.  A unit test checks that each
+#: module registers exactly the tags listed for it.
+MODULES = {
+    "bind": "bind",
+    "symlink": "link",
+    "mkdir": "mkdir",
+    "tmpfs": "tmpfs",
+    "proc": "proc",
+    "dev": "dev",
+    "place": "place",
+    "remount": "remount",
+    "overlay": "overlay",
+    "autoetc": "etc",
+    "autoroot": "root",
+}
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+class Registry:
+    """Op classes by wire tag, each filled in by ``@register`` when its module is imported.
+
+    Reads like the dict it replaces (``get``, ``[]``, ``in``, iteration over
+    the tags), but looking a tag up imports that op's module on first use;
+    only ``values()`` and ``items()`` import them all.
+    """
+
+    __slots__ = ("_classes",)
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Op]] = {}
+
+    def add(self, cls: type[Op]) -> None:
+        """Record ``cls`` under its tag; its module must be the one ``MODULES`` names."""
+        module = MODULES.get(cls.TAG)
+        if module is None or cls.__module__ != f"{_PACKAGE}.{module}":
+            raise AssertionError(f"op {cls.__qualname__}: tag {cls.TAG!r} is not in MODULES")
+        if self._classes.setdefault(cls.TAG, cls) is not cls:
+            raise AssertionError(f"op tag {cls.TAG!r} registered twice")
+
+    def get(self, tag: object, default: type[Op] | None = None) -> type[Op] | None:
+        """The op class of wire tag ``tag``, its module imported if need be; else ``default``."""
+        if not isinstance(tag, str):
+            return default
+        cls = self._classes.get(tag)
+        if cls is None:
+            module = MODULES.get(tag)
+            if module is None:
+                return default
+            __import__(f"{_PACKAGE}.{module}")
+            cls = self._classes[tag]
+        return cls
+
+    def __getitem__(self, tag: str) -> type[Op]:
+        cls = self.get(tag)
+        if cls is None:
+            raise KeyError(tag)
+        return cls
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, str) and tag in MODULES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODULES)
+
+    def __len__(self) -> int:
+        return len(MODULES)
+
+    def keys(self) -> list[str]:
+        return list(MODULES)
+
+    def values(self) -> list[type[Op]]:
+        return [self[tag] for tag in MODULES]
+
+    def items(self) -> list[tuple[str, type[Op]]]:
+        return [(tag, self[tag]) for tag in MODULES]
+
+    def __repr__(self) -> str:
+        loaded = ", ".join(sorted(self._classes))
+        return f"<op registry: {len(MODULES)} tags, loaded: {loaded}>"
+
+
+#: Every op class by wire tag (``REGISTRY.get(tag)``); init decodes ops through it.
+REGISTRY = Registry()
+
+
+def register(cls: type[_O]) -> type[_O]:
+    """Class decorator of every op: file it in ``REGISTRY`` under its ``TAG``."""
+    REGISTRY.add(cls)
+    return cls

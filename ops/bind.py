@@ -9,22 +9,24 @@ from __future__ import annotations
 import stat
 
 from ..errors import AbsoluteError, OpError, OpStateError
-from ..init.kernel import MS_NODEV, MS_RDONLY, MS_REC
+from ..std import (
+    BIND_DEVICE,
+    BIND_ENSURE,
+    BIND_OPTIONAL,
+    BIND_WRITABLE,
+    MS_NODEV,
+    MS_RDONLY,
+    MS_REC,
+)
 from ._mount import bind_onto
-from .base import ABS, DEST, INT, SYSROOT, Op, State, is_abs, q, to_host
+from .base import ABS, DEST, INT, SYSROOT, Op, State, is_abs, q, register, to_host
 
-#: a missing host source skips the op instead of failing it
-BIND_OPTIONAL = 1
-#: leave the bind writable
-BIND_WRITABLE = 2
-#: keep device nodes usable (no nodev)
-BIND_DEVICE = 4
-#: create the host source as a directory (0700) if it is missing
-BIND_ENSURE = 8
+__all__ = ["BIND_DEVICE", "BIND_ENSURE", "BIND_OPTIONAL", "BIND_WRITABLE", "Bind"]
 
 _ALL_FLAGS = BIND_OPTIONAL | BIND_WRITABLE | BIND_DEVICE | BIND_ENSURE
 
 
+@register
 class Bind(Op):
     TAG = "bind"
     PREFIX = ""  # apply prints its own line, with the resolved source

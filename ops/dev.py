@@ -13,7 +13,7 @@ import os
 import posixpath
 
 from ..errors import MountError
-from ..init.kernel import (
+from ..std import (
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
@@ -22,7 +22,7 @@ from ..init.kernel import (
     MS_NOSUID,
 )
 from ._mount import bind_onto, mount_on, tmpfs_options
-from .base import BOOL, DEST, HOST_PROC_SELF, SYSROOT, Op, State, q, to_host
+from .base import BOOL, DEST, HOST_PROC_SELF, SYSROOT, Op, State, q, register, to_host
 
 #: device nodes bound from the host, each a file bind (not recursive, nosuid only)
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -39,6 +39,7 @@ LINKS = (
 DEVPTS_OPTIONS = "newinstance,ptmxmode=0666,mode=620"
 
 
+@register
 class Dev(Op):
     TAG = "dev"
     PREFIX = "mounting"

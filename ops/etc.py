@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 
 from ..errors import OpError, show
-from .base import STR, SYSROOT, Op, State
+from .base import STR, SYSROOT, Op, State, register
 
 #: entries never linked: the bind itself, and the files a caller places for the container
 _SKIP = frozenset((".host", "passwd", "group"))
 
 
+@register
 class AutoEtc(Op):
     TAG = "autoetc"
     PREFIX = "setting up"

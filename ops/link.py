@@ -8,9 +8,10 @@ symlink whose contents (one level only) become the link's contents.
 from __future__ import annotations
 
 from ..errors import AbsoluteError, OpError, OpStateError
-from .base import BOOL, DEST, STR, SYSROOT, Op, State, is_abs, q
+from .base import BOOL, DEST, STR, SYSROOT, Op, State, is_abs, q, register
 
 
+@register
 class Link(Op):
     TAG = "symlink"
     PREFIX = "creating"

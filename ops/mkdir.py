@@ -7,9 +7,10 @@ this creates (existing ones are left alone).
 from __future__ import annotations
 
 from ..errors import OpError
-from .base import DEST, INT, SYSROOT, Op, State, q
+from .base import DEST, INT, SYSROOT, Op, State, q, register
 
 
+@register
 class Mkdir(Op):
     TAG = "mkdir"
     PREFIX = "creating"

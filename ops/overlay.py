@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..errors import OpError, OpStateError, OverlayArgumentError
 from ._mount import mount_on
-from .base import ABS_LIST, ABS_OPT, DEST, SYSROOT, Op, State, q, to_host
+from .base import ABS_LIST, ABS_OPT, DEST, SYSROOT, Op, State, q, register, to_host
 
 #: what ``upper`` holds, with ``work`` unset, to ask for an ephemeral overlay
 EPHEMERAL_UPPER = "/"
@@ -35,6 +35,7 @@ def escape_overlay(s: str) -> str:
     return s.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
 
 
+@register
 class Overlay(Op):
     TAG = "overlay"
     PREFIX = "mounting"

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 
 from ..errors import OpError
-from ..init.kernel import MS_NODEV, MS_RDONLY
+from ..std import MS_NODEV, MS_RDONLY
 from ._mount import bind_onto
-from .base import BYTES, DEST, SYSROOT, Op, State, q
+from .base import BYTES, DEST, SYSROOT, Op, State, q, register
 
 #: Largest file a Place op carries (and ``hakurei exec --place`` reads): 16 MiB.
 MAX_DATA = 16 << 20
 
 
+@register
 class Place(Op):
     TAG = "place"
     PREFIX = "placing"

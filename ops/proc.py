@@ -6,11 +6,12 @@ refuses a new proc otherwise), which the apply phase guarantees.
 
 from __future__ import annotations
 
-from ..init.kernel import MS_NODEV, MS_NOEXEC, MS_NOSUID
+from ..std import MS_NODEV, MS_NOEXEC, MS_NOSUID
 from ._mount import mount_on
-from .base import DEST, SYSROOT, Op, State, q
+from .base import DEST, SYSROOT, Op, State, q, register
 
 
+@register
 class Proc(Op):
     TAG = "proc"
     PREFIX = "mounting"

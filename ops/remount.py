@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from ..errors import OpError
 from ._mount import remount
-from .base import DEST, INT, Op, State, q
+from .base import DEST, INT, Op, State, q, register
 
 
+@register
 class Remount(Op):
     TAG = "remount"
     PREFIX = "remounting"

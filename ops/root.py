@@ -15,7 +15,7 @@ from __future__ import annotations
 import posixpath
 import stat
 
-from .base import ABS, INT, Op, State, q
+from .base import ABS, INT, Op, State, q, register
 from .bind import Bind
 from .link import Link
 
@@ -35,6 +35,7 @@ def is_auto_root_bindable(st: State, name: str) -> bool:
     return True
 
 
+@register
 class AutoRoot(Op):
     TAG = "autoroot"
     PREFIX = "setting up"

@@ -7,14 +7,15 @@ writable scratch tmpfs, ``readonly`` for an empty read-only one.
 from __future__ import annotations
 
 from ..errors import OpError, TmpfsSizeError
-from ..init.kernel import MS_NODEV, MS_NOSUID
+from ..std import MS_NODEV, MS_NOSUID
 from ._mount import mount_tmpfs
-from .base import DEST, INT, STR, Op, State, q
+from .base import DEST, INT, STR, Op, State, q, register
 
 #: Go's ``MaxUint >> 1``: the largest size the reference accepts
 MAX_SIZE = (1 << 63) - 1
 
 
+@register
 class Tmpfs(Op):
     TAG = "tmpfs"
     PREFIX = "mounting"

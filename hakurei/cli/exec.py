@@ -22,8 +22,8 @@ import posixpath
 import sys
 
 from ..errors import q
-from ..init.kernel import MS_RDONLY
-from ..ops import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, Ops
+from ..ops import Ops
+from ..std import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, MS_RDONLY
 from ._table import (
     SECCOMP,
     SECCOMP_OPTIONS,

@@ -22,33 +22,28 @@ add, and the others choose what ``appended`` adds to every filter.
 from __future__ import annotations
 
 from ..errors import q
+
+# Presets (Go bits.FilterPreset) and export flags (Go seccomp.ExportFlag): one
+# definition, in the leaf module users import them from; re-exported here (__all__).
+from ..std import (
+    ALLOW_BLUETOOTH,
+    ALLOW_CAN,
+    ALLOW_ID_CALLS,
+    ALLOW_IO_URING,
+    ALLOW_MULTIARCH,
+    DENY_DEVEL,
+    DENY_NS,
+    DENY_TTY,
+    EVERYDAY,
+    EXT,
+    LINUX32,
+    STRICT,
+)
 from .rules import ENOSYS, EPERM, MASKED_EQ, NE, ArgCmp, Rule, group
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-# Presets (Go bits.FilterPreset).
-EXT = 1
-DENY_NS = 2
-DENY_TTY = 4
-DENY_DEVEL = 8
-LINUX32 = 16
-STRICT = EXT | DENY_NS | DENY_TTY | DENY_DEVEL
-#: hakurei's own, not in Go: leave out the ns-ext group (set*id, setgroups,
-#: chown), which ``EXT | DENY_NS`` would add.  No effect without both.
-ALLOW_ID_CALLS = 32
-#: The CLI's default (``hakurei exec``, ``hakurei seccomp``, the desktop
-#: launcher): every rule of ``STRICT`` but the id-change calls, which only
-#: ever set ids to what they are in a container with single-id maps.
-EVERYDAY = STRICT | ALLOW_ID_CALLS
-
-# Export flags (Go seccomp.ExportFlag).
-ALLOW_MULTIARCH = 1
-ALLOW_CAN = 2
-ALLOW_BLUETOOTH = 4
-#: hakurei's own: keep io_uring (not refused by ``appended_rules``).  Not in Go.
-ALLOW_IO_URING = 8
 
 CLONE_NEWUSER = 0x10000000
 TIOCSTI = 0x5412
@@ -246,3 +241,20 @@ def resolve(
     if rules:
         return presets, list(rules)
     return presets, preset(presets, flags)
+
+
+#: The bits re-exported from ``hakurei.std`` (what this module defines is public anyway).
+__all__ = [
+    "ALLOW_BLUETOOTH",
+    "ALLOW_CAN",
+    "ALLOW_ID_CALLS",
+    "ALLOW_IO_URING",
+    "ALLOW_MULTIARCH",
+    "DENY_DEVEL",
+    "DENY_NS",
+    "DENY_TTY",
+    "EVERYDAY",
+    "EXT",
+    "LINUX32",
+    "STRICT",
+]

@@ -13,6 +13,9 @@ from hakurei.profile import account
 
 from conftest import hakurei
 
+#: The installed command, beside this venv's interpreter (bin/hakurei in the repository).
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "hakurei")
+
 
 def test_readme_example_works() -> None:
     r = hakurei("exec", "--", "/bin/sh", "-c", "id; hostname; ls /")
@@ -25,9 +28,8 @@ def test_readme_example_works() -> None:
 
 
 def test_console_script_is_installed() -> None:
-    script = Path(sys.executable).with_name("hakurei")
     r = subprocess.run(
-        [str(script), "exec", "--", "/bin/echo", "hi"],
+        [SCRIPT, "exec", "--", "/bin/echo", "hi"],
         capture_output=True,
         timeout=60,
         check=False,
@@ -152,15 +154,15 @@ def test_exit_statuses_pass_through() -> None:
     assert hakurei("exec", "--", "/nonexistent").returncode == 127
 
 
-def test_exec_imports_nothing_slow() -> None:
-    """The console script loads no trio, argparse, typing, subprocess nor collections.
+def exec_imports(*args: str) -> set[str]:
+    """The modules ``hakurei exec ARGS`` loads, started as the installed command starts it.
 
-    Through the script users run, not ``python -m`` (runpy itself imports
-    collections); collections alone cost ~2.5 ms of every start when a
-    runtime ``collections.abc`` import slipped into the profile.
+    The command (bin/hakurei) execs this venv's python with ``-I -S`` on
+    itself (test_the_command_runs_python_isolated_without_site); ``-I``
+    ignores PYTHONPROFILEIMPORTTIME, so the same command line is run here with
+    ``-X importtime`` added.
     """
-    script = os.path.join(os.path.dirname(sys.executable), "hakurei")
-    cmd = [sys.executable, "-X", "importtime", script, "exec", "--", "/bin/true"]
+    cmd = [sys.executable, "-I", "-S", "-X", "importtime", SCRIPT, "exec", *args]
     r = subprocess.run(
         cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False
     )
@@ -171,8 +173,61 @@ def test_exec_imports_nothing_slow() -> None:
         if line.startswith("import time:") and "|" in line
     }
     assert "hakurei.cli" in imported and "hakurei.init.init" in imported  # the probe works
+    return imported
+
+
+def test_exec_imports_nothing_slow() -> None:
+    """The command loads no trio, argparse, typing, subprocess, collections, re nor site.
+
+    collections alone cost ~2.5 ms of every start when a runtime
+    ``collections.abc`` import slipped into the profile; site (.pth files,
+    sitecustomize) ~2 ms, and older pips' console-script wrapper imported re.
+    """
+    imported = exec_imports("--", "/bin/true")
     slow = {"trio", "argparse", "typing", "subprocess", "collections", "enum", "termios"}
+    slow |= {"re", "site", "importlib.metadata", "msgpack"}
     assert imported & slow == set()
+    # The default profile builds no overlay and no auto root: their modules stay out.
+    assert {"hakurei.ops.overlay", "hakurei.ops.root"} & imported == set()
+
+
+def test_exec_imports_only_the_ops_its_options_build() -> None:
+    imported = exec_imports("--ro-bind", "/", "/", "--proc", "/proc", "--", "/bin/true")
+    ops = {m for m in imported if m.startswith("hakurei.ops.")}
+    assert ops == {"hakurei.ops.base", "hakurei.ops._mount", "hakurei.ops.bind", "hakurei.ops.proc"}
+
+
+def test_the_command_runs_python_isolated_without_site() -> None:
+    """``hakurei`` is its own launcher: this venv's python with -I -S, no pip wrapper."""
+    cli = subprocess.Popen(
+        [SCRIPT, "exec", "--", "/bin/sh", "-c", "echo ready; read x; true"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert cli.stdin is not None and cli.stdout is not None
+    try:
+        assert cli.stdout.readline() == b"ready\n"
+        with open(f"/proc/{cli.pid}/cmdline", "rb") as f:
+            argv = f.read().decode().split("\0")[:-1]
+    finally:
+        cli.stdin.close()
+        assert cli.wait(timeout=30) == 0
+    python = os.path.join(os.path.dirname(sys.executable), "python3")
+    assert argv[:4] == [python, "-I", "-S", SCRIPT]
+    assert argv[4:] == ["exec", "--", "/bin/sh", "-c", "echo ready; read x; true"]
+
+
+def test_the_command_works_through_a_symlink(tmp_path: Path) -> None:
+    """A link elsewhere (pipx puts one in ~/.local/bin) still finds the venv's packages."""
+    link = tmp_path / "hakurei"
+    link.symlink_to(SCRIPT)
+    r = subprocess.run(
+        [str(link), "exec", "--", "/bin/echo", "linked"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"linked\n", b"")
 
 
 def test_the_cli_is_its_own_shim() -> None:

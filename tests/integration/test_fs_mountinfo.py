@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import Bind, Link, Ops
 from hakurei.ops._mountinfo import Entry, parse
 from hakurei.seccomp import ALLOW_MULTIARCH, DENY_DEVEL, EXT, STRICT, Rule
+from hakurei.std import MS_RDONLY
 
 from conftest import PY, base_ops, host_mount_of, host_mounts, mountinfo, ok, run, vfs, vfs_with
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from hakurei.errors import OpError
-from hakurei.init.kernel import MS_RDONLY, MS_REC
 from hakurei.ops import (
     BIND_DEVICE,
     BIND_ENSURE,
@@ -28,6 +27,7 @@ from hakurei.ops import (
     Proc,
     Tmpfs,
 )
+from hakurei.std import MS_RDONLY, MS_REC
 from hakurei.sync import run_sync
 
 from conftest import base_ops, mountinfo, nothing_left_running, ok, py, run, sh, vfs

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import BIND_DEVICE, BIND_WRITABLE, Ops
 from hakurei.ops._mountinfo import parse
+from hakurei.std import MS_RDONLY
 
 from conftest import base_ops, host_mounts, mountinfo, ok, py, run, vfs
 

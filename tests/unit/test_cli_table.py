@@ -9,9 +9,9 @@ import pytest
 
 from hakurei.cli import exec as cli_exec
 from hakurei.cli._table import UsageError
-from hakurei.init.kernel import MS_RDONLY
 from hakurei.ops import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, Ops
 from hakurei.profile import identity_files
+from hakurei.std import MS_RDONLY
 from hakurei.wire import encode
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hakurei.init.init import HANDLED, Init
-from hakurei.params import Setup
+from hakurei.wire import Setup
 
 import records
 from fakekernel import Call, Exited, FakeKernel, call, exits

@@ -589,6 +589,8 @@ LATE = r"""
 import sys
 sys.path[0:0] = sys.argv[1:]
 from hakurei.init.shim import main
+from hakurei.ops import REGISTRY
+REGISTRY.values()  # the op modules the shim's decoder loads for a record naming every op
 entry_modules = set(sys.modules)
 
 import errno

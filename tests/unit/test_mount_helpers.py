@@ -14,7 +14,9 @@ from collections.abc import Callable
 import pytest
 
 from hakurei.errors import MountError, PathError, SetupError
-from hakurei.init.kernel import (
+from hakurei.ops._mount import attrs, bind_onto, mount_tmpfs, remount, tmpfs_options
+from hakurei.ops.base import SYSROOT, State, parent_perm
+from hakurei.std import (
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
@@ -24,8 +26,6 @@ from hakurei.init.kernel import (
     MS_RDONLY,
     MS_REC,
 )
-from hakurei.ops._mount import attrs, bind_onto, mount_tmpfs, remount, tmpfs_options
-from hakurei.ops.base import SYSROOT, State, parent_perm
 
 from fakekernel import Call, FakeKernel, call, failing
 

@@ -8,7 +8,6 @@ import os
 import pytest
 
 from hakurei.errors import AbsoluteError, MountError, OpError, OpStateError, PathError
-from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import (
     BIND_DEVICE,
     BIND_ENSURE,
@@ -20,6 +19,7 @@ from hakurei.ops import (
     State,
 )
 from hakurei.ops.base import SYSROOT
+from hakurei.std import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 
 from fakekernel import Call, FakeKernel, call, failing
 

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from hakurei.errors import OpError
-from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import Dev, Ops, State
 from hakurei.ops.base import SYSROOT
+from hakurei.std import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 
 from fakekernel import Call, FakeKernel, call, failing
 

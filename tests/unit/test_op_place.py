@@ -8,10 +8,10 @@ import os
 import pytest
 
 from hakurei.errors import MountError, OpError
-from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import REGISTRY, Ops, Place, State
 from hakurei.ops.base import SYSROOT
 from hakurei.ops.place import MAX_DATA
+from hakurei.std import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 
 from fakekernel import Call, FakeKernel, call, failing
 

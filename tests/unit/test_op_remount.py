@@ -8,7 +8,9 @@ import os
 import pytest
 
 from hakurei.errors import OpError, PathError, SetupError
-from hakurei.init.kernel import (
+from hakurei.ops import REGISTRY, Ops, Remount, State
+from hakurei.ops.base import SYSROOT
+from hakurei.std import (
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
@@ -16,8 +18,6 @@ from hakurei.init.kernel import (
     MS_RDONLY,
     MS_REC,
 )
-from hakurei.ops import REGISTRY, Ops, Remount, State
-from hakurei.ops.base import SYSROOT
 
 from fakekernel import FakeKernel, call
 

@@ -9,7 +9,6 @@ import stat
 import pytest
 
 from hakurei.errors import OpError, OpRepeatError, PathError
-from hakurei.init.kernel import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 from hakurei.ops import (
     BIND_DEVICE,
     BIND_ENSURE,
@@ -22,6 +21,7 @@ from hakurei.ops import (
 )
 from hakurei.ops.base import SYSROOT
 from hakurei.ops.root import is_auto_root_bindable
+from hakurei.std import MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY
 
 from fakekernel import Call, FakeKernel, call
 

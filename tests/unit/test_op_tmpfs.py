@@ -7,10 +7,10 @@ import errno
 import pytest
 
 from hakurei.errors import MountError, OpError, PathError, TmpfsSizeError
-from hakurei.init.kernel import MS_NODEV, MS_NOSUID, MS_RDONLY
 from hakurei.ops import REGISTRY, Ops, State, Tmpfs
 from hakurei.ops.base import SYSROOT
 from hakurei.ops.tmpfs import MAX_SIZE
+from hakurei.std import MS_NODEV, MS_NOSUID, MS_RDONLY
 
 from fakekernel import Call, FakeKernel, call
 
