@@ -160,6 +160,8 @@ class _Server:
 _lock = _thread.allocate_lock()
 _server: _Server | None = None
 _retired: list[_Server] = []
+#: no container started by default in this process yet (see first_start)
+_first = True
 
 
 def _reap_retired() -> None:
@@ -168,8 +170,9 @@ def _reap_retired() -> None:
 
 def _forget() -> None:
     """In a fork()ed child: the parent's server is not ours (its pidfd watches the parent)."""
-    global _server, _lock
+    global _server, _lock, _first
     _lock = _thread.allocate_lock()
+    _first = True
     old, _server = _server, None
     if old is not None:
         old.sock.close()
@@ -251,9 +254,12 @@ def forget_dead() -> None:
         _reap_retired()
 
 
-def running() -> bool:
-    """Whether this process has a server already (it may have died since: spawn() finds out)."""
-    return _server is not None
+def first_start() -> bool:
+    """True once per process (and per fork()ed child), if no server runs yet: the default
+    first start goes cold and spawns nothing."""
+    global _first
+    first, _first = _first and _server is None, False
+    return first
 
 
 def prestart() -> bool:
@@ -332,4 +338,4 @@ def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
     return ServedProcess(pid, pidfd, ours, exit_fd)
 
 
-__all__ = ["Unavailable", "enabled", "forget_dead", "prestart", "running", "spawn"]
+__all__ = ["Unavailable", "enabled", "first_start", "forget_dead", "prestart", "spawn"]

@@ -12,9 +12,9 @@ Two ways, one result (a ``process.Process``):
 ``spawn()`` chooses: the server unless ``fork_server=False`` or
 ``HAKUREI_FORKSERVER=0``, and the cold path whenever the server cannot be had
 (it could not start, or the request cannot travel through it).  By default
-the first start of a process is cold and starts the server beside it, so it
-costs what a cold start costs; ``fork_server=True`` (or ``prestart()``) uses
-the server from the first start on.
+the first start of a process is cold (and costs exactly what a cold start
+costs) and the second starts the server; ``fork_server=True`` (or
+``prestart()``) uses the server from the first start on.
 
 The shim's fds are laid out like the Go original's: 0-2 stdio (None →
 /dev/null), 3 the setup socket, 4.. the extra files.  A cold shim's
@@ -162,12 +162,11 @@ def spawn(
     fds = stdio_fds(stdin, stdout, stderr, extra)
     from . import forkserver
 
-    if fork_server is None and forkserver.enabled() and not forkserver.running():
-        # The first start of a process: as fast as a cold one, because it is
-        # one; the server starts beside it, ready for the next.
-        proc = cold(fds)
-        forkserver.prestart()
-        return proc
+    if fork_server is None and forkserver.enabled() and forkserver.first_start():
+        # The first start of a process is exactly a cold one (a process that
+        # starts one container never pays for a server); the second starts
+        # the server, which then takes every start after it.
+        return cold(fds)
     if forkserver.enabled() if fork_server is None else fork_server:
         try:
             return forkserver.spawn(setup, fds)
