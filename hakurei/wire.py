@@ -28,13 +28,14 @@ MAGIC = b"HKRI"
 #: 2: ``hostname`` travels as bytes (bin), as the kernel takes it.
 #: 3: ``path`` may be a name (looked up in the program's PATH) or relative;
 #: ``dir_fallback`` lists working directories to try when ``dir`` fails.
-VERSION = 3
+#: 4: ``fetch`` (warm starts' fds taken with pidfd_getfd) is gone with
+#: ``hakurei.standby()``; a record carrying it is refused as an unknown field.
+VERSION = 4
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
 MAX_BODY = 64 << 20
 
 STR_LIST = "str[]"
-INT_LIST = "int[]"
 FLOAT = "float"
 BYTES_OPT = "bytes?"
 HOSTNAME = "hostname"  # str in memory (os.fsdecode'd), bin on the wire
@@ -51,7 +52,7 @@ MAX_WAIT = 86400
 HOSTNAME_MAX = 64
 #: Largest pid the kernel can hand out (PID_MAX_LIMIT on 64-bit).
 PID_LIMIT = 1 << 22
-#: Largest fd number a warm start may name (fds are C ints).
+#: One more than the largest C int: bounds fd numbers and counts that the kernel takes as ints.
 FD_LIMIT = 1 << 31
 #: The kernel's PATH_MAX, NUL included: longer program or working-directory
 #: paths fail only inside the container (ENAMETOOLONG), so they are refused here.
@@ -84,7 +85,6 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("files", INT),
     ("parent_pid", INT),
     ("verbose", BOOL),
-    ("fetch", INT_LIST),
 )
 
 
@@ -115,11 +115,9 @@ class Setup:
     files: int
     parent_pid: int
     verbose: bool
-    fetch: list[int]
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
-        fields.setdefault("fetch", [])  # only a warm start fills it in
         fields.setdefault("dir_fallback", [])  # only dir=None or a list of dirs fills it in
         if isinstance(fields.get("hostname"), bytes):
             fields["hostname"] = os.fsdecode(fields["hostname"])
@@ -154,13 +152,6 @@ class Setup:
             raise SetupError(f"bad parent_perm {self.parent_perm:#o}")
         if self.bpf is not None and (not self.bpf or len(self.bpf) % 8):
             raise SetupError("seccomp program length is not a multiple of 8")
-        if self.fetch:
-            if len(self.fetch) != 3 + self.files or not self.parent_pid:
-                raise SetupError("fetch must list stdio and every extra file of a watched parent")
-            if min(self.fetch[:3]) < -1 or min(self.fetch[3:], default=0) < 0:
-                raise SetupError("fetch lists a negative fd")
-            if max(self.fetch) >= FD_LIMIT:
-                raise SetupError("fetch lists an fd out of range")
         for i, op in enumerate(self.ops):
             if not isinstance(op, Op):
                 raise SetupError(f"invalid op at index {i}")
@@ -172,11 +163,6 @@ def _check(name: str, kind: str, value: object) -> None:
             isinstance(v, str) and "\0" not in v for v in value
         ):
             raise SetupError(f"{name} must be a list of strings")
-    elif kind == INT_LIST:
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise SetupError(f"{name} must be a list of integers")
     elif kind == FLOAT:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise SetupError(f"{name} must be a number")

@@ -113,7 +113,6 @@ elif _MACHINE == "aarch64":
     SYS_PIVOT_ROOT, SYS_SECCOMP, SYS_PIDFD_OPEN, SYS_STATX = 41, 277, 434, 291
 else:  # pragma: no cover - only the two arches hakurei supports
     raise ImportError(f"hakurei does not support {_MACHINE}")
-SYS_PIDFD_GETFD = 438
 # One number on every architecture since Linux 5.1 unified the new calls.
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 428, 429, 430, 431, 432
 SYS_OPENAT2 = 437
@@ -313,18 +312,6 @@ class Kernel:
         if pid < 0:
             raise _oserror("clone3")
         return pid, pidfd.value if pid else -1
-
-    def pidfd_getfd(self, pidfd: int, fd: int) -> int:
-        """Duplicate fd ``fd`` of the process behind ``pidfd`` into this one (close-on-exec).
-
-        A warm shim takes its stdio and extra files from the parent this way,
-        because it was started before they were known (Linux 5.6; needs
-        ptrace access to the parent: same user, dumpable, Yama scope 0).
-        """
-        r = int(_syscall(SYS_PIDFD_GETFD, ctypes.c_int(pidfd), ctypes.c_int(fd), ctypes.c_uint(0)))
-        if r < 0:
-            raise _oserror(f"pidfd_getfd {fd}")
-        return r
 
     # -- processes and signals (the shim's relay, init's PID-1 loop) ------------------
     # Thin: one call each, so a test replays "SIGTERM arrives, init forwards it,

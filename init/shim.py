@@ -160,7 +160,7 @@ def main(watch: tuple[int, int] | None = None) -> NoReturn:
     if setup.files and setup_fd < 2:
         fail("invalid setup descriptor: extra files would overlap stdio")
     extra = [setup_fd + 1 + i for i in range(setup.files)]
-    if _report >= 0:  # above the extra files, which a warm start is yet to place
+    if _report >= 0:  # above the extra files, as the fork server places it
         above = fcntl.fcntl(_report, fcntl.F_DUPFD_CLOEXEC, setup_fd + 1 + setup.files)
         os.close(_report)
         _report = above
@@ -193,35 +193,6 @@ def become(
         fail(str(e), e.status)
     except Exception as e:
         fail(describe(e))
-
-
-def take_fds(k: Kernel, parent: int, fetch: list[int], targets: list[int]) -> None:
-    """Warm start: copy the parent's fds ``fetch`` to ``targets`` (the cold layout).
-
-    A standby shim was spawned before the container's stdio and extra files
-    were known, with /dev/null on 0-2; it takes them from the parent with
-    pidfd_getfd, which shares the open file description exactly as
-    inheritance would.  -1 keeps the /dev/null already there.
-    """
-    floor = max(targets, default=2) + 1
-    moved: list[tuple[int, int]] = []
-    try:
-        for fd, target in zip(fetch, targets, strict=True):
-            if fd < 0:
-                continue
-            try:
-                got = k.pidfd_getfd(parent, fd)
-            except OSError as e:
-                raise SetupError(f"cannot take fd {fd} from the parent: {describe(e)}") from None
-            # Above every target, so no dup2 below overwrites a source.
-            high = fcntl.fcntl(got, fcntl.F_DUPFD_CLOEXEC, floor)
-            os.close(got)
-            moved.append((high, target))
-        for high, target in moved:
-            k.dup2(high, target)  # inheritable, like the cold layout
-    finally:
-        for high, _ in moved:
-            os.close(high)
 
 
 def run(
@@ -257,9 +228,6 @@ def run(
     if setup.verbose:  # which way this container started (-v, and the library's verbose)
         how = "a cold spawn" if setup.parent_pid else "the calling process itself"
         _init.say(f"shim: {'forked by the fork server' if watch else how}")
-    if setup.fetch:
-        assert parent is not None  # Setup.validate: fetch needs a watched parent
-        take_fds(k, parent, setup.fetch, [0, 1, 2, *extra])
     keep = extra if parent is None else [*extra, parent]
     if _report >= 0:
         keep = [*keep, _report]
