@@ -56,16 +56,7 @@ import msgpack
 from ..errors import HakureiError, describe, safe_line
 from . import init as _init
 from . import shim
-from .kernel import (
-    CLONE_NEWCGROUP,
-    CLONE_NEWIPC,
-    CLONE_NEWNET,
-    CLONE_NEWNS,
-    CLONE_NEWPID,
-    CLONE_NEWUSER,
-    CLONE_NEWUTS,
-    Kernel,
-)
+from .kernel import Kernel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,10 +69,6 @@ SERVER_FD = 3
 MAX_FDS = 250
 SETUP_FD = 3
 SIGKILL = 9
-#: The namespaces every container gets (and a network one unless host_net), as the shim's.
-NAMESPACES = (
-    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-)
 RELAYED = _init.RELAYED
 #: Signals never touched: SIGKILL, SIGSTOP, and glibc's internal 32 and 33.
 _UNTOUCHABLE = (9, 19, 32, 33)
@@ -208,7 +195,7 @@ class Server:
             uid, gid, host_uid, host_gid = (int(i) for i in ids)
         except Exception as e:  # a malformed request must not end the server
             return _request_error(f"fork server: bad request: {describe(e)}"), b""
-        flags = NAMESPACES if host_net else NAMESPACES | CLONE_NEWNET
+        flags = shim.namespaces(bool(host_net))
         alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
         # Blocked across the clone: init takes them with sigwaitinfo, and one
         # that arrived before it is ready must wait, not kill it.

@@ -121,6 +121,16 @@ def keep_only(fds: list[int], k: Kernel | None = None) -> None:
     k.closerange(low, 1 << 20)
 
 
+def namespaces(host_net: bool) -> int:
+    """The namespaces every container gets (the shim's unshare, the fork server's clone):
+    all of them, but the network one with ``host_net``."""
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    flags |= CLONE_NEWCGROUP
+    if not host_net:
+        flags |= CLONE_NEWNET
+    return flags
+
+
 def write_maps(k: Kernel, s: Setup) -> None:
     """Map the container ids onto the caller's, as an unprivileged process may."""
     k.write_file("/proc/self/uid_map", f"{s.uid} {s.host_uid} 1\n".encode())
@@ -236,12 +246,8 @@ def run(
     keep_only(keep if report is None else [*keep, *report.fds], k)
     k.set_name("hakurei-shim")
 
-    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-    flags |= CLONE_NEWCGROUP
-    if not setup.host_net:
-        flags |= CLONE_NEWNET
     try:
-        k.unshare(flags)
+        k.unshare(namespaces(setup.host_net))
     except OSError as e:
         raise SetupError(f"cannot unshare namespaces: {describe(e)}") from None
     try:
