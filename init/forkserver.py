@@ -249,8 +249,8 @@ class Server:
         Returns the alive pipe's read end, moved above the fds being laid out.
         """
         k = self.k
-        # If the server died before this, the alive pipe's end of file says so.
-        k.set_pdeathsig(SIGKILL)
+        # No pdeathsig here: init.identity sets it, and the alive pipe's end of
+        # file covers the server dying before that (as it covers a shim's death).
         _signal.set_wakeup_fd(-1)
         for sig, handler in self.initial.items():
             want = _signal.SIG_IGN if ignored >> (sig - 1) & 1 else handler
