@@ -151,6 +151,20 @@ class Container:
         program that cannot be executed is not an error here: ``wait()``
         returns its 126 or 127, as a shell would.
         """
+        shim = await self._send()
+        try:
+            await self._until_started(shim)
+        except BaseException:
+            await self._cancel()
+            raise
+        if shim.setup_error() is not None:
+            await self.wait()
+            error = shim.setup_error()
+            assert error is not None
+            raise error
+
+    async def _send(self) -> Process:
+        """Send the setup record (init then builds the container); no wait for the program."""
         shim, setup = self._shim, self._setup
         if shim is None or setup is None or shim.setup_w is None:
             raise StartError("invalid serve")
@@ -165,15 +179,10 @@ class Container:
             finally:
                 shim.end_setup()
                 await stream.aclose()
-            await self._until_started(shim)
         except BaseException:
             await self._cancel()
             raise
-        if shim.setup_error() is not None:
-            await self.wait()
-            error = shim.setup_error()
-            assert error is not None
-            raise error
+        return shim
 
     @staticmethod
     async def _until_started(shim: Process) -> None:
@@ -299,8 +308,13 @@ async def run(
                     assert data is not None
                     nursery.start_soon(_feed, feed, data)
                     feed = None
-                await c.serve()
-                task_status.started(c)
+                if task_status is trio.TASK_STATUS_IGNORED:
+                    # Nobody waits for the program to start: one wake-up less per
+                    # container; a setup failure is raised below, with the output.
+                    await c._send()
+                else:
+                    await c.serve()
+                    task_status.started(c)
                 await c.wait()
     except BaseExceptionGroup as group:
         raise _unwrapped(group) from None
@@ -318,6 +332,10 @@ async def run(
     status = c.returncode
     assert status is not None
     result = Completed(c.params.args, status, decoded(output[0], text), decoded(output[1], text))
+    assert c._shim is not None
+    failed = c._shim.setup_error(result)
+    if failed is not None:
+        raise failed
     if check and status:
         raise ContainerExitError(result)
     return result
