@@ -8,8 +8,9 @@ still alive ``wait_delay`` seconds later it is SIGKILLed.  Either way the
 container is gone and reaped before ``Cancelled`` propagates.
 
 Nothing here blocks the event loop for long: a start is one request to this
-process's fork server (``forkserver.py``; a fork away) or a vfork+exec, and
-waiting polls the handle's exit fd through trio.  A container started from a trio
+process's fork server (``forkserver.py``; a fork away) or a vfork+exec (the
+one start that spawns the server waits for it in a thread), and waiting polls
+the handle's exit fd through trio.  A container started from a trio
 worker thread does not die with the thread: nothing uses PR_SET_PDEATHSIG on
 the parent side (the shim watches the parent *process* through a pidfd).
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from . import forkserver
 from .errors import StartError
 from .params import Params
 from .process import CANCEL_SIGNAL, SIGKILL, Process
@@ -133,15 +135,24 @@ class Container:
         """Spawn the shim.  Raises StartError (or OpError for a bad op) on failure."""
         if self._shim is not None:
             raise StartError("container: already started")
-        self._setup = self.params.resolve(len(self.extra_files))
-        self._shim = spawn(
-            self._setup,
-            self.stdin,
-            self.stdout,
-            self.stderr,
-            self.extra_files,
-            fork_server=self.fork_server,
-        )
+        setup = self._setup = self.params.resolve(len(self.extra_files))
+
+        def start() -> Process:
+            return spawn(
+                setup,
+                self.stdin,
+                self.stdout,
+                self.stderr,
+                self.extra_files,
+                fork_server=self.fork_server,
+            )
+
+        if forkserver.would_start_server(self.fork_server):
+            # Once per process: the new server imports the init path (~20-40 ms)
+            # before it answers; a thread waits for that, not the event loop.
+            self._shim = await trio.to_thread.run_sync(start)
+        else:
+            self._shim = start()  # a fork away, or a vfork+exec
 
     async def serve(self) -> None:
         """Send the setup record and wait until the program runs.

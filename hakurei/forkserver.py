@@ -254,6 +254,13 @@ def forget_dead() -> None:
         _reap_retired()
 
 
+def would_start_server(fork_server: bool | None) -> bool:
+    """Whether ``spawn.spawn(..., fork_server=fork_server)`` would now spawn a server and
+    wait for its first answer (the trio face waits for that in a thread)."""
+    wanted = enabled() if fork_server is None else fork_server
+    return wanted and _server is None and not (fork_server is None and _first)
+
+
 def first_start() -> bool:
     """True once per process (and per fork()ed child), if no server runs yet: the default
     first start goes cold and spawns nothing."""
@@ -338,4 +345,12 @@ def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
     return ServedProcess(pid, pidfd, ours, exit_fd)
 
 
-__all__ = ["Unavailable", "enabled", "first_start", "forget_dead", "prestart", "spawn"]
+__all__ = [
+    "Unavailable",
+    "enabled",
+    "first_start",
+    "forget_dead",
+    "prestart",
+    "spawn",
+    "would_start_server",
+]

@@ -338,3 +338,46 @@ def test_containers_die_with_their_server_even_while_nobody_waits_for_them() -> 
             os.close(fd)
     with pytest.raises(hakurei.ServerLostError):
         proc.reap()
+
+
+LOOP = r"""
+import os, trio
+import hakurei
+from hakurei.profile import default_env, default_ops
+kw = dict(ops=default_ops(), env=default_env(), uid=os.getuid(), gid=os.getgid())
+
+
+async def main():
+    ticks = 0
+    starting = True
+
+    async def ticker():
+        nonlocal ticks
+        while starting:
+            ticks += 1
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.sleep(0)
+        c = hakurei.Container("/bin/true", fork_server=True, **kw)
+        before = ticks
+        await c.start()  # this one spawns the server and waits for its answer
+        during = ticks - before
+        starting = False
+    await c.serve()
+    await c.wait()
+    print(c.via, during)
+
+
+trio.run(main)
+"""
+
+
+def test_the_start_that_spawns_the_server_leaves_the_event_loop_running() -> None:
+    """Other tasks keep running while the new server imports (tens of ms, once)."""
+    r = subprocess.run([sys.executable, "-c", LOOP], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    via, during = r.stdout.rsplit(maxsplit=1)
+    assert via == "fork server"
+    assert int(during) > 0  # the ticker ran while start() waited
