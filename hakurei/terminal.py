@@ -33,6 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from .init.kernel import Kernel
     from .init.shim import Report
 
 #: One read from either side; a pty hands out at most a few KiB at a time anyway.
@@ -213,8 +214,11 @@ class Terminal:
                 return
             self.output(data)
 
-    def relay(self, pid: int, report: Report | None = None) -> NoReturn:
-        """The shim's loop in a terminal: bytes both ways, signals, then init's status."""
+    def relay(self, pid: int, report: Report | None, k: Kernel) -> NoReturn:
+        """The shim's loop in a terminal: bytes both ways, signals, then init's status.
+
+        Process calls go through the shim's syscall seam ``k`` (init/kernel.py).
+        """
         os.close(self.init_sock)
         child = os.pidfd_open(pid)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -224,14 +228,14 @@ class Terminal:
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, caught)
         try:
-            status = self.loop(pid, child, wake_r)
+            status = self.loop(k, pid, child, wake_r)
         finally:
             self.restore()
         if report is not None:
             report.exited(status)
-        os._exit(status)
+        k.exit(status)
 
-    def loop(self, pid: int, child: int, wake_r: int) -> int:
+    def loop(self, k: Kernel, pid: int, child: int, wake_r: int) -> int:
         poller = select.poll()
         for fd in (child, wake_r, self.sock):
             poller.register(fd, select.POLLIN)
@@ -239,10 +243,10 @@ class Terminal:
             for fd, events in poller.poll():
                 if fd == child:
                     self.drain()
-                    _, status = os.waitpid(pid, 0)
+                    _, status = k.waitpid(pid, 0)
                     return status_of(status)
                 if fd == wake_r:
-                    self.signals(pid, os.read(wake_r, 64))
+                    self.signals(k, pid, os.read(wake_r, 64))
                 elif fd == self.sock:
                     poller.unregister(fd)
                     self.master = self.receive()
@@ -309,7 +313,7 @@ class Terminal:
         self.pending = self.pending[n:]
         return bool(self.pending)
 
-    def signals(self, pid: int, sigs: bytes) -> None:
+    def signals(self, k: Kernel, pid: int, sigs: bytes) -> None:
         for sig in sigs:
             if sig == _signal.SIGWINCH:
                 self.resize()
@@ -317,11 +321,11 @@ class Terminal:
             if sig == _signal.SIGTSTP:  # kill -TSTP: the terminal back, then stop with the rest
                 self.restore()
             try:
-                os.kill(pid, sig)
+                k.kill(pid, sig)
             except ProcessLookupError:
                 pass
             if sig == _signal.SIGTSTP:
-                os.kill(os.getpid(), _signal.SIGSTOP)
+                k.kill(os.getpid(), _signal.SIGSTOP)
             elif sig == _signal.SIGCONT and self.master >= 0:
                 self.raw()
                 self.resize()

@@ -275,7 +275,7 @@ def run(
     if report is not None:
         report.started(pid)
     if term is not None:
-        term.relay(pid, report)
+        term.relay(pid, report, k)
     relay(pid, parent, report, k=k)
 
 
