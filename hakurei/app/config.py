@@ -347,31 +347,44 @@ def loads(data: str | bytes) -> Config:
 
 
 def load_file(path: str) -> Config:
-    """A config from the file ``path`` (at most :data:`CONFIG_MAX` bytes, a regular file)."""
+    """A config from the file ``path``, or from stdin for ``-`` (hakurei's ``CONFIG|-``).
+
+    At most :data:`CONFIG_MAX` bytes.  A path must name a regular file,
+    checked on the open fd (``O_NONBLOCK``: a FIFO must not hang us), so a
+    device like ``/dev/zero`` is refused before a byte is read.  Errors in the
+    content name the file first: ``app.json: container.path: required``.
+    """
     import os
     import stat
 
-    from ..errors import describe
+    from ..errors import show, strerror
 
+    name = "stdin" if path == "-" else show(path)
+    fd = 0
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        if path != "-":
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
-        raise ConfigError(q(path), f"cannot open: {describe(e)}") from None
+        raise ConfigError(name, f"cannot open: {strerror(e.errno or 0)}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(q(path), "not a regular file")
+        if path != "-" and not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(name, "not a regular file")
         chunks: list[bytes] = []
         got = 0
         while chunk := os.read(fd, CONFIG_MAX + 1 - got):
             chunks.append(chunk)
             got += len(chunk)
             if got > CONFIG_MAX:
-                raise ConfigError(q(path), f"larger than {CONFIG_MAX} bytes")
+                raise ConfigError(name, f"larger than {CONFIG_MAX} bytes")
     except OSError as e:
-        raise ConfigError(q(path), f"cannot read: {describe(e)}") from None
+        raise ConfigError(name, f"cannot read: {strerror(e.errno or 0)}") from None
     finally:
-        os.close(fd)
-    return loads(b"".join(chunks))
+        if fd != 0:
+            os.close(fd)
+    try:
+        return loads(b"".join(chunks))
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e.where}", e.reason) from None
 
 
 def dumps(config: Config) -> str:
