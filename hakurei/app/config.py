@@ -416,6 +416,11 @@ def _join(where: str, key: str) -> str:
     return f"{where or 'config'}[{q(key)}]"
 
 
+def _entry_at(where: str, key: str) -> str:
+    """``where["key"]``: an entry of a map whose keys are data (env names, bus names)."""
+    return f"{where}[{q(key)}]"
+
+
 def _kind(value: object) -> str:
     """A JSON value's type name, for messages."""
     if value is None:
@@ -664,7 +669,7 @@ def _bus(value: object, where: str) -> BusConfig | None:
             raise ConfigError(at, f"want an object, not {_kind(raw)}")
         checked: dict[str, str] = {}
         for name, rule in raw.items():
-            here = _join(at, name)
+            here = _entry_at(at, name)
             _check_bus_name(_text(name, here), here)
             problem = rule_problem(_text(rule, here))
             if problem is not None:
@@ -749,7 +754,7 @@ def _is_object_path(path: str) -> bool:
     if path == "/":
         return True
     parts = path.split("/")
-    return parts[0] == "" and all(_PATH_ELEMENT.fullmatch(p) for p in parts[1:])
+    return len(parts) > 1 and parts[0] == "" and all(_PATH_ELEMENT.fullmatch(p) for p in parts[1:])
 
 
 def _container(value: object) -> ContainerConfig:
@@ -806,7 +811,7 @@ def _env(value: object, where: str) -> dict[str, str]:
         raise ConfigError(where, f"want an object, not {_kind(value)}")
     out: dict[str, str] = {}
     for name, val in value.items():
-        here = _join(where, name)
+        here = _entry_at(where, name)
         _text(name, here, "a name")
         if not name or "=" in name:
             raise ConfigError(here, f"{q(name)} is not a variable name (empty, or holds '=')")
