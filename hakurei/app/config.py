@@ -387,8 +387,13 @@ def load_file(path: str) -> Config:
         raise ConfigError(f"{name}: {e.where}", e.reason) from None
 
 
-def dumps(config: Config) -> str:
-    """The config as indented JSON text, ending in a newline; :func:`loads` reads it back equal."""
+def dumps(config: Config, *, compact: bool = False) -> str:
+    """The config as JSON text ending in a newline; :func:`loads` reads it back equal.
+
+    Indented, or on one line with ``compact`` (hakurei's ``show --json --short``).
+    """
+    if compact:
+        return json.dumps(config.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
     return json.dumps(config.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 

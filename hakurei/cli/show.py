@@ -19,7 +19,7 @@ TABLE = Table(
     "show",
     (
         Opt("--no-store", (), OPTIONS, "CONFIG is a config file (or -), not an instance", act=flag),
-        Opt("--short", (), OPTIONS, "leave out the filesystem section", act=flag),
+        Opt("--short", (), OPTIONS, "no filesystem section; with --json, one line", act=flag),
         Opt("--json", (), OPTIONS, "print the checked config as JSON (frozen format)", act=flag),
     ),
 )
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     config = load_file(operands[0])
     if sys.stdout is not None:
         if "--json" in a.flags:
-            sys.stdout.write(dumps(config))
+            sys.stdout.write(dumps(config, compact="--short" in a.flags))
         else:
             sys.stdout.write(render(config, short="--short" in a.flags))
     return 0

@@ -27,6 +27,8 @@ def test_template_prints_a_config_that_show_accepts_unchanged() -> None:
     shown = hakurei("show", "-", "--no-store", "--json", input=t.stdout)
     assert (shown.returncode, shown.stderr) == (0, "")
     assert shown.stdout == t.stdout
+    short = hakurei("show", "-", "--no-store", "--json", "--short", input=t.stdout)
+    assert short.stdout.count("\n") == 1 and json.loads(short.stdout) == template
 
 
 def test_show_prints_a_config_in_hakureis_sections(tmp_path: Path) -> None:

@@ -208,6 +208,8 @@ def test_a_full_config_round_trips() -> None:
     c = from_json(full())
     text = dumps(c)
     assert loads(text) == c
+    compact = dumps(c, compact=True)
+    assert compact.count("\n") == 1 and loads(compact) == c
     assert dumps(loads(text)) == text
     assert "groups" not in json.loads(text)  # refused features are not part of the format
 
