@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: subcommand → its module in this package (each has ``main(argv) -> int``)
-COMMANDS = {"exec": "exec", "seccomp": "seccomp"}
+COMMANDS = {"exec": "exec", "seccomp": "seccomp", "show": "show", "template": "template"}
 
 USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
        hakurei seccomp [SECCOMP OPTIONS] [--retain-session] [--format pfc|bpf|json]
+       hakurei show CONFIG|- --no-store [--short] [--json]   (check an app config)
+       hakurei template   (print an example app config)
        hakurei init    (internal: the container's shim; reads HAKUREI_SETUP)
        hakurei --version
 """
@@ -79,7 +81,7 @@ def _run(argv: list[str]) -> int:
     from ._table import UsageError
 
     if not argv:
-        raise UsageError("no command given (want exec or seccomp; see --help)")
+        raise UsageError("no command given (want exec, seccomp, show or template; see --help)")
     if argv[0] in ("-h", "--help", "--version"):
         if sys.stdout is not None:
             sys.stdout.write(USAGE if argv[0] != "--version" else f"hakurei {version()}\n")
@@ -103,7 +105,7 @@ def _run(argv: list[str]) -> int:
         from ..init.shim import main as shim_main
 
         shim_main()
-    raise UsageError(f"unknown command {q(cmd)} (want exec or seccomp)")
+    raise UsageError(f"unknown command {q(cmd)} (want exec, seccomp, show or template)")
 
 
 def main(argv: list[str] | None = None) -> int:
