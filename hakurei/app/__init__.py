@@ -1,0 +1,1 @@
+"""The desktop launcher (issue 7)."""
