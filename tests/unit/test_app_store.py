@@ -268,3 +268,17 @@ def test_records_with_unknown_kinds_or_wrong_fields_are_refused(store: Store) ->
     errors = inst.revert()
     assert CALLS == ["a"]
     assert len(errors) == 2 and all(e.startswith("refused") for e in errors)
+
+
+def test_instance_whose_creation_died_before_its_lock_is_collected(store: Store) -> None:
+    os.mkdir(os.path.join(store.path, "0" * 32), 0o700)  # mkdir done, lock file not yet
+    assert store.live() == []
+    assert store.gc() == []
+    assert os.listdir(store.path) == ["lock"]
+
+
+def test_gc_leaves_names_that_are_not_instance_ids_alone(store: Store) -> None:
+    (Path(store.path) / "notes").write_text("x")
+    (Path(store.path) / ("0" * 31)).mkdir()
+    assert store.gc() == []
+    assert sorted(os.listdir(store.path)) == ["0" * 31, "lock", "notes"]
