@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -228,15 +230,20 @@ def test_host_removal_needs_an_allowed_root_and_the_instance_id(
     assert other.exists() and not mine.exists()
 
 
-def test_host_socket_is_unlinked(store: Store, tmp_path: Path) -> None:
-    inst = store.create()
-    path = f"{tmp_path}/sock-{inst.id}"
-    inst.journal.record("remove_host", path=path)
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(path)
-    s.close()
-    assert inst.revert() == []
-    assert not os.path.lexists(path)
+def test_host_socket_is_unlinked(store: Store) -> None:
+    short = tempfile.mkdtemp(prefix="hk-")  # a socket path must fit in 108 bytes
+    try:
+        st = Store(f"{short}/hakurei", host_roots=[short])
+        inst = st.create()
+        path = f"{short}/sock-{inst.id}"
+        inst.journal.record("remove_host", path=path)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        s.close()
+        assert inst.revert() == []
+        assert not os.path.lexists(path)
+    finally:
+        shutil.rmtree(short)
 
 
 def test_kill_record_kills_its_process_but_not_a_pid_with_another_start_time(
