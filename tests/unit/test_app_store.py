@@ -61,6 +61,14 @@ def test_store_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.root
+def test_store_directory_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir(mode=0o700)
+    os.chown(tmp_path / "s", 65534, 65534)
+    with pytest.raises(StoreError, match="belongs to uid 65534, not to us"):
+        Store(str(tmp_path / "s"))
+
+
 def test_store_lives_under_xdg_runtime_dir_else_a_private_dir_in_tmpdir(tmp_path: Path) -> None:
     uid = os.geteuid()
     assert default_path({"XDG_RUNTIME_DIR": str(tmp_path)}) == f"{tmp_path}/hakurei"
