@@ -112,8 +112,7 @@ class Server:
                 if fd == self.caller_fd:
                     self.die()
                 elif fd == wake_r:
-                    while len(os.read(wake_r, 64)) == 64:
-                        pass
+                    _drain(wake_r)
                     self.reap()
                 elif not self.request():
                     # End of stream: the caller closed its end (a newer server
@@ -350,6 +349,15 @@ def place(k: Kernel, sources: list[int], targets: list[int]) -> None:
 
 def _above(fd: int, floor: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+
+
+def _drain(fd: int) -> None:
+    """Empty the (non-blocking) signal wakeup pipe: its bytes only say "look again"."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _noop(signum: int, frame: object) -> None:
