@@ -273,8 +273,8 @@ def prestart() -> bool:
     """Start this process's fork server now, so the first container starts fast too.
 
     Returns False if it cannot run here or ``HAKUREI_FORKSERVER=0`` opts out
-    (the starts stay cold).  Without it the server starts with the first
-    container, which then costs what a cold start costs.
+    (the starts stay cold).  Without it a process's first container starts
+    cold and the second one starts the server.
     """
     if not enabled():
         return False
@@ -301,7 +301,10 @@ def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
     opened: list[int] = []
     ours, theirs = socketpair()
     try:
-        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:  # a cold spawn inherits a cwd it could not open: go cold
+            raise Unavailable(e) from None
         opened.append(cwd)
         for i, fd in enumerate(fds):
             if fd is None:
