@@ -89,6 +89,8 @@ class Container:
         self._setup: Setup | None = None
         self._serving = False
         self._waiting = trio.Lock()
+        #: run() sends the record right after start(): spawn may preload it
+        self._preload = False
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -145,6 +147,7 @@ class Container:
                 self.stderr,
                 self.extra_files,
                 fork_server=self.fork_server,
+                preload=self._preload,
             )
 
         if forkserver.would_start_server(self.fork_server):
@@ -177,6 +180,9 @@ class Container:
     async def _send(self) -> Process:
         """Send the setup record (init then builds the container); no wait for the program."""
         shim, setup = self._shim, self._setup
+        if shim is not None and shim.preloaded and not self._serving:
+            self._serving = True
+            return shim  # the record went with the start
         if shim is None or setup is None or shim.setup_w is None:
             raise StartError("invalid serve")
         self._serving = True
@@ -303,6 +309,7 @@ async def run(
     try:
         try:
             c = Container(path, args, stdin=stdin, stdout=stdout, stderr=stderr, **kwargs)
+            c._preload = task_status is trio.TASK_STATUS_IGNORED  # _send() follows at once
             await c.start()
         finally:
             for _, w in pipes:

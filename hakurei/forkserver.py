@@ -286,7 +286,7 @@ def prestart() -> bool:
     return True
 
 
-def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
+def spawn(setup: Setup, fds: list[int | None], record: bytes | None = None) -> ServedProcess:
     """The init of ``setup``'s container, cloned by the server with ``fds`` (``spawn.stdio_fds``)
     as its 0-2 and 4...; it waits for the record on its setup socket."""
     global _server
@@ -299,7 +299,7 @@ def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
     targets: list[int] = []
     sources: list[int] = []
     opened: list[int] = []
-    ours, theirs = socketpair()
+    ours, theirs = socketpair(record)
     try:
         try:
             cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -345,7 +345,7 @@ def spawn(setup: Setup, fds: list[int | None]) -> ServedProcess:
     finally:
         for fd in (theirs, *opened):
             os.close(fd)
-    return ServedProcess(pid, pidfd, ours, exit_fd)
+    return ServedProcess(pid, pidfd, ours, exit_fd, preloaded=record is not None)
 
 
 __all__ = [

@@ -46,7 +46,9 @@ class Process:
     #: how it was started, for ``-v`` and tests: "cold" or "fork server"
     via = "cold"
 
-    def __init__(self, pid: int, pidfd: int, sock: int, exit_fd: int) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, sock: int, exit_fd: int, *, preloaded: bool = False
+    ) -> None:
         self.pid = pid
         self.pidfd = pidfd
         #: our end of the setup socket until the record is sent
@@ -64,6 +66,10 @@ class Process:
         self.failure: tuple[int, str] | None = None
         #: the container's exit status once reaped
         self.status: int | None = None
+        #: the record went into the socket before the container existed (spawn's preload)
+        self.preloaded = preloaded
+        if preloaded:
+            self.close_setup()
 
     def send(self, setup: Setup) -> None:
         """Blocking write of the setup record; a shim that died early is not an error here."""

@@ -29,7 +29,7 @@ import sys
 
 from .errors import ParamsError, StartError, describe
 from .process import Process
-from .wire import FD_LIMIT
+from .wire import FD_LIMIT, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -100,17 +100,33 @@ def stdio_fds(stdin: Stdio, stdout: Stdio, stderr: Stdio, extra: Any) -> list[in
     return [_fileno(stdin), _fileno(stdout), _fileno(stderr), *(_fileno(f) for f in extra)]
 
 
-def socketpair() -> tuple[int, int]:
-    """A close-on-exec stream socketpair: (ours, the shim's setup fd)."""
+def socketpair(record: bytes | None = None) -> tuple[int, int]:
+    """A close-on-exec stream socketpair: (ours, the shim's setup fd).
+
+    With ``record`` (at most ``PRELOAD_MAX`` bytes, which the socket buffer
+    holds) it is written into our end at once, before the container exists:
+    init reads it as soon as it is ready instead of waiting for the caller to
+    hear that the container exists first (a round trip saved per start).
+    """
     import _socket  # not at module level: the CLI is its own shim and never needs it
 
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-    return ours.detach(), theirs.detach()
+    w, r = ours.detach(), theirs.detach()
+    if record is not None:
+        view = memoryview(record)
+        while view:
+            view = view[os.write(w, view) :]
+    return w, r
 
 
-def cold(fds: list[int | None]) -> Process:
-    """posix_spawn a shim with ``fds`` (``stdio_fds``) laid out around its setup socket."""
-    w, r = socketpair()
+#: The largest record ``spawn(preload=True)`` sends before the container exists.
+PRELOAD_MAX = 32 << 10
+
+
+def cold(fds: list[int | None], record: bytes | None = None) -> Process:
+    """posix_spawn a shim with ``fds`` (``stdio_fds``) laid out around its setup socket
+    (holding ``record`` already, if given)."""
+    w, r = socketpair(record)
     sources = [*fds[:3], r, *fds[3:]]
     staged: list[int] = []
     try:
@@ -142,7 +158,7 @@ def cold(fds: list[int | None]) -> Process:
         for fd in (r, *staged):
             os.close(fd)
     pidfd = os.pidfd_open(pid)
-    return Process(pid, pidfd, w, pidfd)
+    return Process(pid, pidfd, w, pidfd, preloaded=record is not None)
 
 
 def spawn(
@@ -153,26 +169,33 @@ def spawn(
     extra: Any = (),
     *,
     fork_server: bool | None = None,
+    preload: bool = False,
 ) -> Process:
     """A container for ``setup``, blocked on its setup socket (see the module docstring).
 
-    The record itself is sent later (``Process.send``); a fork server needs
-    its ids and network choice now, to make the namespaces.
+    The record itself is sent later (``Process.send``), unless ``preload``
+    (for callers that send it right away: ``run_sync``, ``run``) and it is
+    small; a fork server needs its ids and network choice now, to make the
+    namespaces.
     """
     fds = stdio_fds(stdin, stdout, stderr, extra)
     from . import forkserver
+
+    record = encode(setup) if preload else None
+    if record is not None and len(record) > PRELOAD_MAX:
+        record = None  # it could fill the socket before anyone reads: send() streams it
 
     if fork_server is None and forkserver.enabled() and forkserver.first_start():
         # The first start of a process is exactly a cold one (a process that
         # starts one container never pays for a server); the second starts
         # the server, which then takes every start after it.
-        return cold(fds)
+        return cold(fds, record)
     if forkserver.enabled() if fork_server is None else fork_server:
         try:
-            return forkserver.spawn(setup, fds)
+            return forkserver.spawn(setup, fds, record)
         except forkserver.Unavailable:
             pass  # the cold path below says what is wrong, if anything is
-    return cold(fds)
+    return cold(fds, record)
 
 
 __all__ = ["SETUP_FD", "cold", "init_argv", "spawn", "stdio_fds"]

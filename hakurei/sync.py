@@ -81,9 +81,10 @@ def run_sync(
             err = tempfile.TemporaryFile()  # noqa: SIM115
             temps.extend((out, err))
             stdout, stderr = out, err
-        shim = spawn(setup, stdin, stdout, stderr, extra, fork_server=fork_server)
+        shim = spawn(setup, stdin, stdout, stderr, extra, fork_server=fork_server, preload=True)
         try:
-            shim.send(setup)
+            if not shim.preloaded:
+                shim.send(setup)
             expired = deadline is not None and not _exits_by(shim, deadline)
             if expired:
                 shim.abandon()

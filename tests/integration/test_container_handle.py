@@ -16,7 +16,8 @@ import trio
 import trio.testing
 
 import hakurei
-from hakurei.profile import default_env, default_ops
+from hakurei.ops import Ops
+from hakurei.profile import default_env, default_ops, default_profile
 
 from conftest import PY, nothing_left_running
 
@@ -132,3 +133,18 @@ def test_a_dropped_running_container_is_killed_with_a_resource_warning() -> None
     assert any(issubclass(w.category, ResourceWarning) for w in caught), caught
     assert not alive(pid)
     nothing_left_running()
+
+
+@pytest.mark.parametrize("size", [10, 200_000])
+async def test_a_record_small_or_large_reaches_init_through_run_and_run_sync(size: int) -> None:
+    """run/run_sync write a small record before the container exists (one round trip
+    less); one larger than the socket could hold before anyone reads is streamed after."""
+    profile = default_profile().extend(Ops().place("/tmp/big", b"x" * size))
+    ops = profile.finish()
+    kw = {"env": profile.env, "uid": os.getuid(), "gid": os.getgid(), "capture_output": True}
+    probe = ["sh", "-c", "wc -c < /tmp/big"]
+    for fork_server in (True, False):
+        r = await hakurei.run("/bin/sh", probe, ops=ops, fork_server=fork_server, **kw)
+        assert (r.returncode, int(r.stdout)) == (0, size), r.stderr
+        s = hakurei.run_sync("/bin/sh", probe, ops=ops, fork_server=fork_server, **kw)
+        assert (s.returncode, int(s.stdout)) == (0, size), s.stderr
