@@ -53,7 +53,7 @@ from array import array
 
 import msgpack
 
-from ..errors import HakureiError, describe, safe_line
+from ..errors import describe, safe_line
 from . import init as _init
 from . import shim
 from .kernel import Kernel
@@ -217,7 +217,7 @@ class Server:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
         os.close(alive_r)
         try:
-            write_maps(pid, uid, gid, host_uid, host_gid)
+            shim.write_id_maps(self.k, uid, gid, host_uid, host_gid, f"/proc/{pid}")
             os.write(alive_w, b"m")  # the maps are there: go on
         except OSError as e:
             self.k.kill(pid, SIGKILL)
@@ -288,43 +288,19 @@ class Server:
         if os.read(alive_r, 1) != b"m":  # the server died before it wrote the maps
             self.k.exit(125)
         os.environ["HAKUREI_SETUP"] = str(SETUP_FD)
-        report = shim.report_channel(os.environ)
-        shim._report = report  # shim.fail reports there too
-        try:
-            setup = shim.receive(os.environ)
-        except HakureiError as e:
-            shim.fail(str(e))
-        except Exception as e:  # anything else is still a setup failure, in one line
-            shim.fail(f"cannot decode init setup payload: {describe(e)}")
+        setup, extra = shim.take_setup()
+        report = shim.reporting()
         if (setup.uid, setup.gid, setup.host_uid, setup.host_gid) != ids:
             shim.fail("the setup's ids are not those this container was created with")
         if setup.host_net != host_net:
             shim.fail("the setup's host_net is not what this container was created with")
         if setup.parent_pid != self.caller:
             shim.fail(f"the setup names parent {setup.parent_pid}, not this server's caller")
-        extra = [SETUP_FD + 1 + i for i in range(setup.files)]
-        if report >= 0:  # above the extra files
-            above = fcntl.fcntl(report, fcntl.F_DUPFD_CLOEXEC, SETUP_FD + 1 + setup.files)
-            os.close(report)
-            report = shim._report = above
         shim.keep_only([*extra, alive_r, *([report] if report >= 0 else [])], k)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         if setup.verbose:
             _init.say("shim: none, init was cloned by the fork server")
         _init.main(k, setup, extra, alive_r, report, None)
-
-
-def write_maps(pid: int, uid: int, gid: int, host_uid: int, host_gid: int) -> None:
-    """The single-line id maps of a child's new user namespace, written from its parent's."""
-    with open(f"/proc/{pid}/uid_map", "wb", buffering=0) as f:
-        f.write(b"%d %d 1\n" % (uid, host_uid))
-    try:
-        with open(f"/proc/{pid}/setgroups", "wb", buffering=0) as f:
-            f.write(b"deny\n")
-    except FileNotFoundError:
-        pass
-    with open(f"/proc/{pid}/gid_map", "wb", buffering=0) as f:
-        f.write(b"%d %d 1\n" % (gid, host_gid))
 
 
 def place(k: Kernel, sources: list[int], targets: list[int]) -> None:

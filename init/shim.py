@@ -133,12 +133,20 @@ def namespaces(host_net: bool) -> int:
 
 def write_maps(k: Kernel, s: Setup) -> None:
     """Map the container ids onto the caller's, as an unprivileged process may."""
-    k.write_file("/proc/self/uid_map", f"{s.uid} {s.host_uid} 1\n".encode())
+    write_id_maps(k, s.uid, s.gid, s.host_uid, s.host_gid)
+
+
+def write_id_maps(
+    k: Kernel, uid: int, gid: int, host_uid: int, host_gid: int, proc: str = "/proc/self"
+) -> None:
+    """The single-line id maps of the user namespace of ``proc`` (ours, after unshare; or a
+    child's, written by the fork server that cloned it): setgroups denied before gid_map."""
+    k.write_file(f"{proc}/uid_map", f"{uid} {host_uid} 1\n".encode())
     try:
-        k.write_file("/proc/self/setgroups", b"deny\n")
+        k.write_file(f"{proc}/setgroups", b"deny\n")
     except FileNotFoundError:
         pass
-    k.write_file("/proc/self/gid_map", f"{s.gid} {s.host_gid} 1\n".encode())
+    k.write_file(f"{proc}/gid_map", f"{gid} {host_gid} 1\n".encode())
 
 
 def status_of(wait_status: int) -> int:
@@ -150,15 +158,26 @@ def status_of(wait_status: int) -> int:
     return 255
 
 
-def main(watch: tuple[int, int] | None = None) -> NoReturn:
-    """The shim entry: read the record from ``HAKUREI_SETUP``'s fd and run the container.
+def main() -> NoReturn:
+    """The shim entry: read the record from ``HAKUREI_SETUP``'s fd and run the container."""
+    k = Kernel()
+    setup, extra = take_setup()
+    try:
+        run(k, setup, extra)
+    except HakureiError as e:
+        fail(str(e), e.status)
+    except Exception as e:
+        fail(describe(e))
 
-    ``watch`` is (pid, pidfd) of the caller when this shim is a fork-server
-    child (init/forkserver.py): the caller is not our parent then, and the
-    server opened the pidfd while it was.
+
+def take_setup() -> tuple[Setup, list[int]]:
+    """The record on ``HAKUREI_SETUP``'s fd, and the extra files' fds after it.
+
+    Shared by a cold shim and an init the fork server cloned: the report
+    channel (a dup of the setup socket) is kept above the extra files, and a
+    bad record is one line and exit 125 (``fail``), nothing touched.
     """
     global _report
-    k = Kernel()
     _report = report_channel(os.environ)
     try:
         setup = receive(os.environ)
@@ -170,16 +189,16 @@ def main(watch: tuple[int, int] | None = None) -> NoReturn:
     if setup.files and setup_fd < 2:
         fail("invalid setup descriptor: extra files would overlap stdio")
     extra = [setup_fd + 1 + i for i in range(setup.files)]
-    if _report >= 0:  # above the extra files, as the fork server places it
+    if _report >= 0:  # above the extra files
         above = fcntl.fcntl(_report, fcntl.F_DUPFD_CLOEXEC, setup_fd + 1 + setup.files)
         os.close(_report)
         _report = above
-    try:
-        run(k, setup, extra, watch=watch)
-    except HakureiError as e:
-        fail(str(e), e.status)
-    except Exception as e:
-        fail(describe(e))
+    return setup, extra
+
+
+def reporting() -> int:
+    """The report channel ``take_setup`` set up (-1 if none), for init to tell on."""
+    return _report
 
 
 def become(
@@ -211,24 +230,13 @@ def run(
     extra: list[int],
     report: Report | None = None,
     term: Terminal | None = None,
-    *,
-    watch: tuple[int, int] | None = None,
 ) -> NoReturn:
 
     # Watch the parent before anything else: if it is gone already (we were
     # reparented), there is nobody to serve.  parent_pid 0 means the caller
     # is the shim itself (the CLI) and nobody is watched, as with bwrap.
-    # A fork-server child watches the server's caller through the pidfd the
-    # server opened (``watch``); its own parent, the server, it outlives
-    # never (pdeathsig, set by the server's fork).
     parent = None
-    if watch is not None:
-        if setup.parent_pid != watch[0]:
-            raise SetupError(
-                f"the setup names parent {setup.parent_pid}, but this fork server serves {watch[0]}"
-            )
-        parent = watch[1]
-    elif setup.parent_pid:
+    if setup.parent_pid:
         try:
             parent = k.pidfd_open(setup.parent_pid)
         except OSError as e:
@@ -236,8 +244,7 @@ def run(
         if os.getppid() != setup.parent_pid:
             raise SetupError(f"parent {setup.parent_pid} is not this process's parent (it exited?)")
     if setup.verbose:  # which way this container started (-v, and the library's verbose)
-        how = "a cold spawn" if setup.parent_pid else "the calling process itself"
-        _init.say(f"shim: {'forked by the fork server' if watch else how}")
+        _init.say(f"shim: {'a cold spawn' if setup.parent_pid else 'the calling process itself'}")
     keep = extra if parent is None else [*extra, parent]
     if _report >= 0:
         keep = [*keep, _report]
