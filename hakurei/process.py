@@ -78,10 +78,7 @@ class Process:
         assert w is not None
         self.setup_w = None
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(w, view)
-                view = view[n:]
+            write_all(w, data)
         except BrokenPipeError:
             pass  # the shim exited; wait() reports why
         finally:
@@ -161,9 +158,9 @@ class Process:
             except ProcessLookupError:
                 pass
 
-    def exited(self) -> bool:
-        """Whether the shim has exited (``reap`` would not block)."""
-        return self.status is not None or _readable(self.exit_fd, 0)
+    def exited(self, timeout: float = 0) -> bool:
+        """Whether the shim has exited (``reap`` would not block), waiting up to ``timeout`` s."""
+        return self.status is not None or _readable(self.exit_fd, max(timeout, 0))
 
     def reap(self) -> int:
         """Collect the container's status (blocking): exit code, or 128+signal.
@@ -230,6 +227,13 @@ class ServedProcess(Process):
         return int(data)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all of ``data`` is written (a socket may take it in pieces)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _readable(fd: int, timeout: float | None) -> bool:
     """poll(2) one fd (not select(): it may be above FD_SETSIZE); None waits forever."""
     import select
@@ -239,4 +243,4 @@ def _readable(fd: int, timeout: float | None) -> bool:
     return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
-__all__ = ["CANCEL_SIGNAL", "Process", "ServedProcess"]
+__all__ = ["CANCEL_SIGNAL", "Process", "ServedProcess", "write_all"]

@@ -28,7 +28,7 @@ import os
 import sys
 
 from .errors import ParamsError, StartError, describe
-from .process import Process
+from .process import Process, write_all
 from .wire import FD_LIMIT, encode
 
 TYPE_CHECKING = False
@@ -113,9 +113,7 @@ def socketpair(record: bytes | None = None) -> tuple[int, int]:
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     w, r = ours.detach(), theirs.detach()
     if record is not None:
-        view = memoryview(record)
-        while view:
-            view = view[os.write(w, view) :]
+        write_all(w, record)
     return w, r
 
 

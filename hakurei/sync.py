@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from typing import Any, Unpack
 
     from .params import ParamsKw
-    from .process import Process
     from .results import Stdio
 
 
@@ -85,7 +84,7 @@ def run_sync(
         try:
             if not shim.preloaded:
                 shim.send(setup)
-            expired = deadline is not None and not _exits_by(shim, deadline)
+            expired = deadline is not None and not shim.exited(deadline - _monotonic())
             if expired:
                 shim.abandon()
             status = shim.reap()
@@ -112,20 +111,6 @@ def _monotonic() -> float:
     import time
 
     return time.monotonic()
-
-
-def _exits_by(shim: Process, deadline: float) -> bool:
-    """Whether the shim exits before ``deadline`` (monotonic seconds)."""
-    import select
-
-    poller = select.poll()
-    poller.register(shim.exit_fd, select.POLLIN)
-    while True:
-        left = deadline - _monotonic()
-        if left <= 0:
-            return bool(poller.poll(0))
-        if poller.poll(left * 1000):
-            return True
 
 
 __all__ = ["run_sync"]
