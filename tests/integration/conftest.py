@@ -55,21 +55,42 @@ def processes_with(marker: str, *, skip: bytes | None = None) -> list[int]:
     return found
 
 
+def read(path: str) -> str | None:
+    """A /proc file's text, or None if the process is gone or not ours to read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
 def children(pid: int) -> list[int]:
     """The live and zombie children of ``pid``, from every thread's children list."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
     kids: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.extend(int(k) for k in f.read().split())
-        except FileNotFoundError:
-            pass  # the thread exited
+    for task in tasks:  # a thread that exited meanwhile reads as None
+        kids.extend(int(k) for k in (read(f"/proc/{pid}/task/{task}/children") or "").split())
     return kids
 
 
-def comm(pid: int) -> str:
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, children first."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children(todo.pop())
+        out.extend(kids)
+        todo.extend(kids)
+    return out
+
+
+def comm(pid: int) -> str | None:
+    """The process name, or None if it is gone."""
+    text = read(f"/proc/{pid}/comm")
+    return text.strip() if text is not None else None
 
 
 def nothing_left_running() -> None:

@@ -20,7 +20,7 @@ from hakurei.process import Process
 from hakurei.profile import default_env, default_ops
 from hakurei.spawn import spawn
 
-from conftest import PY, nothing_left_running, ok, py, run, sh
+from conftest import PY, descendants, nothing_left_running, ok, py, run, sh
 
 
 def container_kwargs() -> dict[str, object]:
@@ -129,22 +129,6 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
     for fd in fds:
         os.close(fd)
     return sorted(alive.values())
-
-
-def descendants(pid: int) -> list[int]:
-    out = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    kids = [int(x) for x in f.read().split()]
-                out.extend(kids)
-                todo.extend(kids)
-        except FileNotFoundError:
-            pass
-    return out
 
 
 PARENT = """

@@ -32,6 +32,8 @@ from typing import TypeVar
 
 import pytest
 
+from conftest import children, comm, descendants, read
+
 T = TypeVar("T")
 
 DEADLINE = 10.0
@@ -59,41 +61,6 @@ def program(nonce: str) -> list[str]:
     """``sh`` with a background and a foreground ``sleep``, each naming the nonce."""
     duration = f"1000.{nonce}"
     return ["/bin/sh", "-c", f"/bin/sleep {duration} & /bin/sleep {duration}; exit 0"]
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace")
-    except OSError:  # gone, or not ours to read
-        return None
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for task in tasks:
-        text = read(f"/proc/{pid}/task/{task}/children")
-        out.extend(int(x) for x in (text or "").split())
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        kids = children(todo.pop())
-        out.extend(kids)
-        todo.extend(kids)
-    return out
-
-
-def comm(pid: int) -> str | None:
-    text = read(f"/proc/{pid}/comm")
-    return text.strip() if text is not None else None
 
 
 def poll_until(what: str, probe: Callable[[], T | None]) -> T:
