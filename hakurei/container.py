@@ -26,7 +26,7 @@ import trio
 
 from . import forkserver
 from .errors import StartError
-from .params import Params
+from .params import Params, check_params, env_entries
 from .process import CANCEL_SIGNAL, SIGKILL, Process
 from .results import Completed, ContainerExitError, check_run_args, decoded
 from .spawn import spawn
@@ -156,6 +156,36 @@ class Container:
             self._shim = await trio.to_thread.run_sync(start)
         else:
             self._shim = start()  # a fork away, or a vfork+exec
+
+    def amend(self, *, ops: list[Any] | None = None, env: dict[str, str] | None = None) -> None:
+        """Between ``start()`` and ``serve()``: append ``ops`` and set ``env`` variables.
+
+        What a container gets can depend on host work done while its init
+        waits for the record (the launcher loads a PulseAudio module, and binds
+        its socket only if that worked).  Validated as in the constructor.
+        The ops run after the constructor's, so they cannot create anything
+        under a root those made read-only: a caller that amends builds its
+        final ``remount`` itself, last.
+        """
+        shim = self._shim
+        if shim is None or self._serving or shim.preloaded or self._setup is None:
+            raise StartError("container: amend() only between start() and serve()")
+        p = self.params
+        if ops:
+            p.ops = p.ops + list(ops)
+        if env:
+            names = {entry.split("=", 1)[0] for entry in env_entries(env)}
+            kept = [entry for entry in p.env if entry.split("=", 1)[0] not in names]
+            p.env = kept + env_entries(env)
+        try:
+            check_params(p)
+            for op in p.ops:
+                op.validate()
+            setup = p.resolve(len(self.extra_files))
+        except BaseException:
+            p.ops, p.env = self._setup.ops, self._setup.env
+            raise
+        self._setup = setup
 
     async def serve(self) -> None:
         """Send the setup record and wait until the program runs.

@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 import hakurei
+from hakurei.errors import ParamsError
 from hakurei.ops import Ops
 from hakurei.profile import default_env, default_ops, default_profile
 
@@ -148,3 +149,29 @@ async def test_a_record_small_or_large_reaches_init_through_run_and_run_sync(siz
         assert (r.returncode, int(r.stdout)) == (0, size), r.stderr
         s = hakurei.run_sync("/bin/sh", probe, ops=ops, fork_server=fork_server, **kw)
         assert (s.returncode, int(s.stdout)) == (0, size), s.stderr
+
+
+async def test_ops_and_env_amended_after_start_reach_the_program() -> None:
+    """The launcher decides some binds only after its host work; the program sees them."""
+    r, w = os.pipe()
+    code = (
+        "import os; os.write(3, (os.environ.get('AMENDED', '-') + ' '"
+        " + str(os.path.isdir('/tmp/amended'))).encode())"
+    )
+    async with hakurei.Container(PY, [PY, "-c", code], extra_files=[w], **kwargs()) as c:
+        os.close(w)
+        c.amend(ops=list(Ops().tmpfs("/tmp/amended", 0, 0o755)), env={"AMENDED": "yes"})
+        await c.serve()
+        assert await c.wait() == 0
+        with pytest.raises(hakurei.StartError):
+            c.amend(env={"LATE": "1"})
+    assert os.read(r, 100) == b"yes True"
+    os.close(r)
+
+
+async def test_a_bad_amendment_is_refused_and_the_container_still_serves() -> None:
+    async with hakurei.Container("/bin/true", **kwargs()) as c:
+        with pytest.raises(ParamsError):
+            c.amend(env={"BAD=NAME": "x"})
+        await c.serve()
+        assert await c.wait() == 0
