@@ -5,12 +5,16 @@
 # pyenv under /root that an ordinary user cannot execute; python-prctl builds
 # from source (python3-dev, libcap-dev, gcc); bubblewrap is the comparison
 # point for tests and benchmarks; make, gcc, xterm and xvfb are the everyday
-# tools tests/integration/test_everyday_tools.py runs under the default filter.
+# tools tests/integration/test_everyday_tools.py runs under the default filter;
+# the rest are the real desktop components the launcher tests start (Xvfb,
+# PulseAudio, dbus-daemon + xdg-dbus-proxy, weston and sway headless).
 # Quick and silent when everything is there, so `make test` and `make demo`
 # can call it on every run.
 set -euo pipefail
 
-PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap xterm xvfb git python3-pip)
+PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap xterm xvfb git python3-pip
+	xauth x11-utils x11-apps imagemagick pulseaudio pulseaudio-utils xdg-dbus-proxy dbus dbus-tests
+	weston sway foot wayland-utils grim)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
