@@ -136,3 +136,27 @@ def test_the_default_working_directory_with_the_profile_is_home(
     p = default_profile()
     r = run_sync("/bin/pwd", ops=p.finish(), env=p.env, dir=None, capture_output=True)
     assert r.stdout == f"{p.env['HOME']}\n".encode()
+
+
+ETC_PROBE = (
+    "cat /etc/debian_version; test -L /etc/hostname && echo hostname-is-a-link;"
+    " test -e /etc/.host && echo has-.host; grep -c . /etc/passwd;"
+    " touch /etc/new 2>/dev/null || echo etc-read-only"
+)
+
+
+def test_the_default_etc_shows_the_hosts_files_with_only_the_profiles_accounts() -> None:
+    p = default_profile()
+    out = sh_in(p.finish(), ETC_PROBE, p.env)
+    host_version = Path("/etc/debian_version").read_text()
+    # Real files (a bind), not links into /etc/.host; passwd names root, the user, nobody.
+    assert out == f"{host_version}3\netc-read-only\n"
+
+
+def test_an_op_under_etc_added_to_the_default_profile_still_lands_there() -> None:
+    # A read-only bind of the host /etc could not take /etc/added: the profile
+    # makes its auto /etc (links, writable until the final remount) instead.
+    p = default_profile().extend(Ops().place("/etc/added", b"mine\n"))
+    out = sh_in(p.finish(), "cat /etc/added; " + ETC_PROBE, p.env)
+    host_version = Path("/etc/debian_version").read_text()
+    assert out == f"mine\n{host_version}hostname-is-a-link\nhas-.host\n3\netc-read-only\n"
