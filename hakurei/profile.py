@@ -26,7 +26,7 @@ rebuilding it, and the root still ends read-only::
 
 How the default ``/etc`` is made (``Profile.finish``): a read-only recursive
 bind of the host's ``/etc``, as bubblewrap users write it, with the profile's
-passwd and group bound over the host's files: four mounts, ~0.3 ms in init.
+passwd and group bound over the host's files: three mounts, ~0.3 ms in init.
 A read-only bind cannot take a new entry, though, so when the caller adds an
 op whose destination is under ``/etc`` (``--place /etc/foo``, a bind onto
 ``/etc/ssl``), or the host's passwd or group is not a regular file, the
