@@ -122,7 +122,7 @@ class ByHandDBus(Variant):
 
     def __init__(self, bwrap: str, uid: int, runtime: str, bus: str) -> None:
         self.sock = os.path.join(runtime, "bench-proxy", "bus")
-        app = base_bwrap(bwrap, uid) + ["--bind", self.sock, f"/run/user/{uid}/bus"]
+        app = [*base_bwrap(bwrap, uid), "--bind", self.sock, f"/run/user/{uid}/bus"]
         app += ["--setenv", "DBUS_SESSION_BUS_ADDRESS", f"unix:path=/run/user/{uid}/bus", *ECHO]
         super().__init__("byhand-dbus", "bwrap + xdg-dbus-proxy by hand", app)
         self.bwrap, self.uid, self.bus = bwrap, uid, bus
