@@ -105,14 +105,24 @@ class Server:
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.caller_fd, select.POLLIN)
         poller.register(wake_r, select.POLLIN)
+        # The server shares its caller's process group, so whatever signals the
+        # group (a terminal's Ctrl-C and Ctrl-Z, systemd's SIGTERM to a unit)
+        # reaches it, and not its inits (each leads a group of its own).  A
+        # cold start's shim relays those to its init; the server does the same
+        # for all of them, and neither dies nor stops itself.  Each child gets
+        # the dispositions of a fresh interpreter back (``child``).
+        for sig in RELAYED:
+            _signal.signal(sig, _noop)
         serving = True
         gc.freeze()  # what is imported stays shared with every child, untouched by gc
         while serving or self.children:
-            for fd, _ in poller.poll():
+            # Signals first: one the group got before a request came must
+            # reach the inits that existed then, not the one it creates.
+            for fd, _ in sorted(poller.poll(), key=lambda event: event[0] != wake_r):
                 if fd == self.caller_fd:
                     self.die()
                 elif fd == wake_r:
-                    _drain(wake_r)
+                    self.relay(_drain(wake_r))
                     self.reap()
                 elif not self.request():
                     # End of stream: the caller closed its end (a newer server
@@ -131,6 +141,16 @@ class Server:
             except ProcessLookupError:
                 pass
         self.k.exit(0)
+
+    def relay(self, signals: bytes) -> None:
+        """Pass the group's signals on to every init, as each one's shim would."""
+        for sig in dict.fromkeys(signals):  # in order, once each
+            if sig in RELAYED:
+                for pid in self.children:
+                    try:
+                        self.k.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
 
     def reap(self) -> None:
         """Collect every exited init and tell its caller the status."""
@@ -327,13 +347,15 @@ def _above(fd: int, floor: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
 
 
-def _drain(fd: int) -> None:
-    """Empty the (non-blocking) signal wakeup pipe: its bytes only say "look again"."""
+def _drain(fd: int) -> bytes:
+    """Empty the (non-blocking) signal wakeup pipe: the numbers of the signals caught."""
+    got = b""
     try:
-        while os.read(fd, 4096):
-            pass
+        while chunk := os.read(fd, 4096):
+            got += chunk
     except BlockingIOError:
         pass
+    return got
 
 
 def _noop(signum: int, frame: object) -> None:

@@ -381,3 +381,65 @@ def test_the_start_that_spawns_the_server_leaves_the_event_loop_running() -> Non
     via, during = r.stdout.rsplit(maxsplit=1)
     assert via == "fork server"
     assert int(during) > 0  # the ticker ran while start() waited
+
+
+CTRL_KEYS = r"""
+import os, signal, sys
+import hakurei
+from hakurei import forkserver
+from hakurei.profile import default_env, default_ops
+kw = dict(ops=default_ops(), env=default_env(), uid=os.getuid(), gid=os.getgid())
+fork_server = sys.argv[1] == "server"
+if fork_server:
+    hakurei.prestart()
+r, w = os.pipe()
+# The program: says it runs, then exits 7 on the SIGINT init forwards to it.
+prog = "import os, signal, sys; signal.signal(signal.SIGINT, lambda *a: sys.exit(7)); " \
+       "os.write(3, b'r'); os.close(3); signal.pause()"
+import trio
+
+async def main():
+    async with hakurei.Container("/usr/bin/python3", ["python3", "-c", prog], extra_files=[w],
+                                 fork_server=fork_server, **kw) as c:
+        os.close(w)
+        await c.serve()
+        assert os.read(r, 1) == b"r"
+        server = forkserver._server.pid if fork_server else None
+        # What a terminal does on Ctrl-C and Ctrl-Z: the whole foreground group.
+        if fork_server:  # a cold shim stops with its container on Ctrl-Z, by design
+            signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+            os.killpg(0, signal.SIGTSTP)  # the container stops; the server must not
+            print(hakurei.run_sync("/bin/true", **kw).returncode)
+            os.killpg(0, signal.SIGCONT)  # fg
+        os.killpg(0, signal.SIGINT)
+        status = await c.wait()
+        alive = fork_server and forkserver._server is not None and \
+            forkserver._server.pid == server and os.path.exists(f"/proc/{server}")
+        print(c.via, status, alive)
+
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller carries on, as one that handles it
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize("path", ["server", "cold"])
+def test_ctrl_c_in_the_terminal_reaches_the_program_and_ctrl_z_never_stops_the_server(
+    path: str,
+) -> None:
+    """A terminal signals its whole foreground group, the fork server included.
+
+    The program must get the SIGINT (forwarded by init, as after a cold
+    start), not die with a server that Ctrl-C killed; and a server that
+    Ctrl-Z stopped would hang every later start of a caller that ignores it.
+    """
+    r = subprocess.run(
+        ["setsid", sys.executable, "-c", CTRL_KEYS, path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    if path == "server":
+        assert r.stdout == "0\nfork server 7 True\n"
+    else:
+        assert r.stdout == "cold 7 False\n"
