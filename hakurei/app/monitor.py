@@ -44,7 +44,7 @@ from typing import Any
 import trio
 
 from ..container import _unwrapped
-from ..errors import HakureiError, safe_line
+from ..errors import HakureiError, StartError, safe_line
 from . import enablements as _enablements
 from .enable import EnableError, Enablement, Grant, Session
 from .journal import Journal, starttime
@@ -61,6 +61,10 @@ KILL_AT_ENV = "HAKUREI_MONITOR_KILL_AT"
 
 class LaunchError(HakureiError):
     """The launch cannot go on: one line, exit 125 (after reverting what was done)."""
+
+
+class SetupFailed(LaunchError):
+    """The container's init refused its setup; it printed why on the app's stderr already."""
 
 
 @dataclass
@@ -336,8 +340,11 @@ async def _run_instance(
                 step("amending the container")
                 container.amend(ops=ops, env=grant_env)
                 step("serving the setup")
-                await container.serve()
-                ran = True
+                ran = True  # from here the container's own status says how it ended
+                try:
+                    await container.serve()
+                except StartError as e:
+                    raise SetupFailed(str(e)) from None
                 if launch.identifier_fd is not None:
                     write_identifier(launch.identifier_fd, instance.id)
                     launch.identifier_fd = None
@@ -349,10 +356,10 @@ async def _run_instance(
         launch.identifier_fd = None
     status = container.returncode
     if not ran or status is None:
-        # Stopped before the app ran: a shell's status for the signal.
+        # Stopped before the setup was sent: a shell's status for the signal.
         return 128 + (got[0] if got else signal.SIGKILL)
     step(f"app exited with status {status}")
     return status
 
 
-__all__ = ["Launch", "LaunchError", "Steps", "launch", "load_enablements"]
+__all__ = ["Launch", "LaunchError", "SetupFailed", "Steps", "launch", "load_enablements"]

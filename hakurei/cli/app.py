@@ -85,11 +85,14 @@ def main(argv: list[str]) -> int:
             identifier_fd = parse_fd("--identifier-fd", a.values["--identifier-fd"])
         except UsageError:
             raise UsageError("cannot write identifier: bad file descriptor") from None
-    from ..app.monitor import Launch, launch
+    from ..app.monitor import Launch, SetupFailed, launch
     from ..app.records import Config
 
     config = read_config(a.program)
     assert isinstance(config, Config)
     if sys.stdout is not None:
         sys.stdout.flush()
-    return launch(Launch(config, a.args, verbose="-v" in a.flags, identifier_fd=identifier_fd))
+    try:
+        return launch(Launch(config, a.args, verbose="-v" in a.flags, identifier_fd=identifier_fd))
+    except SetupFailed as e:
+        return e.status  # init said why on the same stderr: once is enough

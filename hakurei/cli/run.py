@@ -158,11 +158,14 @@ def main(argv: list[str]) -> int:
         if sys.stdout is not None:
             sys.stdout.write(TABLE.help(USAGE, INTRO, (ENABLE, BUS, OTHER)))
         return 0
-    from ..app.monitor import Launch, launch
+    from ..app.monitor import Launch, SetupFailed, launch
     from ..app.records import Config
 
     config = build(a.values, a.flags, cmd, dict(os.environ))
     assert isinstance(config, Config)
     if sys.stdout is not None:
         sys.stdout.flush()
-    return launch(Launch(config, verbose="-v" in a.flags))
+    try:
+        return launch(Launch(config, verbose="-v" in a.flags))
+    except SetupFailed as e:
+        return e.status  # init said why on the same stderr: once is enough
