@@ -29,6 +29,7 @@ from hakurei.app.enable import EnableError
 from hakurei.app.monitor import Launch, launch
 from hakurei.app.store import Store
 from hakurei.cli.run import _filesystem
+from hakurei.profile import account
 
 from conftest import descendants
 
@@ -385,3 +386,56 @@ def test_sigkill_of_the_launcher_at_any_moment_leaves_nothing_after_gc(box: Box)
             seen.append((app["pid"], app["starttime"]))
         _until(lambda m=marker: not _with_marker(m), f"{where}: the app still runs")
         _until(lambda s=seen: not [k for k, t in s if _alive(k, t)], f"{where}: {seen} still run")
+
+
+# -- hakurei run ---------------------------------------------------------------------------
+
+
+def _run(box: Box, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    env = dict(box.env, SHELL="/bin/sh", **kw.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, "-m", "hakurei", "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kw,
+    )
+
+
+def test_run_gives_each_id_a_private_persistent_home_and_shared_tmp(box: Box) -> None:
+    write = "echo kept > $HOME/file; echo shared > /tmp/t; echo $HOME; ls -A /home | wc -l"
+    done = _run(box, "--id", "org.example.Run", "--", "/bin/sh", "-c", write)
+    assert (done.returncode, done.stderr) == (0, "")
+    home, entries = done.stdout.split()
+    assert home == account(os.getuid())[1]  # the user's own home path, inside
+    assert entries == "1"  # only the app's own home: nothing else of the user's files
+    host = box.home / ".local/share/hakurei/org.example.Run"
+    assert (host / "file").read_text() == "kept\n"
+    assert oct(host.stat().st_mode & 0o777) == "0o700"
+
+    read = "cat $HOME/file /tmp/t"
+    again = _run(box, "--id", "org.example.Run", "sh", "-c", read)  # CMD looked up in PATH
+    assert (again.returncode, again.stdout, again.stderr) == (0, "kept\nshared\n", "")
+    private = _run(box, "--id", "org.example.Run", "--private-tmpdir", "sh", "-c", read)
+    assert private.returncode == 1 and private.stdout == "kept\n"
+    other = _run(box, "--id", "org.example.Other", "sh", "-c", "ls -A $HOME | wc -l")
+    assert other.stdout == "0\n"
+    assert box.instances() == []
+
+
+def test_run_without_a_command_runs_the_users_shell(box: Box) -> None:
+    done = _run(box, input="echo from-$0\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "from-/bin/sh\n", "")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--dbus-config", "/nonexistent.json"), ("--", "no-such-command-here"), ("--bogus",)],
+)
+def test_run_refuses_bad_input_with_one_line(box: Box, args: tuple[str, ...]) -> None:
+    done = _run(box, *args)
+    assert done.returncode == 125
+    assert done.stderr.startswith("hakurei: ") and done.stderr.count("\n") == 1
+    assert box.instances() == []
