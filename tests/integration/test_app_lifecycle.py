@@ -171,6 +171,19 @@ def test_a_setup_failure_reverts_and_exits_125(box: Box) -> None:
     assert box.instances() == []
 
 
+def test_config_from_stdin_or_an_inherited_fd_with_args_appended(box: Box) -> None:
+    text = Path(box.config(["/bin/sh", "-c", 'echo "$@"', "sh", "a"])).read_text()
+    p = box.app("-", "b", "c", stdin=subprocess.PIPE)
+    out, err = p.communicate(text, timeout=60)
+    assert (p.returncode, out, err) == (0, "a b c\n", "")
+    r, w = os.pipe()
+    os.write(w, text.encode())
+    os.close(w)
+    done = box.run(str(r), "d", pass_fds=(r,))
+    os.close(r)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "a d\n", "")
+
+
 # -- what the app sees -------------------------------------------------------------------
 
 
