@@ -240,12 +240,17 @@ def _started(p: subprocess.Popen[str]) -> None:
     assert line == "ready\n", (line, p.stderr.read() if p.stderr else "")
 
 
-def test_ctrl_c_reaches_the_app_and_the_launcher_reverts(box: Box) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["launcher", "terminal-group"])
+def test_ctrl_c_reaches_the_app_and_the_launcher_reverts(box: Box, group: bool) -> None:
+    """SIGINT to the launcher alone, or to its whole process group as a terminal sends it."""
     script = 'trap "echo got-int; exit 7" INT; echo ready; while :; do sleep 0.05; done'
-    p = box.app(box.config(["/bin/sh", "-c", script]))
+    p = box.app(box.config(["/bin/sh", "-c", script]), start_new_session=group)
     _started(p)
     assert len(box.instances()) == 1
-    p.send_signal(signal.SIGINT)
+    if group:
+        os.killpg(p.pid, signal.SIGINT)
+    else:
+        p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert (p.returncode, out, err) == (7, "got-int\n", "")
     assert box.instances() == []
