@@ -25,9 +25,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: subcommand → its module in this package (each has ``main(argv) -> int``)
-COMMANDS = {"exec": "exec", "seccomp": "seccomp", "show": "show", "template": "template"}
+COMMANDS = {
+    "app": "app",
+    "exec": "exec",
+    "run": "run",
+    "seccomp": "seccomp",
+    "show": "show",
+    "template": "template",
+}
 
 USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
+       hakurei app [--identifier-fd FD] [-v] CONFIG|-|FD [ARGS...]   (run an app config)
+       hakurei run [--id ID] [-X] [--wayland] [--dbus] [--pulse] [-v] [-- CMD ARGS...]
        hakurei seccomp [SECCOMP OPTIONS] [--retain-session] [--format pfc|bpf|json]
        hakurei show CONFIG|- --no-store [--short] [--json]   (check an app config)
        hakurei template   (print an example app config)
@@ -81,7 +90,9 @@ def _run(argv: list[str]) -> int:
     from ._table import UsageError
 
     if not argv:
-        raise UsageError("no command given (want exec, seccomp, show or template; see --help)")
+        raise UsageError(
+            "no command given (want exec, app, run, seccomp, show or template; see --help)"
+        )
     if argv[0] in ("-h", "--help", "--version"):
         if sys.stdout is not None:
             sys.stdout.write(USAGE if argv[0] != "--version" else f"hakurei {version()}\n")
@@ -105,7 +116,7 @@ def _run(argv: list[str]) -> int:
         from ..init.shim import main as shim_main
 
         shim_main()
-    raise UsageError(f"unknown command {q(cmd)} (want exec, seccomp, show or template)")
+    raise UsageError(f"unknown command {q(cmd)} (want exec, app, run, seccomp, show or template)")
 
 
 def main(argv: list[str] | None = None) -> int:
