@@ -25,11 +25,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: subcommand → its module in this package (each has ``main(argv) -> int``)
-COMMANDS = {"exec": "exec", "seccomp": "seccomp", "show": "show", "template": "template"}
+COMMANDS = {
+    "exec": "exec",
+    "gc": "gc",
+    "kill": "kill",
+    "ps": "ps",
+    "seccomp": "seccomp",
+    "show": "show",
+    "template": "template",
+}
 
 USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
        hakurei seccomp [SECCOMP OPTIONS] [--retain-session] [--format pfc|bpf|json]
-       hakurei show CONFIG|- --no-store [--short] [--json]   (check an app config)
+       hakurei ps [--short] [--json]   (running app instances)
+       hakurei show [ID|CONFIG|-] [--short] [--json] [--no-store]   (an instance, or a config)
+       hakurei kill ID [--signal SIG]   (signal an app instance; TERM by default)
+       hakurei gc   (revert what dead app instances left behind)
        hakurei template   (print an example app config)
        hakurei init    (internal: the container's shim; reads HAKUREI_SETUP)
        hakurei --version
@@ -77,11 +88,14 @@ def say(msg: str) -> None:
         pass
 
 
+_WANT = "exec, gc, kill, ps, seccomp, show or template"
+
+
 def _run(argv: list[str]) -> int:
     from ._table import UsageError
 
     if not argv:
-        raise UsageError("no command given (want exec, seccomp, show or template; see --help)")
+        raise UsageError(f"no command given (want {_WANT}; see --help)")
     if argv[0] in ("-h", "--help", "--version"):
         if sys.stdout is not None:
             sys.stdout.write(USAGE if argv[0] != "--version" else f"hakurei {version()}\n")
@@ -105,7 +119,7 @@ def _run(argv: list[str]) -> int:
         from ..init.shim import main as shim_main
 
         shim_main()
-    raise UsageError(f"unknown command {q(cmd)} (want exec, seccomp, show or template)")
+    raise UsageError(f"unknown command {q(cmd)} (want {_WANT})")
 
 
 def main(argv: list[str] | None = None) -> int:
