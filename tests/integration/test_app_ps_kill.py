@@ -35,6 +35,7 @@ from hakurei.app.store import Store
 from hakurei.profile import default_env, default_ops
 
 config, skew, argv0 = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+bad_undo = sys.argv[4:]  # a host path to journal, outside what gc may touch
 
 async def main():
     uid, gid = os.getuid(), os.getgid()
@@ -43,6 +44,8 @@ async def main():
     await c.start()
     await c.serve()
     inst = Store().create()
+    for path in bad_undo:
+        inst.journal.record("remove_host", path=path.replace("ID", inst.id))
     inst.write_entry({
         "config": config, "argv": [argv0, "1000"], "enablements": [],
         "notes": ["note: \x1b[31mred\x07"],
@@ -61,10 +64,12 @@ trio.run(main)
 class Holder:
     """A fake monitor holding one live instance whose app is a real container."""
 
-    def __init__(self, env: dict[str, str], config: dict[str, object], skew: int = 0) -> None:
+    def __init__(
+        self, env: dict[str, str], config: dict[str, object], skew: int = 0, *bad_undo: str
+    ) -> None:
         argv0 = "sleep"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, json.dumps(config), str(skew), argv0],
+            [sys.executable, "-c", HOLDER, json.dumps(config), str(skew), argv0, *bad_undo],
             stdout=subprocess.PIPE,
             env=env,
             text=True,
@@ -222,3 +227,18 @@ def test_a_dead_instance_is_never_listed_and_gc_removes_it(
     assert not (store / dead.id).exists()
     assert (store / live.id / "entry.json").exists()  # a live instance is never touched
     assert hakurei("ps", "--short", env=env).stdout == live.id[:8] + "\n"
+
+
+def test_gc_prints_one_line_per_failed_undo_step_and_still_removes_the_instance(
+    env: dict[str, str], holders: list[Holder]
+) -> None:
+    h = Holder(env, config(), 0, "/etc/x-ID")
+    holders.append(h)
+    h.crash()
+    r = hakurei("gc", env=env)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (
+        f"hakurei: gc: {h.id}: refused: host path '/etc/x-{h.id}' is outside the allowed roots\n"
+    )
+    assert not (Path(env["XDG_RUNTIME_DIR"]) / "hakurei" / h.id).exists()
+    assert hakurei("gc", env=env).returncode == 0  # nothing left to revert
