@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 COMMANDS = {
     "app": "app",
     "exec": "exec",
+    "gc": "gc",
+    "kill": "kill",
+    "ps": "ps",
     "run": "run",
     "seccomp": "seccomp",
     "show": "show",
@@ -38,7 +41,10 @@ USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
        hakurei app [--identifier-fd FD] [-v] CONFIG|-|FD [ARGS...]   (run an app config)
        hakurei run [--id ID] [-X] [--wayland] [--dbus] [--pulse] [-v] [-- CMD ARGS...]
        hakurei seccomp [SECCOMP OPTIONS] [--retain-session] [--format pfc|bpf|json]
-       hakurei show CONFIG|- --no-store [--short] [--json]   (check an app config)
+       hakurei ps [--short] [--json]   (running app instances)
+       hakurei show [ID|CONFIG|-] [--short] [--json] [--no-store]   (an instance, or a config)
+       hakurei kill ID [--signal SIG]   (signal an app instance; TERM by default)
+       hakurei gc   (revert what dead app instances left behind)
        hakurei template   (print an example app config)
        hakurei init    (internal: the container's shim; reads HAKUREI_SETUP)
        hakurei --version
@@ -86,13 +92,14 @@ def say(msg: str) -> None:
         pass
 
 
+_WANT = "exec, app, run, ps, show, kill, gc, seccomp or template"
+
+
 def _run(argv: list[str]) -> int:
     from ._table import UsageError
 
     if not argv:
-        raise UsageError(
-            "no command given (want exec, app, run, seccomp, show or template; see --help)"
-        )
+        raise UsageError(f"no command given (want {_WANT}; see --help)")
     if argv[0] in ("-h", "--help", "--version"):
         if sys.stdout is not None:
             sys.stdout.write(USAGE if argv[0] != "--version" else f"hakurei {version()}\n")
@@ -116,7 +123,7 @@ def _run(argv: list[str]) -> int:
         from ..init.shim import main as shim_main
 
         shim_main()
-    raise UsageError(f"unknown command {q(cmd)} (want exec, app, run, seccomp, show or template)")
+    raise UsageError(f"unknown command {q(cmd)} (want {_WANT})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ line naming the file and the key, exit 125, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import hakurei
@@ -63,9 +64,18 @@ def test_show_refuses_a_bad_config_in_one_line_naming_file_and_key(tmp_path: Pat
     )
 
 
-def test_show_without_no_store_says_the_store_is_not_there_yet() -> None:
-    r = hakurei("show", "-", input="{}")
-    assert (r.returncode, r.stdout) == (125, "")
-    assert r.stderr == (
-        "hakurei: show: instances need the state store, not built yet: use --no-store\n"
+def test_show_reads_a_config_without_no_store_unless_it_looks_like_an_id(tmp_path: Path) -> None:
+    t = hakurei("template")
+    assert (
+        hakurei("show", "-", input=t.stdout).stdout
+        == hakurei("show", "-", "--no-store", input=t.stdout).stdout
     )
+    named = tmp_path / "0123abcd"  # a config file named like an instance id
+    named.write_text(t.stdout)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    assert hakurei("show", "--no-store", str(named), env=env).returncode == 0
+    r = hakurei("show", "0123abcd", env=env, cwd=tmp_path)  # no such instance, but a file
+    assert (r.returncode, r.stderr) == (0, "")
+    r = hakurei("show", "4567abcd", env=env, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (125, "")
+    assert r.stderr == 'hakurei: no live instance "4567abcd" (see hakurei ps)\n'

@@ -1,0 +1,176 @@
+"""Direct Wayland with a real compositor: a confined client connects, lists globals, draws.
+
+Each test starts its own headless weston (reference launcher.md §6.1) as the
+test user, with a private runtime directory, and waits for its socket by
+connecting to it (no sleep).  The app's container is what the launcher will
+build around an enablement: the default profile, a private 0700 tmpfs at
+``/run/user/<uid>``, then the Grant's ops and environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hakurei
+from hakurei.app.check import from_json
+from hakurei.app.config import template
+from hakurei.app.enable import EnableError, Grant, Session
+from hakurei.app.wayland import DirectWayland
+from hakurei.ops import Ops
+from hakurei.profile import default_env, default_profile
+
+UID, GID = os.getuid(), os.getgid()
+RUNTIME = f"/run/user/{UID}"
+NAME = "wayland-hk"
+
+
+def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:
+    """Until a connect to ``path`` succeeds (the compositor accepts clients), or fail."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"weston exited with {proc.returncode}"
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(path))
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                pass
+        # polling a connect: the compositor gives no other readiness signal
+        time.sleep(0.05)
+    raise AssertionError(f"no compositor socket at {path} after {deadline} s")
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A private temp dir with a short path: a socket path must fit in 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="hk-wl.", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def weston(short_tmp: Path) -> Iterator[Path]:
+    """A headless weston listening at the returned socket path."""
+    runtime = short_tmp / "rt"
+    runtime.mkdir(mode=0o700)
+    env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime), "HOME": str(short_tmp)}
+    with open(short_tmp / "weston.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["weston", "--backend=headless-backend.so", f"--socket={NAME}", "--idle-time=0"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_for_socket(runtime / NAME, proc)
+        yield runtime / NAME
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def session(host_env: dict[str, str], direct: bool = True) -> Session:
+    c = template().to_json()
+    c["enablements"] = {"wayland": True}
+    c["direct_wayland"] = direct
+    return Session(
+        config=from_json(c),
+        host_env=host_env,
+        instance_id="0" * 32,
+        instance_dir="/nonexistent",
+        instance_dir_fd=-1,
+        runtime=RUNTIME,
+        uid=UID,
+        gid=GID,
+        journal=None,  # type: ignore[arg-type]  # no host action: never written
+    )
+
+
+async def confined(grant: Grant, script: str) -> hakurei.Completed:
+    """``sh -c script`` in a launcher-like container holding ``grant``."""
+    profile = default_profile(UID, GID)
+    profile.extend(Ops().tmpfs("/run/user", 0, 0o755).tmpfs(RUNTIME, 0, 0o700))
+    profile.extend(grant.ops)
+    env = {**default_env(), "XDG_RUNTIME_DIR": RUNTIME, **grant.env}
+    return await hakurei.run(
+        "/bin/sh",
+        ["sh", "-c", script],
+        ops=profile.finish(),
+        env=env,
+        uid=UID,
+        gid=GID,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_confined_client_draws_frames_on_the_compositor(
+    weston: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    s = session({"XDG_RUNTIME_DIR": str(weston.parent), "WAYLAND_DISPLAY": NAME})
+    enablement = DirectWayland()
+    enablement.check(s)
+    grant = await enablement.prepare(s)
+    warning = capfd.readouterr().err
+    assert warning.count("\n") == 1 and warning.startswith("hakurei: warning: direct Wayland:")
+    assert "screencopy" in warning and "inject input" in warning
+    assert grant.env == {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}
+    # Each commit after the first answers a frame callback from weston: five
+    # commits are four frames drawn.  grep exits at the fifth; the client then
+    # dies of SIGPIPE on its next debug line.
+    script = (
+        f"ls -A {RUNTIME}; "
+        "WAYLAND_DEBUG=client weston-simple-shm 2>&1 | grep -c -m 5 'wl_surface@[0-9]*\\.commit()'"
+    )
+    r = await confined(grant, script)
+    assert (r.returncode, r.stdout) == (0, "wayland-0\n5\n"), r.stderr
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute", "unset"])
+async def test_the_socket_is_found_as_libwayland_finds_it(weston: Path, how: str) -> None:
+    elsewhere = weston.parent.parent / "other"
+    elsewhere.mkdir(mode=0o700)
+    if how == "relative":
+        host_env = {"XDG_RUNTIME_DIR": str(weston.parent), "WAYLAND_DISPLAY": NAME}
+    elif how == "absolute":  # XDG_RUNTIME_DIR plays no part: it points elsewhere
+        host_env = {"XDG_RUNTIME_DIR": str(elsewhere), "WAYLAND_DISPLAY": str(weston)}
+    else:  # unset: wayland-0 under XDG_RUNTIME_DIR (a link to weston's socket here)
+        (elsewhere / "wayland-0").symlink_to(weston)
+        host_env = {"XDG_RUNTIME_DIR": str(elsewhere)}
+    s = session(host_env)
+    DirectWayland().check(s)
+    grant = await DirectWayland().prepare(s)
+    r = await confined(grant, "wayland-info")
+    assert r.returncode == 0, r.stderr
+    assert "'wl_compositor'" in r.stdout and "'xdg_wm_base'" in r.stdout
+
+
+async def test_a_missing_socket_is_refused_in_one_line(tmp_path: Path) -> None:
+    s = session({"XDG_RUNTIME_DIR": str(tmp_path), "WAYLAND_DISPLAY": "wayland-9"})
+    with pytest.raises(EnableError) as e:
+        DirectWayland().check(s)
+    assert str(e.value) == (
+        f"wayland: compositor socket {tmp_path}/wayland-9: does not exist "
+        "(is a Wayland compositor running, and WAYLAND_DISPLAY right?)"
+    )
+    with pytest.raises(EnableError):
+        await DirectWayland().prepare(s)
+
+
+def test_without_direct_wayland_even_a_live_compositor_is_refused(weston: Path) -> None:
+    s = session({"XDG_RUNTIME_DIR": str(weston.parent), "WAYLAND_DISPLAY": NAME}, direct=False)
+    with pytest.raises(EnableError, match="security-context and filtering-proxy modes"):
+        DirectWayland().check(s)
