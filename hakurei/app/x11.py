@@ -61,7 +61,10 @@ from .enable import EnableError, Grant, Session
 
 #: ``[unix/][unix]:N[.S]``: the local forms of DISPLAY (libxcb's "protocol/host:display.screen")
 _LOCAL = re.compile(r"(?:unix/)?(?:unix)?:([0-9]{1,6})(?:\.[0-9]{1,6})?")
-_ANY = re.compile(r"(?:[A-Za-z0-9]+/)?([^:/]*):([0-9]{1,6})(?:\.[0-9]{1,6})?")
+#: ``[protocol/]host:N[.S]`` with a host name or a bracketed IPv6 address: a network display
+_REMOTE = re.compile(
+    r"(?:[a-z0-9]+/)?(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):[0-9]{1,6}(?:\.[0-9]{1,6})?"
+)
 
 #: The file name in the instance dir and inside the runtime dir.
 AUTHORITY = "Xauthority"
@@ -80,8 +83,7 @@ def parse_display(value: str | None) -> int:
     m = _LOCAL.fullmatch(value)
     if m is not None:
         return int(m.group(1))
-    remote = _ANY.fullmatch(value)
-    if remote is not None and remote.group(1):
+    if _REMOTE.fullmatch(value):
         raise EnableError(
             f"x11: DISPLAY {_shown(value)} is a network display; "
             "only a local display (:N) can be given to an app"
