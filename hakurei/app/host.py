@@ -203,6 +203,17 @@ def x11_has_security(display: int, cookie: bytes | None) -> bool:
         conn.close()
 
 
+def x11_hold(display: int, cookie: bytes) -> socket.socket:
+    """A connection to ``:display`` made with ``cookie``, for the caller to keep open.
+
+    While a client uses an authorization, the server does not start its
+    timeout; the caller closes the socket (or dies) to let it run.
+    """
+    conn = _X11(display, cookie)
+    conn.sock.settimeout(None)
+    return conn.sock
+
+
 def x11_generate(display: int, cookie: bytes | None, trust: int, timeout: int) -> tuple[int, bytes]:
     """Mint an authorization on ``:display`` through SECURITY: (authorization id, cookie)."""
     conn = _X11(display, cookie)

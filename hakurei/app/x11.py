@@ -14,9 +14,9 @@ Which cookie (``x11_cookie``)
     extension with trust level *untrusted*.  Its clients cannot read other
     clients' windows, properties or selections, cannot grab the keyboard and
     see about 2 extensions instead of 20-odd (no XInput snooping, no XTEST
-    injection, no GLX).  It never expires by itself; revert revokes it, and
-    the server then disconnects every client still using it.  A server
-    without SECURITY is refused with one line (ask for ``trusted`` to go on).
+    injection, no GLX).  Revert revokes it, and the server then disconnects
+    every client still using it.  A server without SECURITY is refused with
+    one line (ask for ``trusted`` to go on).
     ``trusted``: the user's own cookie for ``:N`` (from ``$XAUTHORITY``, else
     ``~/.Xauthority``), rewritten as FamilyWild.  The app is then as powerful
     as any X client of the user: it can log keystrokes and screenshots of
@@ -42,16 +42,22 @@ Undo records
     instance directory is a plain ``remove`` record.
 
     The authorization id exists only once the server has answered, so this
-    record is written right *after* the mint, not before: a SIGKILL in
-    between (the time of one fsync) leaves an authorization whose cookie no
-    file and no live process holds.  It grants nothing, and it dies with the
-    X server.
+    record is written right *after* the mint, not before.  What covers the
+    gap is the server's own timeout: the authorization is minted to die
+    ``TIMEOUT`` seconds after its last client leaves (or after its creation,
+    if none ever comes), and the monitor holds one connection on it for the
+    app's whole life (a task in ``session.nursery``), so an app that
+    disconnects and reconnects later keeps working.  A monitor SIGKILLed at
+    any point leaves an authorization that the server drops by itself
+    ``TIMEOUT`` seconds after the app's last connection closes, whether or not
+    ``gc`` ever runs.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 from typing import Any
 
 from .. import ops as _ops
@@ -68,6 +74,9 @@ _REMOTE = re.compile(
 
 #: The file name in the instance dir and inside the runtime dir.
 AUTHORITY = "Xauthority"
+
+#: Seconds an untrusted authorization outlives its last client (see "Undo records" above).
+TIMEOUT = 10
 
 
 def _shown(value: str) -> str:
@@ -125,6 +134,8 @@ class X11:
         self.display: int | None = None
         self.authority = ""
         self.cookie: bytes | None = None
+        #: the connection that keeps the cookie alive when there is no nursery to hold it
+        self.held: socket.socket | None = None
 
     def check(self, session: Session) -> None:
         container = session.config.container
@@ -172,13 +183,21 @@ class X11:
         else:
             try:
                 auth_id, cookie = await trio.to_thread.run_sync(
-                    host.x11_generate, display, self.cookie, xauth.UNTRUSTED, 0
+                    host.x11_generate, display, self.cookie, xauth.UNTRUSTED, TIMEOUT
                 )
             except host.HostError as e:
                 raise EnableError(f"x11: {e}") from None
             session.journal.record(
                 "x11_revoke", display=display, auth_id=auth_id, xauthority=self.authority
             )
+            try:
+                held = host.x11_hold(display, cookie)
+            except host.HostError as e:
+                raise EnableError(f"x11: cannot use the new cookie: {e}") from None
+            if session.nursery is not None:
+                session.nursery.start_soon(_hold, held)
+            else:
+                self.held = held
             note = f"x11: :{display} with an untrusted cookie (authorization {auth_id})"
         session.journal.record("remove", path=AUTHORITY)
         host.x11_write_private(
@@ -197,6 +216,14 @@ class X11:
         session.facts["x11_display"] = display
         session.log(note)
         return Grant(ops=list(ops), env=env, notes=[note])
+
+
+async def _hold(sock: socket.socket) -> None:
+    """Keep one connection on the app's cookie open until the app is gone (then close it)."""
+    import trio
+
+    with sock:
+        await trio.sleep_forever()
 
 
 # --- the undo record -------------------------------------------------------------------

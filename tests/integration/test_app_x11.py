@@ -21,6 +21,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,6 +36,7 @@ from hakurei import run_sync
 from hakurei.app.enable import EnableError, Grant, Session
 from hakurei.app.records import Config, ContainerConfig, Enablements
 from hakurei.app.store import Instance, Store
+from hakurei.app.x11 import TIMEOUT as X11_TIMEOUT
 from hakurei.app.x11 import X11
 from hakurei.errors import StartError
 from hakurei.ops import BIND_WRITABLE, Ops
@@ -108,10 +110,25 @@ def session(d: Display, inst: Instance, cookie: str = "untrusted", **env: str) -
     )
 
 
+#: The enablements of the running test: without a nursery each holds its connection on the
+#: new cookie itself, so each must live as long as the test's app (a monitor's would).
+HELD: list[X11] = []
+
+
+@pytest.fixture(autouse=True)
+def _release() -> Iterator[None]:
+    yield
+    for x in HELD:
+        if x.held is not None:
+            x.held.close()
+    HELD.clear()
+
+
 def grant(d: Display, inst: Instance, cookie: str = "untrusted") -> Grant:
     s = session(d, inst, cookie)
     x = X11()
     x.check(s)
+    HELD.append(x)
     return trio.run(x.prepare, s)
 
 
@@ -329,3 +346,80 @@ def test_a_display_that_cannot_be_used_is_refused_with_one_line(
     line = str(e.value)
     assert says.format(**fill) in line
     assert line.startswith("x11: ") and "\n" not in line
+
+
+def test_an_app_that_reconnects_after_the_timeout_still_gets_in(
+    display: Display, store: Store
+) -> None:
+    inst = store.create()
+    try:
+        g = grant(display, inst)
+        assert extensions(run(["xdpyinfo"], g)) <= 4
+        # No client of the app is connected now; the enablement's own connection keeps the
+        # authorization from expiring (the server's timer runs only while nobody uses it).
+        time.sleep(X11_TIMEOUT + 2)
+        assert extensions(run(["xdpyinfo"], g)) <= 4
+    finally:
+        assert inst.revert() == []
+
+
+# --- a monitor killed at the worst moment ------------------------------------------------
+
+MONITOR = r"""
+import os, sys, trio
+from hakurei.app.enable import Session
+from hakurei.app.records import Config, ContainerConfig, Enablements
+from hakurei.app.store import Store
+from hakurei.app.x11 import TIMEOUT as X11_TIMEOUT
+from hakurei.app.x11 import X11
+
+store, display, authority = sys.argv[1:4]
+inst = Store(store).create()
+config = Config(
+    container=ContainerConfig(shell="/bin/sh", home="/home/app", path="/usr/bin/xdpyinfo"),
+    enablements=Enablements(x11=True),
+)
+env = {"DISPLAY": display, "XAUTHORITY": authority}
+uid, gid = os.getuid(), os.getgid()
+s = Session(config, env, inst.id, inst.path, inst.dir_fd, "/run/user/0", uid, gid, inst.journal)
+x = X11()
+x.check(s)
+trio.run(x.prepare, s)
+print(inst.path, flush=True)
+sys.stdin.read()  # until the test SIGKILLs us
+"""
+
+
+def test_a_killed_monitors_cookie_dies_by_itself_and_gc_is_still_success(
+    display: Display, store: Store, tmp_path: Path
+) -> None:
+    monitor = subprocess.Popen(
+        [sys.executable, "-c", MONITOR, store.path, f":{display.number}", display.authority],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert monitor.stdout is not None
+        instance = monitor.stdout.readline().decode().strip()
+        assert instance, "the monitor did not get to prepare"
+        cookie = Path(instance, "Xauthority")
+        env = {**os.environ, "DISPLAY": f":{display.number}", "XAUTHORITY": str(cookie)}
+        assert subprocess.run(["xdpyinfo"], env=env, capture_output=True).returncode == 0
+    finally:
+        monitor.kill()  # with its connection on the cookie: the server's timer starts
+        monitor.wait()
+
+    def accepted() -> bool:
+        return subprocess.run(["xdpyinfo"], env=env, capture_output=True).returncode == 0
+
+    assert accepted()  # the kill revoked nothing: an app still running would keep working
+    # Each use restarts the server's timer, so look no more often than it runs: what is
+    # awaited here is the server's clock itself.
+    for _ in range(3):
+        time.sleep(X11_TIMEOUT + 2)
+        if not accepted():
+            break
+    else:
+        pytest.fail(f"the dead monitor's cookie is still accepted {X11_TIMEOUT} s after")
+    assert store.gc() == []  # the authorization is gone already: revoking it is success
+    assert not Path(instance).exists()

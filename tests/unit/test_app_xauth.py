@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from hakurei.app import host, journal, x11, xauth
 from hakurei.app.enable import EnableError, Session
@@ -273,7 +274,7 @@ def session(
 @pytest.fixture
 def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """host's X11 calls answered from this dict; the user's Xauthority holds a cookie for :3."""
-    state: dict[str, Any] = {"socket": True, "security": True, "generated": []}
+    state: dict[str, Any] = {"socket": True, "security": True, "generated": [], "held": []}
     (tmp_path / "user.xauth").write_bytes(
         xauth.dump(
             [xauth.Entry(xauth.FAMILY_LOCAL, b"myhost", b"3", xauth.MIT_MAGIC_COOKIE, COOKIE)]
@@ -287,7 +288,13 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]
         state["generated"].append((n, cookie, trust, timeout))
         return 0x600001, b"U" * 16
 
+    def hold(n: int, cookie: bytes) -> socket.socket:
+        mine, theirs = socket.socketpair()
+        state["held"].append((n, cookie, theirs))
+        return mine
+
     monkeypatch.setattr(host, "x11_generate", generate)
+    monkeypatch.setattr(host, "x11_hold", hold)
     return state
 
 
@@ -304,7 +311,10 @@ def test_untrusted_mints_a_cookie_journals_its_revocation_and_grants_a_wild_copy
     x.check(s)
     grant = trio.run(x.prepare, s)
     path = instance[0]
-    assert fake_host["generated"] == [(3, COOKIE, xauth.UNTRUSTED, 0)]
+    assert fake_host["generated"] == [(3, COOKIE, xauth.UNTRUSTED, x11.TIMEOUT)]
+    # Without a nursery the enablement keeps the connection on the new cookie itself.
+    assert [held[:2] for held in fake_host["held"]] == [(3, b"U" * 16)]
+    assert x.held is not None
     assert journal_lines(path) == [
         {
             "kind": "x11_revoke",
@@ -328,6 +338,26 @@ def test_untrusted_mints_a_cookie_journals_its_revocation_and_grants_a_wild_copy
     }
 
 
+def test_the_connection_on_the_new_cookie_lives_until_the_nursery_is_cancelled(
+    instance: tuple[str, int, journal.Journal], fake_host: dict[str, Any]
+) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            s = session(instance, config())
+            s.nursery = nursery
+            await x11.X11().prepare(s)
+            await trio.testing.wait_all_tasks_blocked()
+            theirs = fake_host["held"][0][2]
+            theirs.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                theirs.recv(1)  # open: nothing to read, no EOF
+            nursery.cancel_scope.cancel()
+        assert theirs.recv(1) == b""  # closed with the nursery
+
+    trio.run(main)
+    assert fake_host["held"][0][:2] == (3, b"U" * 16)
+
+
 def test_trusted_passes_the_users_own_cookie_and_journals_no_revocation(
     instance: tuple[str, int, journal.Journal], fake_host: dict[str, Any]
 ) -> None:
@@ -335,7 +365,7 @@ def test_trusted_passes_the_users_own_cookie_and_journals_no_revocation(
     x = x11.X11()
     x.check(s)
     grant = trio.run(x.prepare, s)
-    assert fake_host["generated"] == []
+    assert fake_host["generated"] == fake_host["held"] == []
     assert journal_lines(instance[0]) == [{"kind": "remove", "path": "Xauthority"}]
     assert Path(instance[0], "Xauthority").read_bytes() == xauth.dump([xauth.wild(3, COOKIE)])
     assert "XDG_SESSION_TYPE" not in grant.env  # Wayland is on too: the session type is its
