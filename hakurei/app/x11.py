@@ -191,7 +191,7 @@ class X11:
                 "x11_revoke", display=display, auth_id=auth_id, xauthority=self.authority
             )
             try:
-                held = host.x11_hold(display, cookie)
+                held = await trio.to_thread.run_sync(host.x11_hold, display, cookie)
             except host.HostError as e:
                 raise EnableError(f"x11: cannot use the new cookie: {e}") from None
             if session.nursery is not None:
