@@ -89,8 +89,12 @@ def display() -> Iterator[Display]:
         yield Display(number, user_auth, tmp)
     finally:
         os.close(r)
-        server.kill()
-        server.wait()
+        server.terminate()  # SIGTERM: Xvfb removes its socket and lock file on the way out
+        try:
+            server.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
