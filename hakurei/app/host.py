@@ -10,8 +10,12 @@ uses the same calls; async callers wrap a call that may block in
 from __future__ import annotations
 
 import os
+import socket
+import stat
 import subprocess
 from collections.abc import Mapping, Sequence
+
+from . import xauth
 
 
 class HostError(Exception):
@@ -49,6 +53,210 @@ def command(
 
 
 # --- X11 (x11.py) ------------------------------------------------------------------------
+
+#: How long one exchange with an X server may take (a local server answers in milliseconds).
+X11_TIMEOUT = 5.0
+
+
+class X11Gone(HostError):
+    """The X server is not there (no socket, or nobody listening): nothing to revoke."""
+
+
+def x11_socket_path(display: int) -> str:
+    """Where the X server of local display ``:display`` listens (the path, not the abstract one)."""
+    return f"/tmp/.X11-unix/X{display}"
+
+
+def x11_is_socket(path: str) -> bool:
+    """Whether ``path`` is a unix socket itself (a symlink to one is not)."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def hostname() -> bytes:
+    """This host's name as libxcb gives it to libXau (``gethostname``)."""
+    return socket.gethostname().encode()
+
+
+def x11_read_authority(path: str) -> bytes | None:
+    """The user's Xauthority file, or None when there is none; ``HostError`` if unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise HostError(f"cannot read {path}: {os.strerror(e.errno or 0)}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise HostError(f"{path} is not a regular file")
+        if st.st_size > xauth.MAX_FILE:
+            raise HostError(f"{path} is larger than {xauth.MAX_FILE} bytes: not an Xauthority file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)[: xauth.MAX_FILE]
+    finally:
+        os.close(fd)
+
+
+def x11_write_private(dir_fd: int, name: str, data: bytes) -> None:
+    """Create ``name`` in ``dir_fd`` (never an existing file, never through a symlink), 0600."""
+    fd = os.open(
+        name,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
+        dir_fd=dir_fd,
+    )
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _X11:
+    """One connection to a local X server, speaking just the requests ``xauth`` encodes."""
+
+    def __init__(self, display: int, cookie: bytes | None) -> None:
+        self.display = display
+        self.sequence = 0
+        path = x11_socket_path(display)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.settimeout(X11_TIMEOUT)
+        try:
+            try:
+                self.sock.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                raise X11Gone(f"no X server on :{display} ({os.strerror(e.errno or 0)})") from None
+            name = xauth.MIT_MAGIC_COOKIE if cookie is not None else b""
+            self.sock.sendall(xauth.setup_request(name, cookie or b""))
+            head = self._recv(8)
+            rest = self._recv(xauth.setup_reply_length(head))
+            refused = xauth.setup_refusal(head, rest)
+            if refused is not None:
+                raise HostError(f"the X server on :{display} refused us: {refused}")
+        except OSError as e:
+            self.sock.close()
+            raise HostError(f"X server on :{display}: {e.strerror or e}") from None
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _recv(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise HostError(f"the X server on :{self.display} closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def packet(self) -> bytes:
+        """The next reply, error or event from the server, whole."""
+        head = self._recv(32)
+        return head + self._recv(xauth.packet_length(head))
+
+    def request(self, data: bytes) -> int:
+        """Send one request; its sequence number."""
+        self.sock.sendall(data)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        return self.sequence
+
+    def reply(self, sequence: int) -> tuple[bytes | None, int]:
+        """The reply to request ``sequence`` (None, code if the server sent an error instead).
+
+        Errors and events for earlier requests are skipped.
+        """
+        while True:
+            packet = self.packet()
+            kind, seq, code = xauth.packet_kind(packet)
+            if seq != sequence:
+                continue
+            if kind == "reply":
+                return packet, 0
+            if kind == "error":
+                return None, code
+
+    def security(self) -> tuple[int, int] | None:
+        """(major opcode, first error) of the SECURITY extension, None if the server lacks it."""
+        reply, code = self.reply(self.request(xauth.query_extension(xauth.SECURITY)))
+        if reply is None:
+            raise HostError(f"the X server on :{self.display} failed QueryExtension (error {code})")
+        present, major, first_error = xauth.query_extension_reply(reply)
+        return (major, first_error) if present else None
+
+
+def x11_has_security(display: int, cookie: bytes | None) -> bool:
+    """Whether the X server on ``:display`` offers the SECURITY extension to us."""
+    conn = _X11(display, cookie)
+    try:
+        return conn.security() is not None
+    finally:
+        conn.close()
+
+
+def x11_hold(display: int, cookie: bytes) -> socket.socket:
+    """A connection to ``:display`` made with ``cookie``, for the caller to keep open.
+
+    While a client uses an authorization, the server does not start its
+    timeout; the caller closes the socket (or dies) to let it run.
+    """
+    conn = _X11(display, cookie)
+    conn.sock.settimeout(None)
+    return conn.sock
+
+
+def x11_generate(display: int, cookie: bytes | None, trust: int, timeout: int) -> tuple[int, bytes]:
+    """Mint an authorization on ``:display`` through SECURITY: (authorization id, cookie)."""
+    conn = _X11(display, cookie)
+    try:
+        ext = conn.security()
+        if ext is None:
+            raise HostError(f"the X server on :{display} has no SECURITY extension")
+        seq = conn.request(xauth.generate_authorization(ext[0], trust, timeout))
+        reply, code = conn.reply(seq)
+        if reply is None:
+            raise HostError(f"the X server on :{display} refused a new cookie (error {code})")
+        try:
+            return xauth.generate_authorization_reply(reply)
+        except xauth.XauthError as e:
+            raise HostError(str(e)) from None
+    finally:
+        conn.close()
+
+
+def x11_revoke(display: int, cookie: bytes | None, auth_id: int) -> None:
+    """Revoke authorization ``auth_id`` on ``:display``; an unknown id or no server is success."""
+    try:
+        conn = _X11(display, cookie)
+    except X11Gone:
+        return
+    try:
+        ext = conn.security()
+        if ext is None:
+            return  # a server without SECURITY holds no authorization of ours
+        major, first_error = ext
+        revoke = conn.request(xauth.revoke_authorization(major, auth_id))
+        # Revoke has no reply: the reply to a request sent after it says it is done;
+        # an error with its sequence number arrives before that reply.
+        sync = conn.request(xauth.get_input_focus())
+        while True:
+            kind, seq, code = xauth.packet_kind(conn.packet())
+            if kind == "error" and seq == revoke:
+                if code != first_error + xauth.BAD_AUTHORIZATION:
+                    raise HostError(f"the X server on :{display} refused to revoke (error {code})")
+            elif seq == sync and kind in ("reply", "error"):
+                return
+    finally:
+        conn.close()
 
 
 # --- PulseAudio (pulse.py) ---------------------------------------------------------------
