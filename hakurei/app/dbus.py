@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..container import Container, _unwrapped
-from ..errors import StartError, q, safe_line
+from ..errors import HakureiError, StartError, q, safe_line
 from ..std import BIND_WRITABLE, EVERYDAY, MS_RDONLY
 from . import journal
 from .check import bus_name_problem, rule_problem
@@ -444,6 +444,9 @@ class DBus:
                 host_net=abstract,
                 host_abstract=abstract,
                 wait_delay=2.0,
+                # A terminal's Ctrl-C goes to the launcher alone, which passes it
+                # on to the app: the app may still use the bus while it quits.
+                process_group=True,
             )
             # Entering starts it, blocked on its setup pipe; leaving (cancelled,
             # or failed) cancels and reaps it.
@@ -466,7 +469,11 @@ class DBus:
                 inner.start_soon(self._relay, out_r, kept, p.log, relayed)
                 await self._ready(ready_r, kept, relayed)
                 task_status.started(grant(p, session))
-                status = await c.wait()
+                try:
+                    status = await c.wait()
+                except HakureiError as e:  # its spawner died: say so, the app goes on
+                    self.relay(f"(dbus) {PROXY}: {e}")
+                    return
                 if status != 0:
                     self.relay(f"(dbus) {PROXY} exited with status {status}")
         except BaseExceptionGroup as group:

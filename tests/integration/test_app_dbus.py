@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ def _wait_line(proc: subprocess.Popen[bytes], what: str) -> str:
     end = time.monotonic() + DEADLINE
     while b"\n" not in data:
         left = end - time.monotonic()
-        assert left > 0, f"{what}: no address printed within {DEADLINE} s"
+        assert left > 0, f"{what}: no line printed within {DEADLINE} s"
         ready, _, _ = select.select([fd], [], [], left)
         if ready:
             chunk = os.read(fd, 4096)
@@ -298,7 +299,7 @@ def test_proxy_and_its_sockets_are_gone_when_the_session_ends() -> None:
 
 
 LAUNCHER = r"""
-import os, sys, trio
+import os, signal, sys, trio
 from hakurei.app.dbus import DBus
 from hakurei.app.enable import Session
 from hakurei.app.records import Config, ContainerConfig, Enablements
@@ -316,8 +317,10 @@ async def main():
         d = DBus()
         d.check(s)
         await d.prepare(s)
-        print(d.pid, inst.path, flush=True)
-        await trio.sleep_forever()
+        with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+            print(d.pid, inst.path, flush=True)
+            async for _ in interrupts:  # a launcher passes Ctrl-C on to its app
+                print("interrupted", flush=True)
 
 trio.run(main)
 """
@@ -346,6 +349,35 @@ def test_proxy_dies_with_a_sigkilled_launcher_and_gc_removes_its_sockets() -> No
             time.sleep(0.02)
         assert st.gc() == []
         assert not os.path.exists(instance_dir)
+
+
+def test_ctrl_c_to_the_launchers_process_group_does_not_reach_the_proxy() -> None:
+    with private_bus() as bus, store() as st:
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, st.path],
+            env=bus.env,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # its own group, as a shell makes for a foreground job
+        )
+        try:
+            pid_text, instance_dir = _wait_line(launcher, "launcher").split()
+            pids = _proxy_pids(int(pid_text))
+            assert launcher.pid not in {os.getpgid(pid) for pid in pids}
+            os.killpg(launcher.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            assert _wait_line(launcher, "launcher") == "interrupted"
+            socket = os.path.join(instance_dir, "dbus", "bus")
+            env = {**bus.env, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={socket}"}
+            names = subprocess.run(
+                LIST_NAMES.split(), env=env, capture_output=True, text=True, timeout=DEADLINE
+            )
+            assert names.returncode == 0, names.stderr
+            assert _alive(pids) == list(pids)
+        finally:
+            launcher.kill()
+            launcher.wait()
+            assert launcher.stdout is not None
+            launcher.stdout.close()
+        assert st.gc() == []
 
 
 def test_log_lines_are_relayed_to_stderr_with_a_dbus_prefix(
