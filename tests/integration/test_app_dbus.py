@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
-from hakurei.app import journal
+from hakurei.app import dbus, journal
 from hakurei.app.dbus import DBus
 from hakurei.app.enable import EnableError, Grant, Session
 from hakurei.app.records import BusConfig, Config, ContainerConfig, Enablements
@@ -489,3 +489,30 @@ def test_dotless_rule_from_code_is_refused_before_the_proxy_starts() -> None:
                 DBus().check(s)
         finally:
             assert inst.revert() == []
+
+
+def test_proxy_that_fails_to_start_is_one_line_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A rule the checks would refuse, slipped past them: the real proxy refuses it at start.
+    real = dbus.proxy_args
+    monkeypatch.setattr(dbus, "proxy_args", lambda p: [*real(p), "--talk=librewolf"])
+    with private_bus() as bus, store() as st:
+
+        async def main() -> None:
+            s, inst = new_session(st, config(), bus.env)
+            d = DBus()
+            d.check(s)
+            try:
+                async with trio.open_nursery() as nursery:
+                    s.nursery = nursery
+                    with pytest.raises(EnableError) as caught:
+                        await d.prepare(s)
+                message = str(caught.value)
+                assert "did not start" in message and "librewolf" in message, message
+                assert "\n" not in message
+                assert d.pid is not None and journal.starttime(d.pid) is None  # reaped
+            finally:
+                assert inst.revert() == []
+
+        trio.run(main)
