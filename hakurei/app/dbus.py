@@ -476,6 +476,8 @@ class DBus:
                     return
                 if status != 0:
                     self.relay(f"(dbus) {PROXY} exited with status {status}")
+        except StartError as e:  # spawning it failed: no shim, nothing to undo yet
+            raise EnableError(f"dbus: cannot start {PROXY}: {e}") from None
         except BaseExceptionGroup as group:
             raise _unwrapped(group) from None
         finally:
