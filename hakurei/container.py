@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         extra_files: Any
         wait_delay: float
         fork_server: bool | None
+        process_group: bool
 
 
 class Container:
@@ -54,7 +55,9 @@ class Container:
     /dev/null.  ``extra_files`` appear in the program as fds 3, 4, ... in order.
     ``fork_server`` chooses the spawner (``spawn.spawn``): None for the
     default (the fork server unless ``HAKUREI_FORKSERVER=0``), False for a
-    cold spawn.
+    cold spawn.  ``process_group`` starts it cold in a process group of its
+    own, out of reach of a terminal's Ctrl-C to the caller's group (a helper
+    that must outlive the caller's interrupt, like the launcher's D-Bus proxy).
 
     As an async context manager it is started on entry and, on exit, cancelled
     (as a cancelled ``wait()`` would) and reaped if it still runs::
@@ -77,6 +80,7 @@ class Container:
         extra_files: Any = (),
         wait_delay: float = 5.0,
         fork_server: bool | None = None,
+        process_group: bool = False,
         **params: Unpack[ParamsKw],
     ) -> None:
         self.params = Params(path, args, **params)
@@ -85,6 +89,7 @@ class Container:
         self.extra_files = list(extra_files)
         self.wait_delay = wait_delay
         self.fork_server = fork_server
+        self.process_group = process_group
         self._shim: Process | None = None
         self._setup: Setup | None = None
         self._serving = False
@@ -148,9 +153,10 @@ class Container:
                 self.extra_files,
                 fork_server=self.fork_server,
                 preload=self._preload,
+                process_group=self.process_group,
             )
 
-        if forkserver.would_start_server(self.fork_server):
+        if not self.process_group and forkserver.would_start_server(self.fork_server):
             # Once per process: the new server imports the init path (~20-40 ms)
             # before it answers; a thread waits for that, not the event loop.
             self._shim = await trio.to_thread.run_sync(start)

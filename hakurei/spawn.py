@@ -121,9 +121,12 @@ def socketpair(record: bytes | None = None) -> tuple[int, int]:
 PRELOAD_MAX = 32 << 10
 
 
-def cold(fds: list[int | None], record: bytes | None = None) -> Process:
+def cold(
+    fds: list[int | None], record: bytes | None = None, *, process_group: bool = False
+) -> Process:
     """posix_spawn a shim with ``fds`` (``stdio_fds``) laid out around its setup socket
-    (holding ``record`` already, if given)."""
+    (holding ``record`` already, if given); in a process group of its own with
+    ``process_group``."""
     w, r = socketpair(record)
     sources = [*fds[:3], r, *fds[3:]]
     staged: list[int] = []
@@ -139,6 +142,8 @@ def cold(fds: list[int | None], record: bytes | None = None) -> Process:
             staged.append(stage)
             actions.append((os.POSIX_SPAWN_DUP2, stage, target))
         argv = init_argv()
+        # posix_spawn takes no "leave the group alone" value: only omitting it does that.
+        group: dict[str, Any] = {"setpgroup": 0} if process_group else {}
         try:
             pid = os.posix_spawn(
                 argv[0],
@@ -146,6 +151,7 @@ def cold(fds: list[int | None], record: bytes | None = None) -> Process:
                 {"HAKUREI_SETUP": str(SETUP_FD)},
                 file_actions=actions,
                 setsigmask=(),
+                **group,
             )
         except OSError as e:
             raise StartError("start container init", e) from None
@@ -168,8 +174,13 @@ def spawn(
     *,
     fork_server: bool | None = None,
     preload: bool = False,
+    process_group: bool = False,
 ) -> Process:
     """A container for ``setup``, blocked on its setup socket (see the module docstring).
+
+    ``process_group`` starts it cold, its shim in a process group of its own:
+    a terminal's Ctrl-C to the caller's group (which a fork server, and a cold
+    shim otherwise, belong to) does not reach it.
 
     The record itself is sent later (``Process.send``), unless ``preload``
     (for callers that send it right away: ``run_sync``, ``run``) and it is
@@ -182,6 +193,8 @@ def spawn(
     record = encode(setup) if preload else None
     if record is not None and len(record) > PRELOAD_MAX:
         record = None  # it could fill the socket before anyone reads: send() streams it
+    if process_group:
+        return cold(fds, record, process_group=True)
 
     if fork_server is None and forkserver.enabled() and forkserver.first_start():
         # The first start of a process is exactly a cold one (a process that
