@@ -309,12 +309,18 @@ class Pulse:
         """Load the instance's module: (its socket, "") or (None, why not)."""
         import trio
 
-        socket = f"{session.instance_dir}/{SOCKET}"
+        socket = os.path.normpath(f"{session.instance_dir}/{SOCKET}")  # as revert checks it
         problem = _path_problem(socket)
         if problem:
             return None, f"the path {socket[:120]!r} {problem}"
         session.journal.record("remove", path=DIR)
-        host.pulse_make_dir(session.instance_dir_fd, DIR)
+        try:
+            host.pulse_make_dir(session.instance_dir_fd, DIR)
+        except OSError as e:
+            return (
+                None,
+                f"cannot make {DIR}/ in the instance directory: {os.strerror(e.errno or 0)}",
+            )
         session.journal.record(KIND, server=server, socket=socket)
         args = ["load-module", MODULE, module_argument(socket)]
         try:
