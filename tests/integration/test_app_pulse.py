@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -261,6 +262,54 @@ def test_revert_cuts_a_running_stream_and_unloads_the_module(server: Server) -> 
         assert server.modules_naming(run.instance.id) == []
         assert not os.path.lexists(socket)
         assert not os.path.lexists(run.instance.path)
+
+
+MONITOR = r"""
+import json, sys, trio
+from hakurei.app import config, journal, pulse, store
+from hakurei.app.enable import Session
+
+rt, env = sys.argv[1], json.loads(sys.argv[2])
+st = store.Store(rt + "/hakurei", host_roots=[rt])
+inst = st.create()
+cfg = config.loads(sys.argv[3])
+session = Session(cfg, env, inst.id, inst.path, inst.dir_fd, "/run/user/0", 0, 0, inst.journal)
+p = pulse.Pulse()
+p.check(session)
+trio.run(p.prepare, session)
+print(inst.id, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_module_of_a_killed_monitor_is_unloaded_by_gc(server: Server) -> None:
+    """SIGKILL after the module is loaded: the next ``gc`` (another process) unloads it."""
+    cfg = json.dumps(
+        {
+            "enablements": {"pulse": True},
+            "container": {"shell": "/bin/sh", "home": "/home/app", "path": "/bin/sh"},
+        }
+    )
+    monitor = subprocess.Popen(
+        [sys.executable, "-c", MONITOR, server.rt, json.dumps(server.env), cfg],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert monitor.stdout is not None
+        id = monitor.stdout.readline().strip()
+        assert len(server.modules_naming(id)) == 1
+    finally:
+        monitor.kill()
+        monitor.wait()
+    store = Store(f"{server.rt}/hakurei", host_roots=[server.rt])
+    try:
+        assert store.gc() == []
+    finally:
+        store.close()
+    assert server.modules_naming(id) == []
+    assert not os.path.lexists(f"{server.rt}/hakurei/{id}")
 
 
 def test_two_instances_get_two_modules_and_reverting_one_leaves_the_other(
