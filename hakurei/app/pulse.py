@@ -32,6 +32,11 @@ from the start, without the warning.  The cookie (``PULSE_COOKIE``, else
 ``$XDG_CONFIG_HOME/pulse/cookie`` or ``~/.config/pulse/cookie``, else
 ``~/.pulse-cookie``) is bound read-only with ``PULSE_COOKIE`` when it is a
 regular file: a server configured for cookies only still lets the app in.
+
+What this does not do: make PulseAudio access small.  A client may load
+modules, which run in the server as the user, outside the container; a
+socket of the app's own makes access revocable, not confined (see
+``docs/launcher.md``).
 """
 
 from __future__ import annotations
