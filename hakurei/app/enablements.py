@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 #: config name → (module under hakurei.app, class)
 ENABLEMENTS: dict[str, tuple[str, str]] = {
-    "wayland": ("wayland", "DirectWayland"),
+    "wayland": ("wayland", "Wayland"),
     "x11": ("x11", "X11"),
     "dbus": ("dbus", "DBus"),
     "pulse": ("pulse", "Pulse"),

@@ -1,27 +1,34 @@
-"""Direct Wayland: bind the compositor's own socket into the app's container.
+"""Wayland: the app's own compositor socket, in the safest mode the compositor allows.
 
-This is hakurei's ``direct_wayland`` mode (reference launcher.md §2.2), the
-only Wayland mode this issue builds.  The app becomes an ordinary client of
-the user's compositor, indistinguishable from the user's other clients, so
-it gets every global the compositor offers: on wlroots compositors that
-includes ``zwlr_screencopy_manager_v1`` (read what other windows show),
-``zwlr_data_control_manager_v1`` (read and set the clipboard without focus)
-and virtual keyboard/pointer protocols (type and click into other windows).
-Hence the loud warning at every launch, and the refusal without
-``direct_wayland``: the safer modes (a ``wp_security_context_v1`` socket, or
-a filtering proxy; no Debian 12 compositor offers the former) are the next
-issue's, and a config asking for Wayland without opting in to direct mode
-must not silently get it.
+Three modes (reference launcher.md §2.2; issue 8), chosen in ``check``:
 
-The socket is found exactly as libwayland's ``wl_display_connect(NULL)``
-finds it: ``WAYLAND_DISPLAY`` unset means ``wayland-0``; an absolute value is
-the path itself; anything else is taken relative to ``XDG_RUNTIME_DIR``,
-which must then be set and absolute.  (``WAYLAND_SOCKET``, an inherited fd,
-is not something a launcher can hand on; it is ignored.)
+* **security-context** (the default where the compositor offers
+  ``wp_security_context_manager_v1``): a listening socket of the instance's
+  own, handed to the compositor through the protocol with the app id and
+  instance id; the compositor hides privileged globals from its clients and
+  stops listening when the launcher exits (``wlsecurity.py``).
+* **filtering proxy** (the default everywhere else, which on Debian 12 is
+  everywhere): not built yet; until it is, such a config is refused with a
+  line that says so.
+* **direct** (only with ``direct_wayland: true``): the compositor's own
+  socket, so the app is an ordinary client and gets every global it offers:
+  on wlroots compositors ``zwlr_screencopy_manager_v1`` (read what other
+  windows show), ``zwlr_data_control_manager_v1`` (the clipboard without
+  focus), virtual keyboard/pointer (type into other windows).  Hence a loud
+  warning at every launch.
 
-No host action: nothing is created or changed on the host, so there is no
-undo record and nothing for ``gc``.  A compositor that goes away while the
-app runs is the app's problem, as for any client.
+The compositor socket is found exactly as libwayland's
+``wl_display_connect(NULL)`` finds it: ``WAYLAND_DISPLAY`` unset means
+``wayland-0``; an absolute value is the path itself; anything else is taken
+relative to ``XDG_RUNTIME_DIR``, which must then be set and absolute.
+(``WAYLAND_SOCKET``, an inherited fd, is not something a launcher can hand
+on; it is ignored.)  Inside, the app finds its socket as ``wayland-0`` in its
+own runtime directory.
+
+Host actions: direct has none.  security-context makes the socket
+``<instance>/wayland`` (a ``remove`` record first) and keeps the close pipe's
+write end open in a nursery task; the kernel closes it when the launcher
+exits by any path, so the compositor-side listener never outlives it.
 """
 
 from __future__ import annotations
@@ -44,11 +51,13 @@ WARNING = (
     "and the clipboard, and inject input (virtual keyboard/pointer) where offered\n"
 )
 
-REFUSAL = (
-    "wayland: only direct_wayland is available yet (the app would see everything other "
-    "windows show); the security-context and filtering-proxy modes come with the next "
-    "issue: set direct_wayland to accept this, or disable wayland"
+NO_SAFE_MODE = (
+    "wayland: the compositor offers no wp_security_context_v1 and the filtering proxy is "
+    "not built yet, so the app would see everything other windows show: set "
+    "direct_wayland to accept that, or disable wayland"
 )
+#: The listening socket a security context gets, in the instance directory.
+SECURE_NAME = "wayland"
 
 
 def socket_path(host_env: Mapping[str, str]) -> str:
@@ -86,27 +95,85 @@ def check_socket(path: str) -> None:
         raise EnableError(f"wayland: {show(path)} is not a socket")
 
 
-class DirectWayland:
-    """The compositor's socket at ``<runtime>/wayland-0``, and a warning of what it gives."""
+class Wayland:
+    """The app's Wayland socket at ``<runtime>/wayland-0``, in the mode ``check`` chose."""
 
     name = "wayland"
 
+    def __init__(self) -> None:
+        #: "security-context" or "direct", once checked
+        self.mode = ""
+
     def check(self, session: Session) -> None:
-        if not session.config.direct_wayland:
-            raise EnableError(REFUSAL)
-        check_socket(socket_path(session.host_env))
+        path = socket_path(session.host_env)
+        check_socket(path)
+        if session.config.direct_wayland:
+            self.mode = "direct"
+            return
+        from . import wlsecurity
+        from .wlclient import WaylandError
+
+        try:
+            secure = wlsecurity.offered(path)
+        except WaylandError as e:
+            raise EnableError(f"wayland: {e}") from None
+        if not secure:
+            raise EnableError(NO_SAFE_MODE)
+        self.mode = "security-context"
 
     async def prepare(self, session: Session) -> Grant:
-        self.check(session)  # again: the socket may have gone since
+        if not self.mode:
+            self.check(session)
         path = socket_path(session.host_env)
+        if self.mode == "direct":
+            check_socket(path)  # again: it may have gone since
+            return self.direct(session, path)
+        return await self.secure(session, path)
+
+    def direct(self, session: Session, path: str) -> Grant:
         app = show(session.config.id) if session.config.id else "the app"
         try:
             os.write(2, WARNING.format(app=app).encode(errors="replace"))
         except OSError:
             pass  # no stderr: the note below still records it
         session.log(f"wayland: binding compositor socket {show(path)} (direct)")
+        return self.grant(path, session, f"wayland: direct, the compositor socket {show(path)}")
+
+    async def secure(self, session: Session, path: str) -> Grant:
+        import trio
+
+        from . import wlsecurity
+        from .wlclient import WaylandError
+
+        mine = os.path.join(session.instance_dir, SECURE_NAME)
+        session.journal.record("remove", path=SECURE_NAME)
+        app_id = session.config.id or f"app.hakurei.{session.instance_id[:8]}"
+        try:
+            close_w = await trio.to_thread.run_sync(
+                wlsecurity.create_listener, path, mine, app_id, session.instance_id
+            )
+        except WaylandError as e:
+            raise EnableError(f"wayland: security context: {e}") from None
+
+        async def hold() -> None:
+            """The close pipe's write end, open exactly while the app may connect."""
+            try:
+                await trio.sleep_forever()
+            finally:
+                os.close(close_w)
+
+        if session.nursery is None:
+            os.close(close_w)
+            raise EnableError("wayland: security context needs the launcher's nursery")
+        session.nursery.start_soon(hold)
+        session.log(f"wayland: security context on {show(path)}, app id {show(app_id)}")
+        note = f"wayland: security-context, app id {show(app_id)}, through {show(path)}"
+        return self.grant(mine, session, note)
+
+    @staticmethod
+    def grant(source: str, session: Session, note: str) -> Grant:
         return Grant(
-            ops=list(Ops().bind(path, f"{session.runtime}/{INSIDE_NAME}")),
+            ops=list(Ops().bind(source, f"{session.runtime}/{INSIDE_NAME}")),
             env={"WAYLAND_DISPLAY": INSIDE_NAME, "XDG_SESSION_TYPE": "wayland"},
-            notes=[f"wayland: direct, the compositor socket {show(path)}"],
+            notes=[note],
         )
