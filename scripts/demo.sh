@@ -160,12 +160,14 @@ else
 n=$(xdpyinfo | sed -n "s/^number of extensions: *//p"); echo "X extensions:  $n"'
 	printf '\n[%s]$ hakurei run -X -- /bin/sh -c '\''...'\''   (under Xvfb :%s)\n' \
 		"$DEMO_USER" "$display"
-	if as_user "${x_env[@]}" hakurei run -X -- /bin/sh -c "$probe" >"$X/seen"; then
-		sed 's/^/  /' "$X/seen"
+	run_status=0
+	as_user "${x_env[@]}" hakurei run -X -- /bin/sh -c "$probe" >"$X/seen" || run_status=$?
+	sed 's/^/  /' "$X/seen"
+	if ((run_status)); then
+		status=$run_status
+	else
 		echo "  (uid outside: $(id -u "$DEMO_USER"); an ordinary client outside sees $outside" \
 			"extensions: the app's cookie is untrusted)"
-	else
-		status=$?
 	fi
 	left=$(as_user "${user_env[@]}" hakurei ps --short)
 	stop_xvfb
