@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: install hakurei into a venv and start two containers as an
-# ordinary user, one from the CLI and one from a trio program.
+# `make demo`: install hakurei into a venv and start three containers as an
+# ordinary user: one from the CLI, one from a trio program, and one X11 app
+# through the launcher (`hakurei run -X`) under a private Xvfb.
 #
 # The venv lives at ./.venv so a second run only reinstalls the package; it is
 # built from Debian's /usr/bin/python3 because the ordinary user must be able
