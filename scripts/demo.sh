@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: install hakurei into a venv and start two containers as an
-# ordinary user, one from the CLI and one from a trio program.
+# `make demo`: install hakurei into a venv and start three containers as an
+# ordinary user: one from the CLI, one from a trio program, and one X11 app
+# through the launcher (`hakurei run -X`) under a private Xvfb.
 #
 # The venv lives at ./.venv so a second run only reinstalls the package; it is
 # built from Debian's /usr/bin/python3 because the ordinary user must be able
@@ -102,6 +103,84 @@ if ((repo_readable)); then
 else
 	# The checkout is private to us: hand the program over on stdin.
 	as_user "${user_env[@]}" python - <"$REPO/examples/hello_trio.py" || status=$?
+fi
+
+# --- one confined X11 app under a private Xvfb ---------------------------------
+# The launcher's part: the demo user starts its own Xvfb with a cookie of its
+# own, `hakurei run -X` gives one app that display with a fresh *untrusted*
+# cookie, and the app reports what it sees.  Afterwards the server is stopped
+# and `hakurei ps` must be empty: the launcher revoked the cookie and removed
+# its instance on the way out.
+X=$WORK/home/x
+as_user mkdir -m 0700 "$X"
+xvfb_pid=
+stop_xvfb() {
+	[[ -n $xvfb_pid ]] || return 0
+	# SIGTERM: Xvfb removes its socket and lock file on the way out.
+	kill -TERM "$xvfb_pid" 2>/dev/null || true
+	wait "$xvfb_job" 2>/dev/null || true
+	xvfb_pid=
+}
+trap 'stop_xvfb; rm -rf "$WORK"' EXIT
+if [[ ! -d /tmp/.X11-unix ]] && ((EUID == 0)); then
+	install -d -m 1777 /tmp/.X11-unix # what x11-common's boot script makes
+fi
+cookie=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# Both cookie files exist (0600) before xauth writes them, so it has nothing to complain about.
+as_user /bin/sh -c 'umask 077; : >>"$1/server.xauth"; : >>"$2/.Xauthority"' sh "$X" "$WORK/home"
+as_user "${user_env[@]}" xauth -q -f "$X/server.xauth" add :0 . "$cookie"
+# -displayfd writes the display number once the server accepts connections,
+# so that (not a sleep) is the readiness signal.  The inner shell records
+# Xvfb's own pid: runuser in between is not the process to stop.
+as_user "${user_env[@]}" /bin/sh -c 'echo $$ >"$1/pid"; exec Xvfb -displayfd 3 -noreset \
+	-nolisten tcp -auth "$1/server.xauth" -screen 0 640x480x24 3>"$1/display" \
+	>"$1/log" 2>&1' sh "$X" &
+xvfb_job=$!
+display=
+for _ in $(seq 100); do # 10 s
+	if [[ -s $X/display ]] && [[ $(<"$X/display") =~ ^[0-9]+$ ]] && [[ -s $X/pid ]]; then
+		display=$(<"$X/display")
+		xvfb_pid=$(<"$X/pid")
+		break
+	fi
+	kill -0 "$xvfb_job" 2>/dev/null || break
+	sleep 0.1
+done
+if [[ -z $display ]]; then
+	[[ -s $X/pid ]] && xvfb_pid=$(<"$X/pid")
+	tail -n 5 "$X/log" >&2 || true
+	echo "demo: Xvfb did not start" >&2
+	status=1
+else
+	# The demo user's own cookie, where its X clients look for it (~/.Xauthority).
+	as_user "${user_env[@]}" xauth -q add ":$display" . "$cookie"
+	x_env=("${user_env[@]}" DISPLAY=":$display")
+	outside=$(as_user "${x_env[@]}" xdpyinfo | sed -n 's/^number of extensions: *//p')
+	# shellcheck disable=SC2016 # expanded inside the container
+	probe='echo "display:       $DISPLAY"; echo "uid inside:    $(id -u)"
+n=$(xdpyinfo | sed -n "s/^number of extensions: *//p"); echo "X extensions:  $n"'
+	printf '\n[%s]$ hakurei run -X -- /bin/sh -c '\''...'\''   (under Xvfb :%s)\n' \
+		"$DEMO_USER" "$display"
+	run_status=0
+	as_user "${x_env[@]}" hakurei run -X -- /bin/sh -c "$probe" >"$X/seen" || run_status=$?
+	sed 's/^/  /' "$X/seen"
+	if ((run_status)); then
+		status=$run_status
+	else
+		echo "  (uid outside: $(id -u "$DEMO_USER"); an ordinary client outside sees $outside" \
+			"extensions: the app's cookie is untrusted)"
+	fi
+	left=$(as_user "${user_env[@]}" hakurei ps --short)
+	stop_xvfb
+	if [[ -n $left ]]; then
+		echo "demo: instances left behind: $left" >&2
+		status=1
+	elif [[ -e /tmp/.X11-unix/X$display ]]; then
+		echo "demo: Xvfb left /tmp/.X11-unix/X$display behind" >&2
+		status=1
+	else
+		echo "  Xvfb stopped; hakurei ps: no instances left"
+	fi
 fi
 
 if ((status)); then
