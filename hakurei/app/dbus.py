@@ -194,7 +194,7 @@ def session_address(env: Mapping[str, str]) -> Address:
     """The session bus the launcher's environment names (reference launcher.md §2.4)."""
     text = env.get("DBUS_SESSION_BUS_ADDRESS")
     if text is not None:
-        return parse_address(text, "DBUS_SESSION_BUS_ADDRESS")
+        return parse_address(text, "dbus: DBUS_SESSION_BUS_ADDRESS")
     runtime = env.get("XDG_RUNTIME_DIR", "")
     if not runtime.startswith("/"):
         raise EnableError(
@@ -208,7 +208,7 @@ def system_address(env: Mapping[str, str]) -> Address:
     """The system bus: ``DBUS_SYSTEM_BUS_ADDRESS``, else Debian's well-known socket."""
     text = env.get("DBUS_SYSTEM_BUS_ADDRESS")
     if text is not None:
-        return parse_address(text, "DBUS_SYSTEM_BUS_ADDRESS")
+        return parse_address(text, "dbus: DBUS_SYSTEM_BUS_ADDRESS")
     return Address(path=SYSTEM_BUS)
 
 

@@ -214,7 +214,6 @@ class X11:
         if not session.config.enablements.wayland:
             env["XDG_SESSION_TYPE"] = "x11"
         session.facts["x11_display"] = display
-        session.log(note)
         return Grant(ops=list(ops), env=env, notes=[note])
 
 
