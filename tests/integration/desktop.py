@@ -295,11 +295,6 @@ class Compositor:
     #: its environment (to run clients of it on the host, e.g. ``swaymsg``)
     env: dict[str, str]
 
-    @property
-    def host_env(self) -> dict[str, str]:
-        """What a launcher beside it would have: the runtime dir and the socket's name."""
-        return {"XDG_RUNTIME_DIR": str(self.runtime), "WAYLAND_DISPLAY": self.socket.name}
-
 
 @contextmanager
 def _compositor(argv: list[str], name: str, what: str, **env: str) -> Iterator[Compositor]:
