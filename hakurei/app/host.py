@@ -42,6 +42,10 @@ def command(
             timeout=timeout,
             close_fds=True,
             stdin=None if input is not None else subprocess.DEVNULL,
+            # A process group of its own: a terminal's Ctrl-C is for the app (the launcher
+            # forwards it and reverts), never for a helper half-way through a host action
+            # (a pactl killed mid load-module made a fallback; mid unload, a leftover).
+            process_group=0,
         )
     except FileNotFoundError:
         raise HostError(f"{argv[0]}: not found (is it installed?)") from None

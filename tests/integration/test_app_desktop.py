@@ -358,6 +358,30 @@ def test_ctrl_c_to_the_process_group_reaches_the_x11_dbus_app_and_reverts(box: B
     assert box.leftovers(running) == []
 
 
+def test_ctrl_c_at_any_moment_of_the_launch_reverts_without_gc(box: Box) -> None:
+    """SIGINT to the group while enablements are being prepared, or the app starts: the
+    launcher still reverts everything itself (nothing is left for ``gc``)."""
+    script = 'trap "exit 7" INT; echo ready; while :; do sleep 0.05; done'
+    config = box.config(["sh", "-c", script], x11=True, dbus=True, pulse=True)
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    for i in range(12):
+        when = rng.uniform(0.0, 0.8)
+        where = f"run {i}: SIGINT after {when:.3f} s (seed {seed})"
+        p = box.popen("app", config, start_new_session=True)
+        seen: list[tuple[int, int | None]] = []
+        end = time.monotonic() + when
+        while time.monotonic() < end and p.poll() is None:
+            seen += _tree(p.pid)
+            time.sleep(0.01)
+        seen += _tree(p.pid)
+        os.killpg(p.pid, signal.SIGINT)
+        _out, err = p.communicate(timeout=60)
+        assert err == "", where
+        assert p.returncode in (7, 128 + signal.SIGINT), f"{where}: {p.returncode}"
+        assert box.leftovers(seen) == [], where
+
+
 # --- two instances -----------------------------------------------------------------------------
 
 
@@ -372,6 +396,12 @@ def test_two_instances_of_one_config_each_work_and_ending_one_keeps_the_other(bo
     assert len(box.instances()) == 2
     assert len(box.desk.pulse.modules_naming(str(box.store))) == 2
     first, second = apps
+    ps = box.run("ps", "--short", "--json")
+    assert ps.returncode == 0 and sorted(json.loads(ps.stdout)) == box.instances()
+    for id in box.instances():
+        shown = box.run("show", id[:8])
+        assert (shown.returncode, shown.stderr) == (0, ""), shown
+        assert id in shown.stdout
     running = _tree(first.pid)
     out, err = first.communicate("", timeout=60)
     assert (first.returncode, out, err) == (0, "", "")
