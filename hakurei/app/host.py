@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 
 from . import xauth
 
-
 #: The signals a terminal or the launcher's own group may get, that a helper must not.
 SHIELDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
