@@ -14,6 +14,7 @@ module on an instance socket, no cookie the X server still accepts.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -32,7 +33,6 @@ from typing import Any
 import desktop
 import pytest
 
-from hakurei.app.config import template
 from hakurei.app.journal import starttime
 from hakurei.app.x11 import TIMEOUT as X11_TIMEOUT
 
@@ -55,6 +55,14 @@ EXTENSIONS = "xdpyinfo | sed -n 's/^number of extensions: *//p'"
 #: the cookie's 16 bytes in hex: the last of the file's one entry (xauth warns on a read-only file)
 COOKIE = 'tail -c 16 "$XAUTHORITY" | od -An -tx1 | tr -d " \\n"; echo'
 PACTL = "pactl info >/dev/null && echo pactl-ok"
+
+
+@functools.cache
+def _template() -> str:
+    """What ``hakurei template`` prints: every config here starts from it."""
+    return subprocess.run(
+        [HAKUREI, "template"], capture_output=True, text=True, check=True, env={"PATH": "/usr/bin"}
+    ).stdout
 
 
 #: what stays in XDG_RUNTIME_DIR by design: the state store, hakurei run's per-id shared dirs
@@ -114,7 +122,7 @@ class Box:
 
     def config(self, argv: list[str], **enable: bool) -> str:
         """``hakurei template`` adapted: ``argv``, the enablements asked, our home, no extras."""
-        c = template().to_json()
+        c = json.loads(_template())
         c["enablements"] = {"wayland": False, "x11": False, "dbus": False, "pulse": False}
         c["enablements"].update(enable)
         c["id"] = "org.example.Desk"
