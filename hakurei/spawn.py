@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .wire import Setup
 
 SETUP_FD = 3
+_SIGINT = 2  # signal.SIGINT, without importing signal on this path
 
 #: Runs the shim without runpy or site (5-25 ms saved per container); the
 #: directories that hold hakurei and its init-side dependencies follow as argv.
@@ -150,7 +151,9 @@ def cold(
                 argv,
                 {"HAKUREI_SETUP": str(SETUP_FD)},
                 file_actions=actions,
-                setsigmask=(),
+                # SIGINT blocked until the shim has made its action the default: Python
+                # would otherwise turn a Ctrl-C during its start into a traceback.
+                setsigmask=(_SIGINT,),
                 **group,
             )
         except OSError as e:

@@ -161,6 +161,13 @@ def status_of(wait_status: int) -> int:
 def main() -> NoReturn:
     """The shim entry: read the record from ``HAKUREI_SETUP``'s fd and run the container."""
     k = Kernel()
+    # Until the relay takes the signals over, a terminal's Ctrl-C (we are in its process
+    # group) must end us as the signal, as it would any program: not as Python's
+    # KeyboardInterrupt, a traceback on the app's stderr while we wait for our setup.
+    # The spawner blocked SIGINT across our exec, so one that came while the interpreter
+    # started is pending: it ends us right here, silently.
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT})
     setup, extra = take_setup()
     try:
         run(k, setup, extra)

@@ -10,12 +10,16 @@ uses the same calls; async callers wrap a call that may block in
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import subprocess
 from collections.abc import Mapping, Sequence
 
 from . import xauth
+
+#: The signals a terminal or the launcher's own group may get, that a helper must not.
+SHIELDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 class HostError(Exception):
@@ -33,6 +37,11 @@ def command(
 
     ``HostError`` if it cannot be started or exceeds ``timeout`` (it is then killed).
     """
+    # Blocked in the calling thread, so in the child from its fork on: a signal sent to
+    # our process group before the child has left it (process_group below) stays pending
+    # and never ends the helper half-way.  The helper keeps them blocked: it is short-lived
+    # and ``timeout`` ends it with SIGKILL.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, SHIELDED)
     try:
         done = subprocess.run(
             list(argv),
@@ -42,6 +51,10 @@ def command(
             timeout=timeout,
             close_fds=True,
             stdin=None if input is not None else subprocess.DEVNULL,
+            # A process group of its own: a terminal's Ctrl-C is for the app (the launcher
+            # forwards it and reverts), never for a helper half-way through a host action
+            # (a pactl killed mid load-module made a fallback; mid unload, a leftover).
+            process_group=0,
         )
     except FileNotFoundError:
         raise HostError(f"{argv[0]}: not found (is it installed?)") from None
@@ -49,6 +62,8 @@ def command(
         raise HostError(f"{argv[0]}: no answer in {timeout:g} s") from None
     except OSError as e:
         raise HostError(f"{argv[0]}: {os.strerror(e.errno or 0)}") from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return done.returncode, done.stdout, done.stderr
 
 

@@ -225,6 +225,9 @@ async def _launch(
         raise LaunchError(str(e)) from None
     with store:
         step("collecting dead instances")
+        # A dead instance may have been made with any enablement, whatever this config asks:
+        # its journal's kinds must be known before replay, as for ``hakurei gc``.
+        _enablements.register_all_kinds()
         for line in store.gc():
             launch.say(f"gc: {line}")
         step("checking enablements")

@@ -12,7 +12,6 @@ nursery's cancellation, as in the launcher.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -20,10 +19,12 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import trio
+from desktop import private_bus
+from desktop import wait_line as _wait_line
 
 from hakurei.app import dbus, journal
 from hakurei.app.dbus import DBus
@@ -40,75 +41,6 @@ DEADLINE = 15.0
 APP_ID = "org.example.App"
 UID, GID = os.getuid(), os.getgid()
 RUNTIME = f"/run/user/{UID}"
-
-
-def _wait_line(proc: subprocess.Popen[bytes], what: str) -> str:
-    """The first line ``proc`` prints, within the deadline (dbus-daemon's --print-address)."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    data = b""
-    end = time.monotonic() + DEADLINE
-    while b"\n" not in data:
-        left = end - time.monotonic()
-        assert left > 0, f"{what}: no line printed within {DEADLINE} s"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"{what} exited: {proc.wait()}"
-            data += chunk
-    return data.split(b"\n", 1)[0].decode()
-
-
-@dataclass
-class Bus:
-    """A private bus and the services on it, all stopped at the end."""
-
-    address: str
-    path: str
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"DBUS_SESSION_BUS_ADDRESS": self.address, "PATH": os.environ["PATH"]}
-
-    def has_owner(self, name: str) -> bool:
-        out = subprocess.run(
-            ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/",
-             "org.freedesktop.DBus.NameHasOwner", f"string:{name}"],
-            env=self.env, capture_output=True, text=True, timeout=DEADLINE, check=True,
-        ).stdout  # fmt: skip
-        return "boolean true" in out
-
-    def echo(self, name: str) -> None:
-        """``dbus-test-tool echo --name=NAME``, returned once the bus lists the name."""
-        self.procs.append(
-            subprocess.Popen(["dbus-test-tool", "echo", f"--name={name}"], env=self.env)
-        )
-        end = time.monotonic() + DEADLINE
-        while not self.has_owner(name):
-            assert self.procs[-1].poll() is None, f"echo {name} exited"
-            assert time.monotonic() < end, f"{name} never appeared on the bus"
-            time.sleep(0.02)  # polling the bus for the name, with a deadline
-
-
-@contextmanager
-def private_bus(address: str | None = None) -> Iterator[Bus]:
-    with tempfile.TemporaryDirectory(prefix="hk-dbus-") as tmp:
-        path = os.path.join(tmp, "bus")
-        daemon = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
-             f"--address={address or f'unix:path={path}'}"],
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        bus = Bus(_wait_line(daemon, "dbus-daemon"), path, [daemon])
-        try:
-            yield bus
-        finally:
-            for proc in reversed(bus.procs):
-                proc.kill()
-                proc.wait()
-            assert daemon.stdout is not None
-            daemon.stdout.close()
 
 
 def config(session_bus: BusConfig | None = None, system_bus: BusConfig | None = None) -> Config:

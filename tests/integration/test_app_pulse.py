@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +24,8 @@ from functools import partial
 
 import pytest
 import trio
+from desktop import Pulse as Server
+from desktop import pulseaudio
 
 import hakurei
 from hakurei.app import pulse
@@ -38,85 +38,15 @@ from hakurei.results import Completed
 
 UID, GID = os.getuid(), os.getgid()
 RUNTIME = f"/run/user/{UID}"
-READY_DEADLINE = 20.0
 #: a stream's sink input shows up within this long (2 shared cores: be generous)
 STREAM_DEADLINE = 20.0
 PLAY = "exec pacat --raw --format=s16le --rate=44100 --channels=2"
 
 
-class Server:
-    """One pulseaudio of our own, stopped by ``stop``."""
-
-    def __init__(self, *extra: str) -> None:
-        # Short: the socket paths below it must fit in sun_path (107 bytes).
-        self.top = tempfile.mkdtemp(prefix="hk-pa-", dir="/tmp")
-        self.rt, self.home = f"{self.top}/run", f"{self.top}/home"
-        os.mkdir(self.rt, 0o700)
-        os.mkdir(self.home, 0o700)
-        self.env = {"HOME": self.home, "XDG_RUNTIME_DIR": self.rt, "PATH": "/usr/bin:/bin"}
-        self.log = f"{self.top}/pulseaudio.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    "pulseaudio",
-                    "-n",
-                    "--daemonize=no",
-                    "--exit-idle-time=-1",
-                    "--load=module-native-protocol-unix",
-                    "--load=module-null-sink sink_name=null",
-                    *extra,
-                ],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + READY_DEADLINE
-        while self.run_pactl("info").returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                with open(self.log, errors="replace") as f:
-                    pytest.fail(f"pulseaudio did not come up:\n{f.read()[-2000:]}")
-            time.sleep(0.05)  # polling with a deadline: the readiness signal is pactl's answer
-
-    @property
-    def socket(self) -> str:
-        return f"{self.rt}/pulse/native"
-
-    def run_pactl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["pactl", *args],
-            env={**self.env, "LC_ALL": "C"},
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-
-    def pactl(self, *args: str) -> str:
-        done = self.run_pactl(*args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def modules_naming(self, id: str) -> list[str]:
-        return [line for line in self.pactl("list", "short", "modules").splitlines() if id in line]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.top, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    s = Server()
-    yield s
-    s.stop()
+    with pulseaudio() as s:
+        yield s
 
 
 @dataclass

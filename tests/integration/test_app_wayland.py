@@ -10,14 +10,10 @@ build around an enablement: the default profile, a private 0700 tmpfs at
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import desktop
 import pytest
 
 import hakurei
@@ -33,52 +29,11 @@ RUNTIME = f"/run/user/{UID}"
 NAME = "wayland-hk"
 
 
-def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:
-    """Until a connect to ``path`` succeeds (the compositor accepts clients), or fail."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        assert proc.poll() is None, f"weston exited with {proc.returncode}"
-        with socket.socket(socket.AF_UNIX) as s:
-            try:
-                s.connect(str(path))
-                return
-            except (FileNotFoundError, ConnectionRefusedError):
-                pass
-        # polling a connect: the compositor gives no other readiness signal
-        time.sleep(0.05)
-    raise AssertionError(f"no compositor socket at {path} after {deadline} s")
-
-
 @pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A private temp dir with a short path: a socket path must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="hk-wl.", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def weston(short_tmp: Path) -> Iterator[Path]:
+def weston() -> Iterator[Path]:
     """A headless weston listening at the returned socket path."""
-    runtime = short_tmp / "rt"
-    runtime.mkdir(mode=0o700)
-    env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime), "HOME": str(short_tmp)}
-    with open(short_tmp / "weston.log", "wb") as log:
-        proc = subprocess.Popen(
-            ["weston", "--backend=headless-backend.so", f"--socket={NAME}", "--idle-time=0"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        wait_for_socket(runtime / NAME, proc)
-        yield runtime / NAME
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with desktop.weston(NAME) as c:
+        yield c.socket
 
 
 def session(host_env: dict[str, str], direct: bool = True) -> Session:

@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import select
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trio
+from desktop import Display, xvfb
 
 from hakurei import run_sync
 from hakurei.app.enable import EnableError, Grant, Session
@@ -49,53 +45,10 @@ UID, GID = os.getuid(), os.getgid()
 RUNTIME = f"/run/user/{UID}"
 
 
-@dataclass
-class Display:
-    number: int
-    #: the user's Xauthority file, with a FamilyLocal entry for this host (as xauth writes it)
-    authority: str
-    tmp: str
-
-
 @pytest.fixture(scope="module")
 def display() -> Iterator[Display]:
-    tmp = tempfile.mkdtemp(prefix="hk-x11-")
-    cookie = secrets.token_hex(16)
-    server_auth, user_auth = f"{tmp}/server.xauth", f"{tmp}/user.xauth"
-    # The server loads every cookie in its file whatever display it names.
-    subprocess.run(["xauth", "-q", "-f", server_auth, "add", ":0", ".", cookie], check=True)
-    r, w = os.pipe()
-    server = subprocess.Popen(
-        [
-            *("Xvfb", "-displayfd", str(w), "-noreset", "-nolisten", "tcp"),
-            *("-auth", server_auth, "-br", "-screen", "0", "320x240x24"),
-        ],
-        pass_fds=[w],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    os.close(w)
-    try:
-        ready, _, _ = select.select([r], [], [], DEADLINE)
-        line = os.read(r, 64) if ready else b""
-        if not line.strip().isdigit():
-            server.kill()
-            pytest.fail(f"Xvfb did not start: {server.communicate()[1].decode()[-2000:]}")
-        number = int(line)
-        subprocess.run(
-            ["xauth", "-q", "-f", user_auth, "add", f":{number}", ".", cookie], check=True
-        )
-        yield Display(number, user_auth, tmp)
-    finally:
-        os.close(r)
-        server.terminate()  # SIGTERM: Xvfb removes its socket and lock file on the way out
-        try:
-            server.wait(DEADLINE)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with xvfb() as d:
+        yield d
 
 
 @pytest.fixture
@@ -172,16 +125,8 @@ def extensions(result: Completed) -> int:
 
 
 def colours(d: Display) -> int:
-    """How many different colours the screen shows now (``xwd`` + ImageMagick)."""
-    env = {**os.environ, "DISPLAY": f":{d.number}", "XAUTHORITY": d.authority}
-    shot = subprocess.run(["xwd", "-root", "-silent"], env=env, capture_output=True, check=True)
-    count = subprocess.run(
-        ["convert", "xwd:-", "-format", "%k", "info:"],
-        input=shot.stdout,
-        capture_output=True,
-        check=True,
-    )
-    return int(count.stdout)
+    """How many different colours the screen shows now."""
+    return d.colours()
 
 
 def wait_for(what: str, predicate: object) -> None:
