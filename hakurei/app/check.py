@@ -203,6 +203,7 @@ def from_json(value: object) -> Config:
     direct_wayland = top.flag("direct_wayland")
     x11_cookie = _choice(top, "x11_cookie", X11_COOKIES)
     pulse_socket = _choice(top, "pulse_socket", PULSE_SOCKETS)
+    wayland_allow = _wayland(top.get("wayland"))
     container = _container(top.required("container"))
     top.done()
     if enablements.x11 and container.host_net and not container.host_abstract:
@@ -221,6 +222,7 @@ def from_json(value: object) -> Config:
         direct_wayland=direct_wayland,
         x11_cookie=x11_cookie,
         pulse_socket=pulse_socket,
+        wayland_allow=wayland_allow,
         identity=identity,
     )
 
@@ -282,6 +284,29 @@ def _enablements(value: object) -> Enablements:
     )
     obj.done()
     return out
+
+
+#: A Wayland interface name, as the protocol XML files write them.
+_INTERFACE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+WAYLAND_ALLOW_MAX = 64
+
+
+def _wayland(value: object) -> tuple[str, ...]:
+    """``wayland``: ``{"allow": [INTERFACE, ...]}``, globals the filtering proxy also shows."""
+    if value is None:
+        return ()
+    obj = _Object(value, "wayland")
+    names = _list(obj.get("allow"), obj.at("allow"))
+    if len(names) > WAYLAND_ALLOW_MAX:
+        raise ConfigError(obj.at("allow"), f"more than {WAYLAND_ALLOW_MAX} names")
+    out: list[str] = []
+    for i, name in enumerate(names):
+        where = f"{obj.at('allow')}[{i}]"
+        if not isinstance(name, str) or not _INTERFACE.fullmatch(name):
+            raise ConfigError(where, f"{q(str(name))} is not a Wayland interface name")
+        out.append(name)
+    obj.done()
+    return tuple(dict.fromkeys(out))
 
 
 def _bus(value: object, where: str) -> BusConfig | None:

@@ -337,17 +337,9 @@ def proxy_args(p: Plan) -> list[str]:
 
 def proxy_ops(p: Plan, out_dir: str) -> Ops:
     """The proxy's filesystem: ``/usr`` and merged-usr links, its sockets, nothing else."""
-    from ..ops import Ops
+    from .helper import base_ops
 
-    ops = Ops().bind("/usr", "/usr")
-    for top in ("/bin", "/lib", "/lib64"):
-        if os.path.islink(top):
-            ops.link(top, os.readlink(top))
-        elif os.path.isdir(top):
-            ops.bind(top, top)
-    if not p.binary.startswith("/usr/"):
-        # Installed elsewhere (/opt, a Nix profile): its directory too.
-        ops.bind(os.path.dirname(p.binary), os.path.dirname(p.binary))
+    ops = base_ops(programs=(p.binary,))
     if p.session.path is not None:
         ops.bind(p.session.path, _IN_SESSION)
     if p.system is not None and p.system.path is not None:

@@ -263,6 +263,8 @@ class Config:
     direct_wayland: bool = False
     x11_cookie: str = "untrusted"
     pulse_socket: str = "instance"
+    #: Wayland interfaces the filtering proxy shows besides its default allowlist
+    wayland_allow: tuple[str, ...] = ()
     #: the state-store key; None = derived from ``id`` by the store
     identity: int | None = None
     version: int = VERSION
@@ -278,6 +280,8 @@ class Config:
         out["direct_wayland"] = self.direct_wayland
         out["x11_cookie"] = self.x11_cookie
         out["pulse_socket"] = self.pulse_socket
+        if self.wayland_allow:
+            out["wayland"] = {"allow": list(self.wayland_allow)}
         out["container"] = self.container.to_json()
         return out
 

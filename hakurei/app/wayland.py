@@ -8,8 +8,10 @@ Three modes (reference launcher.md §2.2; issue 8), chosen in ``check``:
   instance id; the compositor hides privileged globals from its clients and
   stops listening when the launcher exits (``wlsecurity.py``).
 * **filtering proxy** (the default everywhere else, which on Debian 12 is
-  everywhere): not built yet; until it is, such a config is refused with a
-  line that says so.
+  everywhere): the app's socket is served by ``python -m hakurei.app.wlproxy``
+  in a container of ours (``helper.py``), which connects each client to the
+  compositor and hides every global not on its allowlist (``wlproxy/allow.py``
+  says why each is or is not; the config's ``wayland.allow`` adds names).
 * **direct** (only with ``direct_wayland: true``): the compositor's own
   socket, so the app is an ordinary client and gets every global it offers:
   on wlroots compositors ``zwlr_screencopy_manager_v1`` (read what other
@@ -28,16 +30,22 @@ own runtime directory.
 Host actions: direct has none.  security-context makes the socket
 ``<instance>/wayland`` (a ``remove`` record first) and keeps the close pipe's
 write end open in a nursery task; the kernel closes it when the launcher
-exits by any path, so the compositor-side listener never outlives it.
+exits by any path, so the compositor-side listener never outlives it.  The
+proxy makes the same socket (listening, in the launcher, so the app can
+connect as soon as it starts) and a ``kill`` record for the proxy's
+container before it runs; the container dies with the launcher too.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from collections.abc import Mapping
 
-from ..errors import show
+import trio
+
+from ..errors import describe, safe_line, show
 from ..ops import Ops
 from .enable import EnableError, Grant, Session
 
@@ -51,11 +59,6 @@ WARNING = (
     "and the clipboard, and inject input (virtual keyboard/pointer) where offered\n"
 )
 
-NO_SAFE_MODE = (
-    "wayland: the compositor offers no wp_security_context_v1 and the filtering proxy is "
-    "not built yet, so the app would see everything other windows show: set "
-    "direct_wayland to accept that, or disable wayland"
-)
 #: The listening socket a security context gets, in the instance directory.
 SECURE_NAME = "wayland"
 
@@ -95,6 +98,45 @@ def check_socket(path: str) -> None:
         raise EnableError(f"wayland: {show(path)} is not a socket")
 
 
+#: Where the proxy's container has the compositor socket.
+PROXY_UPSTREAM = "/run/wayland-upstream"
+#: The proxy's entry: the directories holding hakurei come first in argv, up to ``--``.
+_PROXY_CODE = (
+    "import sys;i=sys.argv.index('--');sys.path[0:0]=sys.argv[1:i];"
+    "from hakurei.app.wlproxy.__main__ import main;main(sys.argv[i+1:])"
+)
+
+
+def proxy_command() -> tuple[str, str, list[str]]:
+    """The proxy's interpreter (resolved, so a venv's link is not needed), code and path."""
+    import sys
+
+    import hakurei
+
+    python = os.path.realpath(sys.executable)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(hakurei.__file__)))
+    return python, _PROXY_CODE, [package]
+
+
+def proxy_ops(upstream: str, python: str, dirs: list[str]) -> Ops:
+    """The proxy's filesystem: its interpreter, stdlib and hakurei, and the compositor socket."""
+    import sys
+
+    from ..std import MS_RDONLY
+    from .helper import base_ops
+
+    ops = base_ops(programs=(python,), dirs=(sys.base_prefix, *dirs))
+    ops.bind(upstream, PROXY_UPSTREAM)
+    return ops.remount("/", MS_RDONLY)
+
+
+def say(line: str) -> None:
+    try:
+        os.write(2, f"hakurei: {safe_line(line)}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
 class Wayland:
     """The app's Wayland socket at ``<runtime>/wayland-0``, in the mode ``check`` chose."""
 
@@ -117,9 +159,7 @@ class Wayland:
             secure = wlsecurity.offered(path)
         except WaylandError as e:
             raise EnableError(f"wayland: {e}") from None
-        if not secure:
-            raise EnableError(NO_SAFE_MODE)
-        self.mode = "security-context"
+        self.mode = "security-context" if secure else "proxy"
 
     async def prepare(self, session: Session) -> Grant:
         if not self.mode:
@@ -128,6 +168,8 @@ class Wayland:
         if self.mode == "direct":
             check_socket(path)  # again: it may have gone since
             return self.direct(session, path)
+        if self.mode == "proxy":
+            return await self.proxied(session, path)
         return await self.secure(session, path)
 
     def direct(self, session: Session, path: str) -> Grant:
@@ -140,8 +182,6 @@ class Wayland:
         return self.grant(path, session, f"wayland: direct, the compositor socket {show(path)}")
 
     async def secure(self, session: Session, path: str) -> Grant:
-        import trio
-
         from . import wlsecurity
         from .wlclient import WaylandError
 
@@ -169,6 +209,77 @@ class Wayland:
         session.log(f"wayland: security context on {show(path)}, app id {show(app_id)}")
         note = f"wayland: security-context, app id {show(app_id)}, through {show(path)}"
         return self.grant(mine, session, note)
+
+    async def proxied(self, session: Session, path: str) -> Grant:
+        if session.nursery is None:
+            raise EnableError("wayland: the proxy needs the launcher's nursery")
+        mine = os.path.join(session.instance_dir, SECURE_NAME)
+        session.journal.record("remove", path=SECURE_NAME)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            listener.bind(mine)
+            listener.listen(64)
+            await session.nursery.start(self._proxy, session, path, listener.fileno())
+        except OSError as e:
+            raise EnableError(f"wayland: cannot listen at {show(mine)}: {describe(e)}") from None
+        finally:
+            listener.close()  # the proxy has its own copy
+        allowed = ", ".join(session.config.wayland_allow)
+        extra = f", also allowing {allowed}" if allowed else ""
+        session.log(f"wayland: filtering proxy to {show(path)}{extra}")
+        return self.grant(mine, session, f"wayland: filtering proxy to {show(path)}{extra}")
+
+    async def _proxy(
+        self,
+        session: Session,
+        upstream: str,
+        listen_fd: int,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the proxy in its container until cancelled (the app has ended)."""
+        from ..container import Container
+        from ..errors import HakureiError, StartError
+        from ..std import EVERYDAY
+        from .journal import starttime
+
+        args = ["--listen-fd", "3", "--upstream", PROXY_UPSTREAM]
+        for name in session.config.wayland_allow:
+            args += ["--allow", name]
+        python, code, dirs = proxy_command()
+        container = Container(
+            python,
+            [python, "-I", "-S", "-c", code, *dirs, "--", *args],
+            extra_files=[listen_fd],
+            stderr=2,
+            ops=proxy_ops(upstream, python, dirs),
+            env={},
+            uid=session.uid,
+            gid=session.gid,
+            hostname="hakurei-wayland",
+            seccomp_presets=EVERYDAY,
+            wait_delay=2.0,
+            process_group=True,
+        )
+        try:
+            async with container:
+                assert container.pid is not None
+                start = starttime(container.pid)
+                if start is not None:
+                    session.journal.record("kill", pid=container.pid, starttime=start)
+                try:
+                    await container.serve()
+                except StartError as e:
+                    raise EnableError(f"wayland: cannot start the proxy: {e}") from None
+                task_status.started()
+                try:
+                    status = await container.wait()
+                except HakureiError as e:
+                    say(f"wayland: the proxy: {e}")
+                    return
+                if status != 0:
+                    say(f"wayland: the proxy exited with status {status}")
+        except StartError as e:
+            raise EnableError(f"wayland: cannot start the proxy: {e}") from None
 
     @staticmethod
     def grant(source: str, session: Session, note: str) -> Grant:
