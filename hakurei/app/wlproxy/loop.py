@@ -1,0 +1,353 @@
+"""The proxy's event loop: one thread, one selector, two sockets per client.
+
+Each accepted client gets its own new connection to the configured upstream
+socket (the only place the proxy ever connects to) and a :class:`Pair` of
+:class:`End` s.  Bytes read from one end are framed into whole messages,
+shown to the pair's :class:`~.filter.Filter`, and appended to the other end's
+output buffer; a partial message waits in the input buffer for the rest.
+
+File descriptors travel with bytes.  libwayland queues the fds it receives
+and hands them to messages in order as it decodes them, so an fd may arrive
+early but never after the message that uses it.  The proxy therefore queues
+received fds on the other end (FIFO) and attaches them to the very next bytes
+it sends there, at most 28 per ``sendmsg`` (libwayland's MAX_FDS_OUT: its
+receive buffer holds no more, the rest would be truncated).  While more than
+28 are queued it sends 4 bytes at a time, so no message (>= 8 bytes, and
+libwayland allows at most 20 args) can complete before its fds are across.
+
+Bounds, so one client cannot hurt another or exhaust the proxy:
+
+- a message is 8..4096 bytes (libwayland's own limit); anything else, a
+  malformed registry message, more than 28 fds in one read, a truncated fd
+  list, or more than ``MAX_FDS_QUEUED`` fds waiting: that client (and its
+  upstream connection) is dropped, nobody else;
+- output waiting for a slow peer is capped at ``HIGH_WATER`` bytes, above
+  which the proxy stops reading the *other* side (backpressure: the kernel
+  buffers, and in the end the sender's own writes block or the compositor
+  drops its slow client, exactly as without a proxy);
+- at most ``MAX_CLIENTS`` connections; more are closed on accept.
+
+Hanging up: when one side closes, what was already read from it is still
+delivered to the other side (a compositor's ``wl_display.error`` arrives
+before the hang-up), for at most ``DRAIN_SECONDS``, then both are closed.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import selectors
+import socket
+import sys
+import time
+
+from . import wire
+from .filter import Filter, Refusal
+
+#: Per sendmsg and per recvmsg: libwayland's MAX_FDS_OUT.
+MAX_FDS_PER_MSG = 28
+#: Received but not yet forwarded, per direction of one client.
+MAX_FDS_QUEUED = 256
+#: Output waiting for one end before the other end is no longer read.
+HIGH_WATER = 256 * 1024
+#: One read; a few messages at a time keeps latency low and copies small.
+RECV_SIZE = 64 * 1024
+#: Room for SCM_MAX_FD (253) fds, so an over-long list is seen, not truncated.
+_CMSG_SPACE = socket.CMSG_SPACE(253 * 4)
+MAX_CLIENTS = 256
+DRAIN_SECONDS = 5.0
+
+
+class Dropped(Exception):
+    """This client's pair must go (the reason is the message)."""
+
+
+class End:
+    """One socket of a pair, with what is waiting to be sent to it."""
+
+    __slots__ = ("closed", "fds", "inbuf", "mask", "out", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.out = bytearray()
+        self.fds: list[int] = []
+        self.mask = 0
+        self.closed = False
+
+
+class Pair:
+    """A client and its own upstream connection."""
+
+    __slots__ = ("client", "deadline", "draining", "filter", "number", "upstream")
+
+    def __init__(self, number: int, client: End, upstream: End, allow: frozenset[bytes]) -> None:
+        self.number = number
+        self.client = client
+        self.upstream = upstream
+        self.filter = Filter(allow)
+        self.draining: End | None = None
+        self.deadline = 0.0
+
+
+class Proxy:
+    """Accepts on ``listener`` and proxies each client to ``upstream``, filtered."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        upstream: str,
+        allow: frozenset[bytes],
+        log: bool = True,
+    ) -> None:
+        listener.setblocking(False)
+        self.listener = listener
+        self.upstream = upstream
+        self.allow = allow
+        self.log = log
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(listener, selectors.EVENT_READ, None)
+        self.pairs: set[Pair] = set()
+        self.accepted = 0
+
+    # --- the loop ---------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        while True:
+            self.poll(None)
+
+    def poll(self, timeout: float | None) -> None:
+        """Handle events for up to ``timeout`` s (``None``: until one, or a drain deadline)."""
+        deadlines = [p.deadline for p in self.pairs if p.draining is not None]
+        if deadlines:
+            wait = max(0.0, min(deadlines) - time.monotonic())
+            timeout = wait if timeout is None else min(timeout, wait)
+        for key, mask in self.sel.select(timeout):
+            if key.data is None:
+                self._accept()
+                continue
+            pair, end = key.data
+            if end.closed:  # closed by an earlier event of this batch
+                continue
+            try:
+                if mask & selectors.EVENT_WRITE:
+                    self._flush(end)
+                if mask & selectors.EVENT_READ and not end.closed:
+                    self._read(pair, end)
+            except Dropped as e:
+                self._say(pair, str(e))
+                self._close_pair(pair)
+                continue
+            self._settle(pair)
+        now = time.monotonic()
+        for pair in [p for p in self.pairs if p.draining is not None and p.deadline <= now]:
+            self._say(pair, f"peer did not take its last data within {DRAIN_SECONDS} s")
+            self._close_pair(pair)
+
+    def close(self) -> None:
+        for pair in list(self.pairs):
+            self._close_pair(pair)
+        self.sel.close()
+
+    # --- accepting --------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and friends: keep serving the others
+                print(f"wlproxy: accept: {e.strerror}", file=sys.stderr)
+                return
+            self.accepted += 1
+            if len(self.pairs) >= MAX_CLIENTS:
+                print(f"wlproxy: more than {MAX_CLIENTS} clients: refused one", file=sys.stderr)
+                sock.close()
+                continue
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            up.setblocking(False)
+            try:
+                up.connect(self.upstream)
+            except OSError as e:  # includes EAGAIN: a full backlog is not waited for
+                print(f"wlproxy: connect to {self.upstream}: {e.strerror}", file=sys.stderr)
+                up.close()
+                sock.close()
+                continue
+            sock.setblocking(False)
+            pair = Pair(self.accepted, End(sock), End(up), self.allow)
+            self.pairs.add(pair)
+            self._settle(pair)
+
+    # --- reading ----------------------------------------------------------------
+
+    def _read(self, pair: Pair, src: End) -> None:
+        from_client = src is pair.client
+        dst = pair.upstream if from_client else pair.client
+        try:
+            data, anc, flags, _ = src.sock.recvmsg(RECV_SIZE, _CMSG_SPACE, socket.MSG_CMSG_CLOEXEC)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            raise Dropped(f"read from {_side(from_client)}: {e.strerror}") from None
+        fds = _take_fds(anc)
+        if flags & socket.MSG_CTRUNC:
+            _close_all(fds)
+            raise Dropped(f"{_side(from_client)} sent more fds than fit in one message")
+        if len(fds) > MAX_FDS_PER_MSG:
+            _close_all(fds)
+            raise Dropped(f"{_side(from_client)} sent {len(fds)} fds in one message")
+        dst.fds.extend(fds)
+        if len(dst.fds) > MAX_FDS_QUEUED:
+            raise Dropped(f"{_side(from_client)} queued more than {MAX_FDS_QUEUED} fds")
+        if not data:
+            self._hang_up(pair, src, dst)
+            return
+        src.inbuf += data
+        try:
+            self._frame(pair, src, dst, from_client)
+        except wire.WireError as e:
+            raise Dropped(f"{_side(from_client)}: {e}") from None
+        except Refusal as e:
+            self._refuse(pair, e)
+            return
+        if dst.out:
+            self._flush(dst)
+
+    def _frame(self, pair: Pair, src: End, dst: End, from_client: bool) -> None:
+        """Move every whole message from ``src.inbuf`` to ``dst.out``, through the filter."""
+        buf = src.inbuf
+        n = len(buf)
+        pos = run = 0
+        filt = pair.filter
+        registries = filt.registries
+        try:
+            while n - pos >= wire.MIN_SIZE:
+                obj, opcode, size = wire.header(buf, pos)
+                if n - pos < size:
+                    break
+                if from_client:
+                    if obj == wire.DISPLAY_ID or obj in registries:
+                        filt.from_client(obj, opcode, bytes(buf[pos : pos + size]))
+                elif obj in registries and not filt.from_server(
+                    obj, opcode, bytes(buf[pos : pos + size])
+                ):
+                    dst.out += buf[run:pos]
+                    run = pos + size
+                pos += size
+        except Refusal:
+            dst.out += buf[run:pos]  # what came before the bind still goes
+            raise
+        dst.out += buf[run:pos]
+        del buf[:pos]
+
+    # --- writing ----------------------------------------------------------------
+
+    def _flush(self, end: End) -> None:
+        """Send as much of ``end.out`` (with its fds) as the socket takes now."""
+        while end.out:
+            fds = end.fds[:MAX_FDS_PER_MSG]
+            limit = 4 if len(end.fds) > MAX_FDS_PER_MSG else RECV_SIZE
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+            try:
+                sent = end.sock.sendmsg([end.out[:limit]], anc if fds else [])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                raise Dropped(f"write: {e.strerror}") from None
+            _close_all(fds)  # the peer has its own copies now
+            del end.fds[: len(fds)]
+            del end.out[:sent]
+
+    # --- ending -----------------------------------------------------------------
+
+    def _refuse(self, pair: Pair, refusal: Refusal) -> None:
+        self._say(pair, str(refusal))
+        self._close_end(pair.upstream)
+        pair.client.out += refusal.error_message()
+        self._drain(pair, pair.client)
+
+    def _hang_up(self, pair: Pair, gone: End, other: End) -> None:
+        self._close_end(gone)
+        self._drain(pair, other)
+
+    def _drain(self, pair: Pair, end: End) -> None:
+        """Deliver what ``end`` still has queued, read nothing more, then close the pair."""
+        pair.draining = end
+        pair.deadline = time.monotonic() + DRAIN_SECONDS
+        try:
+            self._flush(end)
+        except Dropped:
+            self._close_pair(pair)
+
+    def _settle(self, pair: Pair) -> None:
+        """Register each end for what it can do now; finish a drained pair."""
+        if pair not in self.pairs:
+            return
+        if pair.draining is not None:
+            end = pair.draining
+            if not end.out or end.closed:
+                self._close_pair(pair)
+            else:
+                self._want(pair, end, selectors.EVENT_WRITE)
+            return
+        for end, other in ((pair.client, pair.upstream), (pair.upstream, pair.client)):
+            mask = selectors.EVENT_WRITE if end.out else 0
+            if len(other.out) < HIGH_WATER:
+                mask |= selectors.EVENT_READ
+            self._want(pair, end, mask)
+
+    def _want(self, pair: Pair, end: End, mask: int) -> None:
+        if mask == end.mask or end.closed:
+            return
+        if end.mask == 0:
+            self.sel.register(end.sock, mask, (pair, end))
+        elif mask == 0:
+            self.sel.unregister(end.sock)
+        else:
+            self.sel.modify(end.sock, mask, (pair, end))
+        end.mask = mask
+
+    def _close_end(self, end: End) -> None:
+        if end.closed:
+            return
+        if end.mask:
+            self.sel.unregister(end.sock)
+            end.mask = 0
+        end.closed = True
+        end.sock.close()
+        _close_all(end.fds)
+        end.fds.clear()
+        end.out.clear()
+        end.inbuf.clear()
+
+    def _close_pair(self, pair: Pair) -> None:
+        self._close_end(pair.client)
+        self._close_end(pair.upstream)
+        self.pairs.discard(pair)
+
+    def _say(self, pair: Pair, text: str) -> None:
+        if self.log:
+            print(f"wlproxy: client {pair.number}: {text}", file=sys.stderr)
+
+
+def _side(from_client: bool) -> str:
+    return "client" if from_client else "compositor"
+
+
+def _take_fds(anc: list[tuple[int, int, bytes]]) -> list[int]:
+    fds: list[int] = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            a = array.array("i")
+            a.frombytes(data[: len(data) - len(data) % a.itemsize])
+            fds.extend(a)
+    return fds
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
