@@ -125,7 +125,10 @@ async def test_a_missing_socket_is_refused_in_one_line(tmp_path: Path) -> None:
         await Wayland().prepare(s)
 
 
-def test_without_direct_wayland_even_a_live_compositor_is_refused(weston: Path) -> None:
+def test_without_direct_wayland_a_compositor_without_security_context_gets_the_proxy(
+    weston: Path,
+) -> None:
     s = session({"XDG_RUNTIME_DIR": str(weston.parent), "WAYLAND_DISPLAY": NAME}, direct=False)
-    with pytest.raises(EnableError, match="offers no wp_security_context_v1"):
-        Wayland().check(s)
+    enablement = Wayland()
+    enablement.check(s)
+    assert enablement.mode == "proxy"
