@@ -178,8 +178,8 @@ class Wayland:
             os.write(2, WARNING.format(app=app).encode(errors="replace"))
         except OSError:
             pass  # no stderr: the note below still records it
-        session.log(f"wayland: binding compositor socket {show(path)} (direct)")
-        return self.grant(path, session, f"wayland: direct, the compositor socket {show(path)}")
+        note = f"wayland: direct, the compositor socket {show(path)} (direct_wayland is set)"
+        return self.grant(path, session, note)
 
     async def secure(self, session: Session, path: str) -> Grant:
         from . import wlsecurity
@@ -206,8 +206,10 @@ class Wayland:
             os.close(close_w)
             raise EnableError("wayland: security context needs the launcher's nursery")
         session.nursery.start_soon(hold)
-        session.log(f"wayland: security context on {show(path)}, app id {show(app_id)}")
-        note = f"wayland: security-context, app id {show(app_id)}, through {show(path)}"
+        note = (
+            f"wayland: security-context, app id {show(app_id)}, through {show(path)} "
+            "(the compositor offers wp_security_context_v1)"
+        )
         return self.grant(mine, session, note)
 
     async def proxied(self, session: Session, path: str) -> Grant:
@@ -226,8 +228,11 @@ class Wayland:
             listener.close()  # the proxy has its own copy
         allowed = ", ".join(session.config.wayland_allow)
         extra = f", also allowing {allowed}" if allowed else ""
-        session.log(f"wayland: filtering proxy to {show(path)}{extra}")
-        return self.grant(mine, session, f"wayland: filtering proxy to {show(path)}{extra}")
+        note = (
+            f"wayland: filtering proxy to {show(path)}{extra} "
+            "(the compositor offers no wp_security_context_v1)"
+        )
+        return self.grant(mine, session, note)
 
     async def _proxy(
         self,

@@ -398,6 +398,14 @@ def test_without_direct_wayland_the_app_gets_the_filtering_proxy_and_no_privileg
         refused = box.run("app", _wayland_config(box, shot, False), env=env)
         assert (refused.returncode, refused.stdout) == (1, "")
         assert refused.stderr == "compositor doesn't support wlr-screencopy-unstable-v1\n"
+        # A config may allow one more global, and then only that one.
+        allowing = _wayland_config(box, ["sh", "-c", "wayland-info; " + shot[2]], False)
+        c = json.loads(Path(allowing).read_text())
+        c["wayland"] = {"allow": ["zwlr_screencopy_manager_v1"]}
+        Path(allowing).write_text(json.dumps(c))
+        allowed = box.run("app", allowing, env=env)
+        assert allowed.stdout.endswith("captured\n"), allowed.stderr
+        assert [n for n in offered if n in allowed.stdout] == ["zwlr_screencopy_manager_v1"]
 
         argv = ["foot", "--log-level=none", "--app-id=proxied-foot", "sh", "-c", "read x"]
         foot = box.popen("app", _wayland_config(box, argv, False), env=env, stdin=subprocess.PIPE)
@@ -433,6 +441,9 @@ def test_a_sigkilled_launcher_leaves_no_wayland_proxy_and_gc_removes_its_socket(
         assert proxy, "no proxy process under the launcher"
         [instance] = box.instances()
         assert (box.store / instance / "wayland").exists()
+        shown = box.run("show", instance).stdout
+        assert "wayland: filtering proxy to " in shown, shown
+        assert "(the compositor offers no wp_security_context_v1)" in shown
         app.kill()
         app.wait()
         _until(lambda: not any(_alive(p, t) for p, t in proxy), "the proxy outlived its launcher")
