@@ -39,7 +39,7 @@ COMMANDS = {
 
 USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
        hakurei app [--identifier-fd FD] [-v] CONFIG|-|FD [ARGS...]   (run an app config)
-       hakurei run [--id ID] [-X] [--wayland] [--dbus] [--pulse] [-v] [-- CMD ARGS...]
+       hakurei run [--id ID] [-X] [--wayland] [--dbus] [--pulse] [OPTIONS] [-- CMD ARGS...]
        hakurei seccomp [SECCOMP OPTIONS] [--retain-session] [--format pfc|bpf|json]
        hakurei ps [--short] [--json]   (running app instances)
        hakurei show [ID|CONFIG|-] [--short] [--json] [--no-store]   (an instance, or a config)

@@ -29,7 +29,20 @@ TABLE = Table(
     (
         Opt("--id", ("ID",), OTHER, "reverse-DNS app id (keys the private home)", act=store),
         Opt("-X", (), ENABLE, "X11", act=flag),
-        Opt("--wayland", (), ENABLE, "Wayland (the compositor socket, direct)", act=flag),
+        Opt(
+            "--wayland",
+            (),
+            ENABLE,
+            "Wayland (security context, else the filtering proxy)",
+            act=flag,
+        ),
+        Opt(
+            "--direct-wayland",
+            (),
+            ENABLE,
+            "Wayland through the compositor's own socket (every global: a warning)",
+            act=flag,
+        ),
         Opt("--dbus", (), ENABLE, "the session bus, through xdg-dbus-proxy", act=flag),
         Opt("--pulse", (), ENABLE, "PulseAudio", act=flag),
         Opt(
@@ -120,14 +133,14 @@ def build(a_values: dict[str, str], flags: set[str], cmd: list[str], env: dict[s
     value = {
         "id": app_id,
         "enablements": {
-            "wayland": "--wayland" in flags,
+            "wayland": "--wayland" in flags or "--direct-wayland" in flags,
             "x11": "-X" in flags,
             "dbus": "--dbus" in flags,
             "pulse": "--pulse" in flags,
         },
         "session_bus": session,
         "system_bus": system,
-        "direct_wayland": "--wayland" in flags,
+        "direct_wayland": "--direct-wayland" in flags,
         "container": {
             "env": {"PATH": DEFAULT_PATH},
             "filesystem": _filesystem(home),

@@ -74,3 +74,10 @@ def test_bus_config_files_are_read_and_checked(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"talk": ["org"]}))
     with pytest.raises(UsageError, match=r"^run: session_bus\.talk"):
         config({"--dbus-config": str(bad)}, {"--dbus"})
+
+
+def test_wayland_is_the_safe_mode_and_direct_only_when_asked() -> None:
+    safe = config({}, {"--wayland"})
+    assert (safe.enablements.wayland, safe.direct_wayland) == (True, False)
+    direct = config({}, {"--direct-wayland"})
+    assert (direct.enablements.wayland, direct.direct_wayland) == (True, True)
