@@ -121,6 +121,7 @@ class Proxy:
         self.ends: dict[int, tuple[Pair, End]] = {}
         self.pairs: set[Pair] = set()
         self.draining: set[Pair] = set()
+        self.accepting = True
         self.accepted = 0
 
     # --- the loop ---------------------------------------------------------------
@@ -174,15 +175,20 @@ class Proxy:
                 sock, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE and friends: keep serving the others
-                print(f"wlproxy: accept: {e.strerror}", file=sys.stderr)
+            except OSError as e:
+                self._pause(e)
                 return
             self.accepted += 1
             if len(self.pairs) >= MAX_CLIENTS:
                 print(f"wlproxy: more than {MAX_CLIENTS} clients: refused one", file=sys.stderr)
                 sock.close()
                 continue
-            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            except OSError as e:
+                sock.close()
+                self._pause(e)
+                return
             up.setblocking(False)
             try:
                 up.connect(self.upstream)
@@ -195,6 +201,15 @@ class Proxy:
             pair = Pair(self.accepted, End(sock), End(up), self.allow)
             self.pairs.add(pair)
             self._settle(pair)
+
+    def _pause(self, e: OSError) -> None:
+        """Out of fds (EMFILE and friends): stop accepting until a client leaves.
+
+        The listener stays readable, so polling it again would spin.
+        """
+        print(f"wlproxy: accept: {e.strerror}: paused", file=sys.stderr)
+        self.ep.modify(self.listen_fd, 0)
+        self.accepting = False
 
     # --- reading ----------------------------------------------------------------
 
@@ -353,6 +368,9 @@ class Proxy:
         self._close_end(pair.upstream)
         self.pairs.discard(pair)
         self.draining.discard(pair)
+        if not self.accepting:
+            self.ep.modify(self.listen_fd, _IN)
+            self.accepting = True
 
     def _say(self, pair: Pair, text: str) -> None:
         if self.log:
