@@ -56,6 +56,8 @@ RECV_SIZE = 64 * 1024
 _CMSG_SPACE = socket.CMSG_SPACE(253 * 4)
 MAX_CLIENTS = 256
 DRAIN_SECONDS = 5.0
+#: Accepting paused for want of fds resumes when a client leaves, or after this.
+PAUSE_SECONDS = 1.0
 
 # Plain ints: the enum versions in socket/select cost a call per use on the hot path.
 _IN, _OUT = int(select.EPOLLIN), int(select.EPOLLOUT)
@@ -122,6 +124,7 @@ class Proxy:
         self.pairs: set[Pair] = set()
         self.draining: set[Pair] = set()
         self.accepting = True
+        self.resume_at = 0.0
         self.accepted = 0
 
     # --- the loop ---------------------------------------------------------------
@@ -132,8 +135,12 @@ class Proxy:
 
     def poll(self, timeout: float | None) -> None:
         """Handle events for up to ``timeout`` s (``None``: until one, or a drain deadline)."""
-        if self.draining:
-            wait = max(0.0, min(p.deadline for p in self.draining) - time.monotonic())
+        retry = not self.accepting and not self.pairs
+        if self.draining or retry:
+            deadlines = [p.deadline for p in self.draining]
+            if retry:
+                deadlines.append(self.resume_at)
+            wait = max(0.0, min(deadlines) - time.monotonic())
             timeout = wait if timeout is None else min(timeout, wait)
         for fd, mask in self.ep.poll(-1 if timeout is None else timeout):
             if fd == self.listen_fd:
@@ -155,6 +162,8 @@ class Proxy:
                 self._close_pair(pair)
                 continue
             self._settle(pair)
+        if not self.accepting and not self.pairs and time.monotonic() >= self.resume_at:
+            self._resume()
         if not self.draining:
             return
         now = time.monotonic()
@@ -205,11 +214,17 @@ class Proxy:
     def _pause(self, e: OSError) -> None:
         """Out of fds (EMFILE and friends): stop accepting until a client leaves.
 
-        The listener stays readable, so polling it again would spin.
+        The listener stays readable, so polling it again would spin.  With
+        no client to leave (an error not about fds), retry after a second.
         """
         print(f"wlproxy: accept: {e.strerror}: paused", file=sys.stderr)
         self.ep.modify(self.listen_fd, 0)
         self.accepting = False
+        self.resume_at = time.monotonic() + PAUSE_SECONDS
+
+    def _resume(self) -> None:
+        self.ep.modify(self.listen_fd, _IN)
+        self.accepting = True
 
     # --- reading ----------------------------------------------------------------
 
@@ -369,8 +384,7 @@ class Proxy:
         self.pairs.discard(pair)
         self.draining.discard(pair)
         if not self.accepting:
-            self.ep.modify(self.listen_fd, _IN)
-            self.accepting = True
+            self._resume()
 
     def _say(self, pair: Pair, text: str) -> None:
         if self.log:
