@@ -356,3 +356,26 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen-fd", "0", "--upstream", "/x"], "wlproxy: fd 0 is not a socket"),
+        (["--listen-fd", "999", "--upstream", "/x"], "wlproxy: fd 999: Bad file descriptor"),
+        (["--listen", "/nonexistent/p", "--upstream", "/x"], "wlproxy: --listen /nonexistent/p:"),
+        (["--listen", "/tmp/p", "--upstream", "rel"], "wlproxy: --upstream 'rel': not an absolute"),
+        (["--listen", "/tmp/p", "--upstream", "/x", "--allow", "a b"], "wlproxy: --allow 'a b':"),
+        (["--upstream", "/x"], "wlproxy: one of the arguments --listen-fd --listen is required"),
+    ],
+)
+def test_a_bad_command_line_is_one_line_and_status_125(args: list[str], message: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "hakurei.app.wlproxy", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (r.returncode, r.stderr.count("\n")) == (125, 1), r.stderr
+    assert r.stderr.startswith(message), r.stderr

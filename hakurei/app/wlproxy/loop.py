@@ -235,6 +235,9 @@ class Proxy:
             data, anc, flags, _ = src.sock.recvmsg(RECV_SIZE, _CMSG_SPACE, _CLOEXEC)
         except (BlockingIOError, InterruptedError):
             return
+        except ConnectionResetError:  # closed with unread data: an ordinary hang-up
+            self._hang_up(pair, src, dst)
+            return
         except OSError as e:
             raise Dropped(f"read from {_side(from_client)}: {e.strerror}") from None
         fds = _take_fds(anc)
