@@ -25,7 +25,9 @@ Bounds, so one client cannot hurt another or exhaust the proxy:
   which the proxy stops reading the *other* side (backpressure: the kernel
   buffers, and in the end the sender's own writes block or the compositor
   drops its slow client, exactly as without a proxy);
-- at most ``MAX_CLIENTS`` connections; more are closed on accept.
+- at most ``MAX_CLIENTS`` connections; more are closed on accept;
+- out of fds (queued fds count), accepting pauses until a client leaves
+  rather than spinning on a listener that stays readable.
 
 Hanging up: when one side closes, what was already read from it is still
 delivered to the other side (a compositor's ``wl_display.error`` arrives
