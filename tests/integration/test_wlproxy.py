@@ -23,6 +23,10 @@ from pathlib import Path
 
 import pytest
 
+import hakurei
+from hakurei.ops import Ops
+from hakurei.profile import default_env, default_profile
+
 #: Globals sway 1.7 offers that a confined app must not get (issue 8; sway 1.7 has no
 #: ext_session_lock_manager_v1, a unit test covers that one).
 PRIVILEGED = {
@@ -278,3 +282,32 @@ def test_an_allowlist_without_shm_leaves_weston_simple_shm_nothing_to_draw_with(
         assert {"wl_compositor", "xdg_wm_base"} == interfaces(weston, path)
     finally:
         gen.close()
+
+
+async def test_a_confined_client_sees_the_filtered_registry_at_wayland_0(
+    sway: Compositor, sway_proxy: Path
+) -> None:
+    """The launcher's shape: the proxy socket bound at /run/user/<uid>/wayland-0."""
+    uid, gid = os.getuid(), os.getgid()
+    runtime = f"/run/user/{uid}"
+    profile = default_profile(uid, gid)
+    profile.extend(Ops().tmpfs("/run/user", 0, 0o755).tmpfs(runtime, 0, 0o700))
+    profile.extend(Ops().bind(str(sway_proxy), f"{runtime}/wayland-0"))
+    env = {**default_env(), "XDG_RUNTIME_DIR": runtime, "WAYLAND_DISPLAY": "wayland-0"}
+    script = "ls -A $XDG_RUNTIME_DIR; wayland-info; grim /tmp/x.png; echo grim=$?"
+    r = await hakurei.run(
+        "/bin/sh",
+        ["sh", "-c", script],
+        ops=profile.finish(),
+        env=env,
+        uid=uid,
+        gid=gid,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("wayland-0\n")
+    seen = set(re.findall(r"interface: '([^']+)'", r.stdout))
+    assert seen >= CORE and not seen & PRIVILEGED
+    assert r.stdout.endswith("grim=1\n") and "screencopy" in r.stderr

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -310,3 +313,69 @@ def test_fuzzed_streams_from_one_client_disturb_no_other(
     good.send(wire.encode_bind(reg, 3, b"wl_shm", 1, good.new_id()))
     good.roundtrip()
     good.close()
+
+
+def test_out_of_fds_the_proxy_pauses_accepting_instead_of_spinning(tmp: Path) -> None:
+    stub = Stub(tmp / "up")
+    argv = [sys.executable, "-m", "hakurei.app.wlproxy", "--listen", str(tmp / "proxy")]
+    proc = subprocess.Popen(
+        ["prlimit", "--nofile=24:24", *argv, "--upstream", str(tmp / "up")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    clients: list[Client] = []
+    try:
+        wait = time.monotonic() + 30
+        while not (tmp / "proxy").exists():
+            assert proc.poll() is None and time.monotonic() < wait
+            time.sleep(0.01)
+        assert proc.stderr is not None
+        while True:  # 2 fds per client: the limit is reached within a few
+            clients.append(Client(tmp / "proxy"))
+            if len(clients) < 5:
+                clients[-1].roundtrip()
+            if len(clients) >= 12:
+                break
+        line = proc.stderr.readline()
+        assert line.startswith("wlproxy: accept: Too many open files: paused"), line
+        cpu = cpu_seconds(proc.pid)
+        time.sleep(0.5)  # a measuring window: a spinning loop burns it all
+        assert cpu_seconds(proc.pid) - cpu < 0.2
+        for c in clients[:4]:
+            c.close()
+        assert clients[-1].roundtrip()  # queued in the backlog, served once fds are free
+    finally:
+        for c in clients:
+            c.close()
+        proc.kill()
+        proc.wait()
+        stub.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen-fd", "0", "--upstream", "/x"], "wlproxy: fd 0 is not a socket"),
+        (["--listen-fd", "999", "--upstream", "/x"], "wlproxy: fd 999: Bad file descriptor"),
+        (["--listen", "/nonexistent/p", "--upstream", "/x"], "wlproxy: --listen /nonexistent/p:"),
+        (["--listen", "/tmp/p", "--upstream", "rel"], "wlproxy: --upstream 'rel': not an absolute"),
+        (["--listen", "/tmp/p", "--upstream", "/x", "--allow", "a b"], "wlproxy: --allow 'a b':"),
+        (["--upstream", "/x"], "wlproxy: one of the arguments --listen-fd --listen is required"),
+    ],
+)
+def test_a_bad_command_line_is_one_line_and_status_125(args: list[str], message: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "hakurei.app.wlproxy", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (r.returncode, r.stderr.count("\n")) == (125, 1), r.stderr
+    assert r.stderr.startswith(message), r.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import stat
 import sys
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> None:
             listener.listen(128)
         except OSError as e:
             fail(f"--listen {a.listen}: {e.strerror}")
+    # Queued fds count against RLIMIT_NOFILE; the soft limit (often 1024) is
+    # far below what MAX_CLIENTS clients may legitimately hold in flight.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         Proxy(listener, a.upstream, allow).serve_forever()
     except KeyboardInterrupt:

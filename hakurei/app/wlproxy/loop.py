@@ -25,7 +25,9 @@ Bounds, so one client cannot hurt another or exhaust the proxy:
   which the proxy stops reading the *other* side (backpressure: the kernel
   buffers, and in the end the sender's own writes block or the compositor
   drops its slow client, exactly as without a proxy);
-- at most ``MAX_CLIENTS`` connections; more are closed on accept.
+- at most ``MAX_CLIENTS`` connections; more are closed on accept;
+- out of fds (queued fds count), accepting pauses until a client leaves
+  rather than spinning on a listener that stays readable.
 
 Hanging up: when one side closes, what was already read from it is still
 delivered to the other side (a compositor's ``wl_display.error`` arrives
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import array
 import os
-import selectors
+import select
 import socket
 import sys
 import time
@@ -56,6 +58,15 @@ RECV_SIZE = 64 * 1024
 _CMSG_SPACE = socket.CMSG_SPACE(253 * 4)
 MAX_CLIENTS = 256
 DRAIN_SECONDS = 5.0
+#: Accepting paused for want of fds resumes when a client leaves, or after this.
+PAUSE_SECONDS = 1.0
+
+# Plain ints: the enum versions in socket/select cost a call per use on the hot path.
+_IN, _OUT = int(select.EPOLLIN), int(select.EPOLLOUT)
+_ERR = int(select.EPOLLERR | select.EPOLLHUP)
+_CTRUNC = int(socket.MSG_CTRUNC)
+_CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
+_SOL_SOCKET, _SCM_RIGHTS = int(socket.SOL_SOCKET), int(socket.SCM_RIGHTS)
 
 
 class Dropped(Exception):
@@ -65,10 +76,11 @@ class Dropped(Exception):
 class End:
     """One socket of a pair, with what is waiting to be sent to it."""
 
-    __slots__ = ("closed", "fds", "inbuf", "mask", "out", "sock")
+    __slots__ = ("closed", "fd", "fds", "inbuf", "mask", "out", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.inbuf = bytearray()
         self.out = bytearray()
         self.fds: list[int] = []
@@ -105,9 +117,16 @@ class Proxy:
         self.upstream = upstream
         self.allow = allow
         self.log = log
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(listener, selectors.EVENT_READ, None)
+        # epoll itself, not selectors: its per-event key objects and enum
+        # masks were a measurable share of the proxy's per-message cost.
+        self.ep = select.epoll()
+        self.ep.register(listener.fileno(), _IN)
+        self.listen_fd = listener.fileno()
+        self.ends: dict[int, tuple[Pair, End]] = {}
         self.pairs: set[Pair] = set()
+        self.draining: set[Pair] = set()
+        self.accepting = True
+        self.resume_at = 0.0
         self.accepted = 0
 
     # --- the loop ---------------------------------------------------------------
@@ -118,36 +137,46 @@ class Proxy:
 
     def poll(self, timeout: float | None) -> None:
         """Handle events for up to ``timeout`` s (``None``: until one, or a drain deadline)."""
-        deadlines = [p.deadline for p in self.pairs if p.draining is not None]
-        if deadlines:
+        retry = not self.accepting and not self.pairs
+        if self.draining or retry:
+            deadlines = [p.deadline for p in self.draining]
+            if retry:
+                deadlines.append(self.resume_at)
             wait = max(0.0, min(deadlines) - time.monotonic())
             timeout = wait if timeout is None else min(timeout, wait)
-        for key, mask in self.sel.select(timeout):
-            if key.data is None:
+        for fd, mask in self.ep.poll(-1 if timeout is None else timeout):
+            if fd == self.listen_fd:
                 self._accept()
                 continue
-            pair, end = key.data
-            if end.closed:  # closed by an earlier event of this batch
+            # None or a closed end: closed by an earlier event of this batch
+            # (a reused fd number at worst gets a spurious, harmless attempt)
+            got = self.ends.get(fd)
+            if got is None or got[1].closed:
                 continue
+            pair, end = got
             try:
-                if mask & selectors.EVENT_WRITE:
+                if mask & (_OUT | _ERR):
                     self._flush(end)
-                if mask & selectors.EVENT_READ and not end.closed:
+                if mask & (_IN | _ERR) and not end.closed:
                     self._read(pair, end)
             except Dropped as e:
                 self._say(pair, str(e))
                 self._close_pair(pair)
                 continue
             self._settle(pair)
+        if not self.accepting and not self.pairs and time.monotonic() >= self.resume_at:
+            self._resume()
+        if not self.draining:
+            return
         now = time.monotonic()
-        for pair in [p for p in self.pairs if p.draining is not None and p.deadline <= now]:
+        for pair in [p for p in self.draining if p.deadline <= now]:
             self._say(pair, f"peer did not take its last data within {DRAIN_SECONDS} s")
             self._close_pair(pair)
 
     def close(self) -> None:
         for pair in list(self.pairs):
             self._close_pair(pair)
-        self.sel.close()
+        self.ep.close()
 
     # --- accepting --------------------------------------------------------------
 
@@ -157,15 +186,20 @@ class Proxy:
                 sock, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE and friends: keep serving the others
-                print(f"wlproxy: accept: {e.strerror}", file=sys.stderr)
+            except OSError as e:
+                self._pause(e)
                 return
             self.accepted += 1
             if len(self.pairs) >= MAX_CLIENTS:
                 print(f"wlproxy: more than {MAX_CLIENTS} clients: refused one", file=sys.stderr)
                 sock.close()
                 continue
-            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            except OSError as e:
+                sock.close()
+                self._pause(e)
+                return
             up.setblocking(False)
             try:
                 up.connect(self.upstream)
@@ -179,19 +213,37 @@ class Proxy:
             self.pairs.add(pair)
             self._settle(pair)
 
+    def _pause(self, e: OSError) -> None:
+        """Out of fds (EMFILE and friends): stop accepting until a client leaves.
+
+        The listener stays readable, so polling it again would spin.  With
+        no client to leave (an error not about fds), retry after a second.
+        """
+        print(f"wlproxy: accept: {e.strerror}: paused", file=sys.stderr)
+        self.ep.modify(self.listen_fd, 0)
+        self.accepting = False
+        self.resume_at = time.monotonic() + PAUSE_SECONDS
+
+    def _resume(self) -> None:
+        self.ep.modify(self.listen_fd, _IN)
+        self.accepting = True
+
     # --- reading ----------------------------------------------------------------
 
     def _read(self, pair: Pair, src: End) -> None:
         from_client = src is pair.client
         dst = pair.upstream if from_client else pair.client
         try:
-            data, anc, flags, _ = src.sock.recvmsg(RECV_SIZE, _CMSG_SPACE, socket.MSG_CMSG_CLOEXEC)
+            data, anc, flags, _ = src.sock.recvmsg(RECV_SIZE, _CMSG_SPACE, _CLOEXEC)
         except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionResetError:  # closed with unread data: an ordinary hang-up
+            self._hang_up(pair, src, dst)
             return
         except OSError as e:
             raise Dropped(f"read from {_side(from_client)}: {e.strerror}") from None
         fds = _take_fds(anc)
-        if flags & socket.MSG_CTRUNC:
+        if flags & _CTRUNC:
             _close_all(fds)
             raise Dropped(f"{_side(from_client)} sent more fds than fit in one message")
         if len(fds) > MAX_FDS_PER_MSG:
@@ -248,7 +300,7 @@ class Proxy:
         while end.out:
             fds = end.fds[:MAX_FDS_PER_MSG]
             limit = 4 if len(end.fds) > MAX_FDS_PER_MSG else RECV_SIZE
-            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+            anc = [(_SOL_SOCKET, _SCM_RIGHTS, array.array("i", fds).tobytes())]
             try:
                 sent = end.sock.sendmsg([end.out[:limit]], anc if fds else [])
             except (BlockingIOError, InterruptedError):
@@ -275,6 +327,7 @@ class Proxy:
         """Deliver what ``end`` still has queued, read nothing more, then close the pair."""
         pair.draining = end
         pair.deadline = time.monotonic() + DRAIN_SECONDS
+        self.draining.add(pair)
         try:
             self._flush(end)
         except Dropped:
@@ -289,30 +342,39 @@ class Proxy:
             if not end.out or end.closed:
                 self._close_pair(pair)
             else:
-                self._want(pair, end, selectors.EVENT_WRITE)
+                self._want(pair, end, _OUT)
             return
-        for end, other in ((pair.client, pair.upstream), (pair.upstream, pair.client)):
-            mask = selectors.EVENT_WRITE if end.out else 0
-            if len(other.out) < HIGH_WATER:
-                mask |= selectors.EVENT_READ
-            self._want(pair, end, mask)
+        client, upstream = pair.client, pair.upstream
+        self._want(
+            pair,
+            client,
+            (_OUT if client.out else 0) | (_IN if len(upstream.out) < HIGH_WATER else 0),
+        )
+        self._want(
+            pair,
+            upstream,
+            (_OUT if upstream.out else 0) | (_IN if len(client.out) < HIGH_WATER else 0),
+        )
 
     def _want(self, pair: Pair, end: End, mask: int) -> None:
         if mask == end.mask or end.closed:
             return
         if end.mask == 0:
-            self.sel.register(end.sock, mask, (pair, end))
+            self.ep.register(end.fd, mask)
+            self.ends[end.fd] = (pair, end)
         elif mask == 0:
-            self.sel.unregister(end.sock)
+            self.ep.unregister(end.fd)
+            del self.ends[end.fd]
         else:
-            self.sel.modify(end.sock, mask, (pair, end))
+            self.ep.modify(end.fd, mask)
         end.mask = mask
 
     def _close_end(self, end: End) -> None:
         if end.closed:
             return
         if end.mask:
-            self.sel.unregister(end.sock)
+            self.ep.unregister(end.fd)
+            del self.ends[end.fd]
             end.mask = 0
         end.closed = True
         end.sock.close()
@@ -325,6 +387,9 @@ class Proxy:
         self._close_end(pair.client)
         self._close_end(pair.upstream)
         self.pairs.discard(pair)
+        self.draining.discard(pair)
+        if not self.accepting:
+            self._resume()
 
     def _say(self, pair: Pair, text: str) -> None:
         if self.log:
@@ -338,7 +403,7 @@ def _side(from_client: bool) -> str:
 def _take_fds(anc: list[tuple[int, int, bytes]]) -> list[int]:
     fds: list[int] = []
     for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
             a = array.array("i")
             a.frombytes(data[: len(data) - len(data) % a.itemsize])
             fds.extend(a)
