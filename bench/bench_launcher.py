@@ -180,7 +180,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--rounds", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--hakurei", default=shutil.which("hakurei") or "hakurei")
+    beside = os.path.join(os.path.dirname(sys.executable), "hakurei")
+    ap.add_argument(
+        "--hakurei",
+        default=beside if os.access(beside, os.X_OK) else shutil.which("hakurei") or "hakurei",
+        help="the hakurei command (default: beside this interpreter, else on PATH)",
+    )
     ap.add_argument("--bwrap", default="/usr/bin/bwrap")
     ap.add_argument("--user", default="hakurei-test", help="who runs it when started as root")
     args = ap.parse_args()
