@@ -119,19 +119,9 @@ def x11_read_authority(path: str) -> bytes | None:
 
 def x11_write_private(dir_fd: int, name: str, data: bytes) -> None:
     """Create ``name`` in ``dir_fd`` (never an existing file, never through a symlink), 0600."""
-    fd = os.open(
-        name,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        0o600,
-        dir_fd=dir_fd,
-    )
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    from .store import write_new
+
+    write_new(dir_fd, name, data)
 
 
 class _X11:

@@ -132,15 +132,11 @@ def _flock(fd: int, op: int) -> bool:
     return True
 
 
-def _write_atomic(dir_fd: int, name: str, data: bytes) -> None:
-    """Replace ``name`` in ``dir_fd`` by ``data`` all at once (tmp, O_EXCL, fsync, rename)."""
-    tmp = name + ".tmp"
-    try:
-        os.unlink(tmp, dir_fd=dir_fd)  # left by a monitor that died mid-write
-    except FileNotFoundError:
-        pass
+def write_new(dir_fd: int, name: str, data: bytes) -> None:
+    """Create ``name`` in ``dir_fd`` with ``data``, fsynced, 0600: never an existing file,
+    never through a symlink (the store is the user's, so its contents are not trusted)."""
     fd = os.open(
-        tmp,
+        name,
         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
         0o600,
         dir_fd=dir_fd,
@@ -152,6 +148,16 @@ def _write_atomic(dir_fd: int, name: str, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_atomic(dir_fd: int, name: str, data: bytes) -> None:
+    """Replace ``name`` in ``dir_fd`` by ``data`` all at once (tmp, O_EXCL, fsync, rename)."""
+    tmp = name + ".tmp"
+    try:
+        os.unlink(tmp, dir_fd=dir_fd)  # left by a monitor that died mid-write
+    except FileNotFoundError:
+        pass
+    write_new(dir_fd, tmp, data)
     os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     os.fsync(dir_fd)
 

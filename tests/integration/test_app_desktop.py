@@ -328,16 +328,8 @@ def test_direct_wayland_under_sway_maps_a_foot_window_with_one_warning(box: Box)
         argv = ["foot", "--log-level=none", "--app-id=confined-foot", "sh", "-c", "read x"]
         foot = box.popen("app", _wayland_config(box, argv, True), env=env, stdin=subprocess.PIPE)
 
-        def mapped() -> bool:
-            tree = subprocess.run(
-                ["swaymsg", "-t", "get_tree"], env={**sway.env, "SWAYSOCK": swaysock},
-                capture_output=True, text=True, check=False,
-            ).stdout  # fmt: skip
-            assert foot.poll() is None, foot.communicate()
-            return '"app_id": "confined-foot"' in tree
-
         try:
-            _until(mapped, "foot's window never mapped on sway")
+            _until(lambda: _mapped(sway, swaysock, foot, "confined-foot"), "foot never mapped")
         finally:
             foot.send_signal(signal.SIGTERM)
             _, err = foot.communicate(timeout=60)
@@ -410,16 +402,8 @@ def test_without_direct_wayland_the_app_gets_the_filtering_proxy_and_no_privileg
         argv = ["foot", "--log-level=none", "--app-id=proxied-foot", "sh", "-c", "read x"]
         foot = box.popen("app", _wayland_config(box, argv, False), env=env, stdin=subprocess.PIPE)
 
-        def mapped() -> bool:
-            tree = subprocess.run(
-                ["swaymsg", "-t", "get_tree"], env={**sway.env, "SWAYSOCK": swaysock},
-                capture_output=True, text=True, check=False,
-            ).stdout  # fmt: skip
-            assert foot.poll() is None, foot.communicate()
-            return '"app_id": "proxied-foot"' in tree
-
         try:
-            _until(mapped, "foot's window never mapped through the proxy")
+            _until(lambda: _mapped(sway, swaysock, foot, "proxied-foot"), "foot never mapped")
             proxy = [(p, starttime(p)) for p in descendants(foot.pid) if "wlproxy" in _cmdline(p)]
             assert proxy, "no proxy process under the launcher"
         finally:
@@ -452,6 +436,16 @@ def test_a_sigkilled_launcher_leaves_no_wayland_proxy_and_gc_removes_its_socket(
         assert box.leftovers(proxy) == []
         assert app.stdin is not None
         app.stdin.close()
+
+
+def _mapped(sway: Any, swaysock: str, app: subprocess.Popen[str], app_id: str) -> bool:
+    """Whether sway's tree has a window of ``app_id`` (the app still running)."""
+    tree = subprocess.run(
+        ["swaymsg", "-t", "get_tree"], env={**sway.env, "SWAYSOCK": swaysock},
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    assert app.poll() is None, app.communicate()
+    return f'"app_id": "{app_id}"' in tree
 
 
 def _cmdline(pid: int) -> str:

@@ -18,12 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import desktop
 import pytest
 
 from hakurei.cli.run import _filesystem
@@ -92,8 +92,7 @@ class Compositor:
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
-    """A private temp dir with a short path: a socket path must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="hk-wls.", dir="/tmp"))
+    path = Path(desktop.short_tmp("hk-wls."))
     try:
         yield path
     finally:
