@@ -6,9 +6,11 @@ the app may have exited and its pid been reused while its monitor is still
 winding down.  So the pid is first pinned with ``pidfd_open`` (from then on
 the fd names that one process, whatever happens to the number), its start
 time is then compared with the entry's, and only a match is signalled,
-through the pidfd.  The process signalled is the container's init, which
-forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the program (init.py);
-SIGKILL ends the whole container at once.
+through the pidfd.  The process the launcher names is its container's shim
+(the app is started cold, so the shim is the launcher's own child), which
+relays SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP and SIGCONT to init, which
+forwards them to the program (init.py); SIGKILL, or any signal that ends the
+shim, ends the whole container at once (init's parent-death signal).
 """
 
 from __future__ import annotations
