@@ -116,6 +116,34 @@ def test_fds_travel_both_ways_with_their_messages(setup: tuple[Stub, ProxyThread
     c.close()
 
 
+def test_requests_arriving_one_byte_at_a_time_are_filtered_and_forwarded_whole(
+    setup: tuple[Stub, ProxyThread, Path],
+) -> None:
+    """A message split across reads waits, whole, for its rest (the partial-message path).
+
+    Each byte is sent only once the proxy holds every byte before it of the
+    message being completed, so every read really ends inside a message.
+    """
+    stub, proxy, path = setup
+    c = Client(path)
+    reg, _ = c.registry()
+    (pair,) = proxy.proxy.pairs
+    cb = c.new_id()
+    msgs = [wire.encode_bind(reg, 1, b"wl_compositor", 4, c.new_id()), wire.encode_sync(cb)]
+    for msg in msgs:
+        for i in range(len(msg)):
+            c.send(msg[i : i + 1])
+            if i + 1 == len(msg):
+                break
+            deadline = time.monotonic() + 10
+            while len(pair.client.inbuf) != i + 1:
+                assert time.monotonic() < deadline, f"proxy holds {len(pair.client.inbuf)}/{i + 1}"
+                time.sleep(0.001)  # polling a real condition, with a deadline
+    assert c.until(cb, 0)[-1][:2] == (cb, 0)
+    assert stub.binds == [(1, b"wl_compositor")]
+    c.close()
+
+
 def test_more_than_28_fds_in_one_message_drops_that_client(
     setup: tuple[Stub, ProxyThread, Path],
 ) -> None:
