@@ -284,6 +284,23 @@ def pulseaudio(*extra: str) -> Iterator[Pulse]:
 # --- Wayland --------------------------------------------------------------------------------
 
 
+#: What wlroots compositors offer that a confined app must not get (issue 8's list): the filtering
+#: proxy hides them all.
+PRIVILEGED = (
+    "zwlr_screencopy_manager_v1",
+    "zwlr_export_dmabuf_manager_v1",
+    "zwlr_data_control_manager_v1",
+    "zwp_virtual_keyboard_manager_v1",
+    "zwlr_virtual_pointer_manager_v1",
+    "zwlr_foreign_toplevel_manager_v1",
+    "zwlr_output_manager_v1",
+    "zwlr_gamma_control_manager_v1",
+    "zwlr_layer_shell_v1",
+    "ext_session_lock_manager_v1",
+    "zwp_input_method_manager_v2",
+)
+
+
 @dataclass
 class Compositor:
     #: the listening socket

@@ -354,20 +354,6 @@ def test_direct_wayland_under_weston_draws_frames(box: Box) -> None:
         assert box.leftovers() == []
 
 
-#: What a wlroots compositor offers that the filtering proxy must hide (issue 8's list).
-HIDDEN = (
-    "zwlr_screencopy_manager_v1",
-    "zwlr_export_dmabuf_manager_v1",
-    "zwlr_data_control_manager_v1",
-    "zwp_virtual_keyboard_manager_v1",
-    "zwlr_virtual_pointer_manager_v1",
-    "zwlr_foreign_toplevel_manager_v1",
-    "zwlr_output_manager_v1",
-    "zwlr_gamma_control_manager_v1",
-    "zwlr_layer_shell_v1",
-    "ext_session_lock_manager_v1",
-    "zwp_input_method_manager_v2",
-)
 
 
 def test_without_direct_wayland_the_app_gets_the_filtering_proxy_and_no_privileged_global(
@@ -378,7 +364,7 @@ def test_without_direct_wayland_the_app_gets_the_filtering_proxy_and_no_privileg
         swaysock = str(next(sway.runtime.glob("sway-ipc.*.sock")))
         env = {"WAYLAND_DISPLAY": str(sway.socket)}
         direct = box.run("app", _wayland_config(box, ["wayland-info"], True), env=env)
-        offered = [name for name in HIDDEN if name in direct.stdout]
+        offered = [name for name in desktop.PRIVILEGED if name in direct.stdout]
         assert len(offered) >= 5, direct.stdout  # sway 1.7 offers them: the test can fail
         info = box.run("app", _wayland_config(box, ["wayland-info"], False), env=env)
         assert (info.returncode, info.stderr) == (0, ""), info.stderr

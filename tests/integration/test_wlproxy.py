@@ -16,31 +16,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import desktop
 import pytest
+from desktop import Compositor
 
 import hakurei
 from hakurei.ops import Ops
 from hakurei.profile import default_env, default_profile
 
-#: Globals sway 1.7 offers that a confined app must not get (issue 8; sway 1.7 has no
-#: ext_session_lock_manager_v1, a unit test covers that one).
-PRIVILEGED = {
-    "zwlr_screencopy_manager_v1",
-    "zwlr_export_dmabuf_manager_v1",
-    "zwlr_data_control_manager_v1",
-    "zwp_virtual_keyboard_manager_v1",
-    "zwlr_virtual_pointer_manager_v1",
-    "zwlr_foreign_toplevel_manager_v1",
-    "zwlr_output_manager_v1",
-    "zwlr_gamma_control_manager_v1",
-    "zwlr_layer_shell_v1",
-    "zwp_input_method_manager_v2",
-}
+#: The privileged globals sway 1.7 offers (it has no session lock; a unit test covers that one).
+PRIVILEGED = set(desktop.PRIVILEGED) - {"ext_session_lock_manager_v1"}
 CORE = {"wl_compositor", "wl_shm", "wl_seat", "wl_output", "xdg_wm_base"}
 
 
@@ -52,45 +41,24 @@ def wait_until(what: str, ok: object, deadline: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as s:
-        try:
-            s.connect(str(path))
-            return True
-        except OSError:
-            return False
-
-
-class Compositor:
-    def __init__(self, runtime: Path, socket_path: Path, proc: subprocess.Popen[bytes]) -> None:
-        self.runtime = runtime
-        self.socket = socket_path
-        self.proc = proc
-
-    def env(self, display: Path) -> dict[str, str]:
-        return {
-            "PATH": os.environ["PATH"],
-            "HOME": str(self.runtime.parent),
-            "XDG_RUNTIME_DIR": str(self.runtime),
-            "WAYLAND_DISPLAY": str(display),
-        }
+def client_env(comp: Compositor, display: Path) -> dict[str, str]:
+    """A client of ``comp`` on the host, connecting to ``display`` (direct, or a proxy)."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(comp.runtime.parent),
+        "XDG_RUNTIME_DIR": str(comp.runtime),
+        "WAYLAND_DISPLAY": str(display),
+    }
 
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A private temp dir with a short path: a socket path must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="hk-wlp.", dir="/tmp"))
+    path = Path(desktop.short_tmp("hk-wlp."))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def start(short_tmp: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with open(short_tmp / f"{argv[0]}.log", "wb") as log:
-        return subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -103,50 +71,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def sway(short_tmp: Path) -> Iterator[Compositor]:
-    runtime = short_tmp / "rt"
-    runtime.mkdir(mode=0o700)
-    (short_tmp / "sway.conf").write_text("output HEADLESS-1 resolution 1024x768\n")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(short_tmp),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "WLR_BACKENDS": "headless",
-        "WLR_RENDERER": "pixman",
-        "WLR_LIBINPUT_NO_DEVICES": "1",
-    }
-    proc = start(short_tmp, ["sway", "-c", str(short_tmp / "sway.conf")], env)
-    try:
-        found: list[Path] = []
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"sway exited with {proc.returncode}"
-            found[:] = [p for p in runtime.glob("wayland-*") if not p.name.endswith(".lock")]
-            return bool(found) and accepts(found[0]) and any(runtime.glob("sway-ipc.*.sock"))
-
-        wait_until("sway socket", ready)
-        yield Compositor(runtime, found[0], proc)
-    finally:
-        stop(proc)
+def sway() -> Iterator[Compositor]:
+    with desktop.sway() as comp:
+        wait_until("sway IPC socket", lambda: any(comp.runtime.glob("sway-ipc.*.sock")))
+        yield comp
 
 
 @pytest.fixture
-def weston(short_tmp: Path) -> Iterator[Compositor]:
-    runtime = short_tmp / "rt"
-    runtime.mkdir(mode=0o700)
-    env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime), "HOME": str(short_tmp)}
-    argv = ["weston", "--backend=headless-backend.so", "--socket=wayland-w", "--idle-time=0"]
-    proc = start(short_tmp, argv, env)
-    try:
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"weston exited with {proc.returncode}"
-            return accepts(runtime / "wayland-w")
-
-        wait_until("weston socket", ready)
-        yield Compositor(runtime, runtime / "wayland-w", proc)
-    finally:
-        stop(proc)
+def weston() -> Iterator[Compositor]:
+    with desktop.weston() as comp:
+        yield comp
 
 
 def proxy_for(comp: Compositor, *extra: str) -> Iterator[Path]:
@@ -187,7 +121,12 @@ def client(
     comp: Compositor, display: Path, *argv: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv, env=comp.env(display), capture_output=True, text=True, timeout=timeout, check=False
+        argv,
+        env=client_env(comp, display),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -233,7 +172,7 @@ def test_foot_maps_and_draws_a_window_through_the_proxy(
     sway: Compositor, sway_proxy: Path, short_tmp: Path
 ) -> None:
     empty = colours(sway, short_tmp / "before.png")
-    env = {**sway.env(sway_proxy), "TERM": "xterm"}
+    env = {**client_env(sway, sway_proxy), "TERM": "xterm"}
     foot = subprocess.Popen(
         ["foot", "--app-id=proxied-foot", "--", "sh", "-c", "echo hello from the proxy; sleep 60"],
         env=env,
