@@ -354,8 +354,6 @@ def test_direct_wayland_under_weston_draws_frames(box: Box) -> None:
         assert box.leftovers() == []
 
 
-
-
 def test_without_direct_wayland_the_app_gets_the_filtering_proxy_and_no_privileged_global(
     box: Box,
 ) -> None:
