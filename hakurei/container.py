@@ -242,15 +242,8 @@ class Container:
         """Read the shim's reports until init says the program runs, or why it does not."""
         while not shim.started and shim.failure is None and shim.report is not None:
             await trio.lowlevel.wait_readable(shim.report)
-            try:
-                data = os.read(shim.report, 4096)
-            except ConnectionResetError:
-                # It died with our setup record unread (a Ctrl-C to its process group
-                # while it started): the kernel resets instead of ending the stream.
-                data = b""
-            if not data:
+            if not shim.listen(0):
                 return  # the shim is gone; wait() gives its status
-            shim.hear(data)
 
     async def wait(self) -> int:
         """Wait for the container; its exit status (see ``run_sync``).

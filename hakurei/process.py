@@ -130,7 +130,9 @@ class Process:
         try:
             data = os.read(fd, 4096)
         except ConnectionResetError:
-            data = b""  # it died with our setup record unread: the end, as EOF is
+            # It died with our setup record unread (a Ctrl-C to its process group while
+            # it started): the kernel resets instead of ending the stream.  The end, as EOF is.
+            data = b""
         self.hear(data)
         return bool(data)
 
