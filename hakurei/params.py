@@ -50,6 +50,8 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
         adopt_wait_delay: float | None
         host_abstract: bool
         verbose: bool
+        message_prefix: str
+        set_pwd: bool
 
 
 def _read_sysctl(name: str) -> int:
@@ -111,6 +113,8 @@ class Params:
         adopt_wait_delay: float | None = None,
         host_abstract: bool = False,
         verbose: bool = False,
+        message_prefix: str = "hakurei: ",
+        set_pwd: bool = False,
     ) -> None:
         # A name without "/" is looked up in the container's PATH by init (as
         # execvp does); a relative path with "/" is relative to the working
@@ -152,6 +156,10 @@ class Params:
         self.adopt_wait_delay = adopt_wait_delay
         self.host_abstract = host_abstract
         self.verbose = verbose
+        #: what init's and the shim's error lines start with (``bwrap: `` for the front end)
+        self.message_prefix = message_prefix
+        #: init sets ``PWD`` to the working directory it entered, as bubblewrap does
+        self.set_pwd = set_pwd
         check_params(self)  # ParamsError now, in the caller, not an error in init later
 
     def __str__(self) -> str:
@@ -196,6 +204,8 @@ class Params:
             files=files,
             parent_pid=os.getpid() if watch_parent else 0,
             verbose=self.verbose,
+            message_prefix=self.message_prefix,
+            set_pwd=self.set_pwd,
         )
 
     def _seccomp(self) -> tuple[bytes | None, int]:
@@ -244,6 +254,10 @@ def check_params(p: Params) -> None:
         value = getattr(p, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ParamsError(f"{name} must be a non-negative integer")
+    if not isinstance(p.message_prefix, str) or len(p.message_prefix) > 64:
+        raise ParamsError("message_prefix must be a string of at most 64 characters")
+    if not p.message_prefix.isprintable():
+        raise ParamsError("message_prefix must be printable")
     if p.parent_perm > 0o7777:
         raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
 

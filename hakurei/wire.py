@@ -30,7 +30,9 @@ MAGIC = b"HKRI"
 #: ``dir_fallback`` lists working directories to try when ``dir`` fails.
 #: 4: ``fetch`` (warm starts' fds taken with pidfd_getfd) is gone with
 #: ``hakurei.standby()``; a record carrying it is refused as an unknown field.
-VERSION = 4
+#: 5: ``message_prefix`` (what init's and the shim's error lines start with) and
+#: ``set_pwd`` (init sets ``PWD`` to the directory it entered), for ``hakurei bwrap``.
+VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
 MAX_BODY = 64 << 20
@@ -85,6 +87,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("files", INT),
     ("parent_pid", INT),
     ("verbose", BOOL),
+    ("message_prefix", STR),
+    ("set_pwd", BOOL),
 )
 
 
@@ -115,10 +119,14 @@ class Setup:
     files: int
     parent_pid: int
     verbose: bool
+    message_prefix: str
+    set_pwd: bool
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
         fields.setdefault("dir_fallback", [])  # only dir=None or a list of dirs fills it in
+        fields.setdefault("message_prefix", "hakurei: ")
+        fields.setdefault("set_pwd", False)
         if isinstance(fields.get("hostname"), bytes):
             fields["hostname"] = os.fsdecode(fields["hostname"])
         self.ops = list(ops)
@@ -148,6 +156,8 @@ class Setup:
             raise SetupError(f"bad seccomp rule count {_num(self.nrules)}")
         if self.files < 0 or self.files > 1024:
             raise SetupError(f"bad extra file count {self.files}")
+        if len(self.message_prefix) > 64 or not self.message_prefix.isprintable():
+            raise SetupError("message_prefix must be at most 64 printable characters")
         if not 0 <= self.parent_perm <= 0o7777:
             raise SetupError(f"bad parent_perm {self.parent_perm:#o}")
         if self.bpf is not None and (not self.bpf or len(self.bpf) % 8):

@@ -308,6 +308,7 @@ class Init:
         for i, d in enumerate(dirs):
             try:
                 k.chdir(d)
+                entered = d
                 break
             except OSError as e:
                 if i == len(dirs) - 1:
@@ -325,6 +326,8 @@ class Init:
         for entry in s.env:
             key, _, value = entry.partition("=")
             env[key] = value
+        if s.set_pwd:  # bubblewrap's: PWD names where the program starts, whatever it inherited
+            env["PWD"] = entered
         self.verbose(f"starting initial program {show(s.path)}")
 
         def spawn(path: str) -> int:
@@ -376,7 +379,7 @@ class Init:
                 except ChildProcessError:
                     self.exit(result)
                 except OSError as e:  # Go: print, then exit with what we have
-                    say(f"hakurei: unexpected wait4 response: {describe(e)}")
+                    say(f"{ERROR_PREFIX}unexpected wait4 response: {describe(e)}")
                     self.exit(result)
                 if got == 0:
                     break
@@ -396,7 +399,7 @@ class Init:
                 left = deadline - k.monotonic()
                 timed = k.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
                 if timed is None:
-                    say("hakurei: timeout exceeded waiting for lingering processes")
+                    say(f"{ERROR_PREFIX}timeout exceeded waiting for lingering processes")
                     self.exit(result)
                 sig = timed
             if sig == _signal.SIGCHLD:
@@ -450,10 +453,15 @@ class Init:
         try:
             self.k.kill(pid, sig)
         except OSError as e:
-            say(f"hakurei: {what}: {describe(e)}")
+            say(f"{ERROR_PREFIX}{what}: {describe(e)}")
 
     def exit(self, status: int) -> NoReturn:
         self.k.exit(status)
+
+
+#: What an error line starts with: ``hakurei: ``, or the record's ``message_prefix``
+#: (``bwrap: `` for the front end, whose users grep for bubblewrap's words).
+ERROR_PREFIX = "hakurei: "
 
 
 def say(line: str) -> None:
@@ -492,6 +500,8 @@ def main(
     master back on, the window's rows and columns, and which of the CLI's
     fds 0-2 are terminals (bit ``1 << fd``; only those get the slave).
     """
+    global ERROR_PREFIX
+    ERROR_PREFIX = setup.message_prefix
     try:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
         _signal.set_wakeup_fd(-1)
@@ -527,10 +537,10 @@ def main(
             os.close(run.tty[1])
         run.serve(pid)
     except HakureiError as e:
-        say(f"hakurei: {e}")
+        say(f"{ERROR_PREFIX}{e}")
         tell(report, f"failed {e.status} {e}")
         k.exit(e.status)
     except BaseException as e:  # a bug: still one line, still no traceback
-        say(f"hakurei: init: {type(e).__name__}: {describe(e)}")
+        say(f"{ERROR_PREFIX}init: {type(e).__name__}: {describe(e)}")
         tell(report, f"failed {EXIT_SETUP} init: {type(e).__name__}: {describe(e)}")
         k.exit(EXIT_SETUP)

@@ -59,7 +59,7 @@ _report = -1
 def fail(msg: str, status: int = EXIT_SETUP) -> NoReturn:
     """One line on stderr (and to the parent, if it listens), then exit; never a traceback."""
     try:
-        os.write(2, f"hakurei: {safe_line(msg)}\n".encode(errors="replace"))
+        os.write(2, f"{_init.ERROR_PREFIX}{safe_line(msg)}\n".encode(errors="replace"))
         _init.tell(_report, f"failed {status} {safe_line(msg)}")
     finally:
         Kernel().exit(status)
@@ -239,6 +239,7 @@ def run(
     term: Terminal | None = None,
 ) -> NoReturn:
 
+    _init.ERROR_PREFIX = setup.message_prefix
     # Watch the parent before anything else: if it is gone already (we were
     # reparented), there is nobody to serve.  parent_pid 0 means the caller
     # is the shim itself (the CLI) and nobody is watched, as with bwrap.
