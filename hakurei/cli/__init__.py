@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 #: subcommand → its module in this package (each has ``main(argv) -> int``)
 COMMANDS = {
     "app": "app",
+    "bwrap": "bwrap",
     "exec": "exec",
     "gc": "gc",
     "kill": "kill",
@@ -38,6 +39,7 @@ COMMANDS = {
 }
 
 USAGE = """usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]
+       hakurei bwrap [BUBBLEWRAP OPTIONS] [--] COMMAND [ARGS...]   (bubblewrap's command line)
        hakurei app [--identifier-fd FD] [-v] CONFIG|-|FD [ARGS...]   (run an app config)
        hakurei run [--id ID] [-X] [--wayland] [--dbus] [--pulse] [OPTIONS] [-- CMD ARGS...]
        hakurei seccomp [SECCOMP OPTIONS] [--retain-session] [--format pfc|bpf|json]
@@ -92,7 +94,7 @@ def say(msg: str) -> None:
         pass
 
 
-_WANT = "exec, app, run, ps, show, kill, gc, seccomp or template"
+_WANT = "exec, bwrap, app, run, ps, show, kill, gc, seccomp or template"
 
 
 def _run(argv: list[str]) -> int:
