@@ -1,0 +1,273 @@
+"""``hakurei bwrap``: bubblewrap's command line and defaults, seen from inside real containers.
+
+Each test runs the front end the way a bubblewrap user would: through a symlink
+named ``bwrap`` to the installed ``hakurei`` script, as the ordinary user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: bubblewrap's own test suite's everyday root: the host, a private /tmp.
+RUN = ("--bind", "/", "/", "--tmpfs", "/tmp")
+#: The host as it is, for tests whose files live under the host's /tmp.
+HOST = ("--bind", "/", "/")
+
+
+@pytest.fixture(scope="module")
+def bwrap(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``bwrap`` symlink to the installed ``hakurei`` script, as a user would make one."""
+    script = Path(sys.executable).parent / "hakurei"
+    assert script.is_file(), script
+    link = tmp_path_factory.mktemp("bin") / "bwrap"
+    link.symlink_to(script)
+    return str(link)
+
+
+def run(bwrap: str, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [bwrap, *args], capture_output=True, text=True, timeout=60, check=False, **kw
+    )  # type: ignore[call-overload, no-any-return]
+
+
+def sh(bwrap: str, *options: str, script: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return run(bwrap, *RUN, *options, "sh", "-c", script, **kw)
+
+
+def failed(r: subprocess.CompletedProcess[str], line: str, status: int = 1) -> None:
+    """bubblewrap's way to fail: one ``bwrap:`` line, exit 1."""
+    assert r.returncode == status, r
+    assert r.stderr == f"bwrap: {line}\n", r.stderr
+
+
+# -- what bwrap prints ------------------------------------------------------------------
+
+
+def test_help_names_what_was_run_and_version_is_bubblewraps(bwrap: str) -> None:
+    r = run(bwrap, "--help")
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: {bwrap} [OPTIONS...] [--] COMMAND")
+    assert "--ro-bind SRC DEST" in r.stdout and "--hakurei-status" in r.stdout
+    assert run(bwrap, "--version").stdout == "bubblewrap 0.11.1\n"
+
+
+def test_bad_options_are_one_bwrap_line_and_exit_1(bwrap: str) -> None:
+    failed(run(bwrap, "--frobnicate", "true"), "Unknown option --frobnicate")
+    failed(run(bwrap, "--bind", "/"), "--bind takes two arguments")
+    failed(run(bwrap, *RUN), "No command specified")
+    failed(
+        run(bwrap, "--hostname", "x", *RUN, "true"), "Specifying --hostname requires --unshare-uts"
+    )
+    r = run(bwrap, "--hakurei-status", "--frobnicate", "true")
+    assert (r.returncode, r.stderr) == (125, "bwrap: Unknown option --frobnicate\n")
+
+
+@pytest.mark.parametrize(
+    "size", ["0", "123bogus", "", "-12345678", " -12345678", str(2**64), str(2**63 + 1)]
+)
+def test_bogus_tmpfs_sizes_are_refused(bwrap: str, size: str) -> None:
+    r = run(bwrap, *RUN, "--size", size, "--tmpfs", "/tmp/a", "true")
+    assert r.returncode == 1 and r.stderr.startswith("bwrap: --size "), r
+
+
+def test_perms_and_size_apply_once_and_only_to_the_next_op(bwrap: str) -> None:
+    r = run(bwrap, *RUN, "--perms", "0640", "--perms", "0640", "--tmpfs", "/tmp/a", "true")
+    failed(r, "--perms given twice for the same action")
+    r = run(bwrap, *RUN, "--size", "4096", "--size", "4096", "--tmpfs", "/tmp/a", "true")
+    failed(r, "--size given twice for the same action")
+    r = run(bwrap, *RUN, "--perms", "0700", "--symlink", "a", "/tmp/b", "true")
+    failed(r, "--perms must be followed by an option that creates a file")
+    r = sh(
+        bwrap, "--size", "0x100000", "--perms", "01777", "--tmpfs", "/tmp/t",
+        script="stat -c %a /tmp/t; df --output=size --block-size=1K /tmp/t | tail -1",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1777", "1024"]
+
+
+def test_a_warning_for_a_repeated_chdir_and_level_prefix_marks_levels(bwrap: str) -> None:
+    r = run(bwrap, *RUN, "--chdir", "/", "--chdir", "/", "true")
+    assert (r.returncode, r.stderr) == (0, "bwrap: Only the last --chdir option will take effect\n")
+    r = run(bwrap, "--level-prefix", *RUN, "--chdir", "/", "--chdir", "/", "true")
+    assert r.stderr == "<4>bwrap: Only the last --chdir option will take effect\n"
+    r = run(bwrap, "--level-prefix", "--frobnicate")
+    assert (r.returncode, r.stderr) == (1, "<3>bwrap: Unknown option --frobnicate\n")
+
+
+# -- bubblewrap's defaults --------------------------------------------------------------
+
+
+def test_environment_is_inherited_and_edited_in_order_with_pwd_set(
+    bwrap: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "FOO": "wrong", "BAR": "baz", "GONE": "x"}
+    r = run(
+        bwrap, *HOST, "--setenv", "FOO", "bar", "--unsetenv", "GONE",
+        "sh", "-c", 'echo "$FOO$BAR${GONE-unset}"; echo "$PWD"', env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.stdout.splitlines() == ["barbazunset", str(tmp_path)], r.stderr
+    r = run(bwrap, *HOST, "--clearenv", "/usr/bin/env", env=env, cwd=tmp_path)
+    assert r.stdout == f"PWD={tmp_path}\n", r.stderr
+
+
+def test_working_directory_is_kept_else_home_else_root(bwrap: str, tmp_path: Path) -> None:
+    r = run(bwrap, *HOST, "pwd", cwd=tmp_path)
+    assert r.stdout == f"{tmp_path}\n", r.stderr
+    hidden = (
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+    )  # fmt: skip
+    r = run(bwrap, *hidden, "--dir", "/home/me", "--setenv", "HOME", "/home/me", "/bin/sh",
+            "-c", "pwd", cwd=tmp_path)  # fmt: skip
+    assert r.stdout == "/home/me\n", r.stderr
+    r = run(bwrap, *hidden, "--unsetenv", "HOME", "/bin/sh", "-c", "pwd", cwd=tmp_path)
+    assert r.stdout == "/\n", r.stderr
+
+
+def test_network_is_shared_unless_unshared(bwrap: str) -> None:
+    host = os.stat("/proc/self/ns/net").st_ino
+    probe = "stat -L -c %i /proc/self/ns/net"
+    assert sh(bwrap, script=probe).stdout == f"{host}\n"
+    assert sh(bwrap, "--unshare-net", script=probe).stdout != f"{host}\n"
+    assert sh(bwrap, "--unshare-all", script=probe).stdout != f"{host}\n"
+    assert sh(bwrap, "--unshare-all", "--share-net", script=probe).stdout == f"{host}\n"
+
+
+def test_the_callers_session_is_kept_unless_new_session(bwrap: str) -> None:
+    # A session led from outside the pid namespace reads as 0 inside it.
+    probe = ("python3", "-c", "import os; print(os.getsid(0) == os.getpid(), os.getsid(0) == 0)")
+    assert run(bwrap, *RUN, *probe).stdout == "False True\n"
+    assert run(bwrap, *RUN, "--new-session", *probe).stdout == "True False\n"
+
+
+def test_no_syscall_filter_unless_asked_and_no_capabilities_ever(bwrap: str) -> None:
+    probe = "grep -E '^(Seccomp|NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status"
+    r = sh(bwrap, script=probe)
+    fields = dict(line.split(":\t") for line in r.stdout.splitlines())
+    assert fields["Seccomp"] == "0" and fields["NoNewPrivs"] == "1", r.stdout
+    assert fields["CapEff"] == fields["CapPrm"] == fields["CapBnd"] == "0000000000000000"
+    r = sh(bwrap, "--hakurei-seccomp", "strict", script=probe)
+    assert "Seccomp:\t2" in r.stdout, r.stdout
+    r = run(bwrap, *RUN, "--hakurei-seccomp", "nonsense", "true")
+    assert r.returncode == 1 and r.stderr.startswith("bwrap: --hakurei-seccomp: "), r
+
+
+def test_program_status_and_signal_death_pass_through(bwrap: str) -> None:
+    assert sh(bwrap, script="exit 42").returncode == 42
+    assert sh(bwrap, script="kill -TERM $$").returncode == 128 + 15
+
+
+# -- the program --------------------------------------------------------------------------
+
+
+def test_argv0_and_a_program_named_like_an_option_after_the_separator(
+    bwrap: str, tmp_path: Path
+) -> None:
+    assert run(bwrap, *RUN, "--argv0", "right", "sh", "-c", "echo $0").stdout == "right\n"
+    odd = tmp_path / "--odd-name--"
+    odd.write_text("#!/bin/sh\necho hello\n")
+    odd.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    assert run(bwrap, *HOST, "--", "--odd-name--", env=env).stdout == "hello\n"
+    r = run(bwrap, *RUN, "--", "--dev-bind", "/dev", "/dev", "sh", "-c", "echo ran")
+    assert r.returncode != 0 and "ran" not in r.stdout
+
+
+def test_args_fd_inserts_nul_separated_options(bwrap: str) -> None:
+    r_fd, w_fd = os.pipe()
+    os.write(w_fd, b"--dir\0/tmp/from-args\0--setenv\0X\0y\0")
+    os.close(w_fd)
+    try:
+        r = run(bwrap, *RUN, "--args", str(r_fd), "sh", "-c", 'test -d /tmp/from-args && echo "$X"',
+                pass_fds=(r_fd,))  # fmt: skip
+    finally:
+        os.close(r_fd)
+    assert r.stdout == "y\n", r.stderr
+
+
+def test_proc_self_exe_starts_this_front_end_again(bwrap: str) -> None:
+    r = run(bwrap, "--bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--",
+            "/proc/self/exe", "--bind", "/", "/", "--tmpfs", "/tmp", "sh", "-c",
+            "echo nested; test -d /tmp && ls -A /tmp | wc -l")  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "nested\n0\n"), r.stderr
+
+
+def test_info_and_json_status_fds_carry_bwraps_keys(bwrap: str, tmp_path: Path) -> None:
+    info, status = tmp_path / "info.json", tmp_path / "status.json"
+    with info.open("w") as fi, status.open("w") as fs:
+        r = subprocess.run(
+            f'{bwrap} --unshare-all --bind / / --proc /proc --info-fd 42 --json-status-fd 43 '
+            "-- sh -c 'stat -L -c \"%n %i\" /proc/self/ns/*; exit 42' 42>&{} 43>&{}".format(
+                fi.fileno(), fs.fileno()
+            ),
+            shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+            check=False,
+            pass_fds=(fi.fileno(), fs.fileno()),
+        )  # fmt: skip
+    assert r.returncode == 42, r.stderr
+    inside = dict(line.rsplit(" ", 1) for line in r.stdout.splitlines())
+    got = json.loads(info.read_text())
+    docs = [json.loads(line) for line in status.read_text().splitlines()]
+    assert docs[0] == got and docs[1] == {"exit-code": 42}
+    assert got["child-pid"] > 0
+    for ns in ("ipc", "mnt", "net", "pid", "uts", "cgroup"):
+        assert got[f"{ns}-namespace"] == int(inside[f"/proc/self/ns/{ns}"]), (ns, got)
+
+
+# -- filesystem options -----------------------------------------------------------------------
+
+
+def test_relative_sources_are_the_callers_and_relative_destinations_the_roots(
+    bwrap: str, tmp_path: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f").write_text("here\n")
+    r = sh(bwrap, "--ro-bind", "data", "tmp/seen", script="cat /tmp/seen/f", cwd=tmp_path)
+    assert r.stdout == "here\n", r.stderr
+
+
+def test_overlay_sources_stack_bottom_first_and_escape_odd_paths(
+    bwrap: str, tmp_path: Path
+) -> None:
+    for d in ("lower1", "lower2", "upper", "work"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "lower1" / "a").write_text("1")
+    (tmp_path / "lower1" / "b").write_text("2")
+    (tmp_path / "lower2" / "b").write_text("3")
+    r = sh(
+        bwrap, "--overlay-src", "lower1", "--overlay-src", "lower2",
+        "--overlay", "upper", "work", "/tmp/x",
+        script="cat /tmp/x/a /tmp/x/b; printf 5 > /tmp/x/b", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.stdout == "13", r.stderr
+    assert (tmp_path / "upper" / "b").read_text() == "5"
+    odd = 'lower ":,\\'
+    (tmp_path / odd).mkdir()
+    (tmp_path / odd / "a").write_text("1")
+    r = sh(bwrap, "--overlay-src", odd, "--tmp-overlay", "/tmp/y",
+           script="cat /tmp/y/a; printf 2 > /tmp/y/a; cat /tmp/y/a", cwd=tmp_path)  # fmt: skip
+    assert r.stdout == "12", r.stderr
+    assert (tmp_path / odd / "a").read_text() == "1"
+
+
+def test_overlay_option_rules_are_bubblewraps(bwrap: str, tmp_path: Path) -> None:
+    failed(run(bwrap, *RUN, "--overlay", "u", "w", "/tmp", "true"),
+           "--overlay requires at least one --overlay-src")  # fmt: skip
+    failed(run(bwrap, *RUN, "--overlay-src", "/usr", "--ro-overlay", "/tmp", "true"),
+           "--ro-overlay requires at least two --overlay-src")  # fmt: skip
+    rule = (
+        "--overlay-src must be followed by another --overlay-src or one of --overlay, "
+        "--tmp-overlay, or --ro-overlay"
+    )
+    failed(run(bwrap, *RUN, "--overlay-src", "/usr", "--chdir", "/", "true"), rule)
+    failed(run(bwrap, *RUN, "--overlay-src", "/usr", "true"), rule)
+
+
+def test_selinux_labels_are_accepted_and_ignored(bwrap: str) -> None:
+    r = sh(bwrap, "--exec-label", "x", "--file-label", "y", script="echo ok")
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
