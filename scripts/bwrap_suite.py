@@ -54,6 +54,7 @@ POLL = 0.5  # seconds between looks at a running script: only time limits depend
 NS_SCRIPTS = ("test-specifying-userns.sh", "test-specifying-pidns.sh")
 TAP_LINE = re.compile(r"^(not )?ok (\d+)(?: |$)")
 TRACE_LINE = re.compile(r"^\++ ")
+TAP_TEMPDIR = re.compile(r"/var/tmp/tap-test\.\w+")  # libtest.sh's work dir, random per run
 
 
 class HarnessError(Exception):
@@ -73,12 +74,14 @@ class Case:
     def summary(self) -> str:
         """The one-line reason for a table cell: the last thing the case printed that is not a
         trace line (usually bwrap's error or the failed assertion), else the recorded failure."""
+        if self.why.startswith("timed out"):
+            return TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", self.why)
         line = re.match(r"line (\d+): ", self.why)
         where = f"line {line.group(1)}: " if line else ""
         for text in reversed(self.trace):
             if text.strip() and not TRACE_LINE.match(text) and not text.startswith("# "):
-                return where + text.strip()
-        return self.why
+                return where + TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", text.strip())
+        return TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", self.why)
 
 
 @dataclass
@@ -187,7 +190,7 @@ def _snapshot(pids: Iterable[int]) -> list[tuple[int, str | None]]:
     return [(pid, _start_time(pid)) for pid in pids]
 
 
-def become_subreaper() -> None:
+def become_subreaper() -> bool:
     """Orphans of the scripts (a sandbox whose bwrap was killed, a background job's children)
     become our children rather than PID 1's: _reap_orphans can then end and reap them, and no
     zombie outlives the run where PID 1 does not reap (as in many containers)."""
@@ -195,12 +198,15 @@ def become_subreaper() -> None:
     pr_set_child_subreaper = 36
     if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
         print(f"# no subreaper: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+        return False
+    return True
 
 
 def _reap_orphans() -> None:
-    """Kill and reap every child left: once a script has ended, any child of ours is one of its
-    orphans.  Each exit re-parents the dead process's children to us before waitpid reports it,
-    so killing again after every reap reaches them all without polling."""
+    """Kill and reap every child left: once a script has ended, any child of the harness (a
+    subreaper with no children of its own) is one of its orphans.  Each exit re-parents the
+    dead process's children to us before waitpid reports it, so killing again after every reap
+    reaches them all without polling."""
     while True:
         for child in _children(os.getpid()):
             try:
@@ -216,10 +222,13 @@ def _reap_orphans() -> None:
 class Runner:
     """Starts a script as the test user and enforces its time limits."""
 
-    def __init__(self, who: Identity, env: dict[str, str], case_timeout: float) -> None:
+    def __init__(
+        self, who: Identity, env: dict[str, str], case_timeout: float, reap: bool = False
+    ) -> None:
         self.who = who
         self.env = env
         self.case_timeout = case_timeout
+        self.reap = reap  # we are the subreaper of the scripts and have no other children
 
     def run(
         self,
@@ -286,7 +295,8 @@ class Runner:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            _reap_orphans()
+            if self.reap:
+                _reap_orphans()
         text = log.read_text(errors="replace")
         return Outcome(proc.returncode, text.splitlines(), timed_out, at_deadline)
 
@@ -306,13 +316,14 @@ def _patch_test_run(text: str) -> str:
     return "\n".join(lines)
 
 
-def prepare(source: Path, who: Identity, keep: bool) -> Path:
-    """A temporary copy of the suite, owned by the test user, with try-syscall built."""
+def prepare(source: Path, who: Identity, keep: bool, parent: Path = Path("/var/tmp")) -> Path:
+    """A temporary copy of the suite, owned by the test user, with try-syscall built.  It is
+    outside /tmp, as a source tree would be: test-run.sh's $RUN puts a tmpfs on /tmp."""
     tests = source / "tests"
     missing = [name for name in SUITE_FILES if not (tests / name).is_file()]
     if missing:
         raise HarnessError(f"{source}: not a bubblewrap source tree (no tests/{missing[0]})")
-    work = Path(tempfile.mkdtemp(prefix="hakurei-bwsuite.", dir="/var/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="hakurei-bwsuite.", dir=parent))
     work.chmod(0o755)
     if keep:
         print(f"# keeping {work}", file=sys.stderr)
@@ -629,8 +640,7 @@ def main(argv: Sequence[str]) -> int:
         "LANG": "C.UTF-8",
         "BWRAP": bwrap,
     }
-    runner = Runner(who, env, args.case_timeout)
-    become_subreaper()
+    runner = Runner(who, env, args.case_timeout, reap=become_subreaper())
     try:
         label = args.label or f"{_version(runner, bwrap, work)} ({bwrap})"
         print(f"# {label}, as {who.name} (uid {who.uid}), from {work}", file=sys.stderr)
