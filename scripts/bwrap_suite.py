@@ -72,16 +72,26 @@ class Case:
     trace: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """The one-line reason for a table cell: the last thing the case printed that is not a
-        trace line (usually bwrap's error or the failed assertion), else the recorded failure."""
+        """The one-line reason for a table cell: what the bwrap under test said (its last
+        `bwrap: ...` line, also as dumped from a file by the asserts), else the failed assertion
+        or command that was recorded, else the last thing the case printed."""
         if self.why.startswith("timed out"):
             return TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", self.why)
         line = re.match(r"line (\d+): ", self.why)
-        where = f"line {line.group(1)}: " if line else ""
-        for text in reversed(self.trace):
-            if text.strip() and not TRACE_LINE.match(text) and not text.startswith("# "):
-                return where + TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", text.strip())
-        return TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", self.why)
+        where, what = (f"line {line.group(1)}: ", self.why[line.end() :]) if line else ("", "")
+        said = [text.removeprefix("# ") for text in self.trace]
+        said = [text.strip() for text in said if text.startswith("bwrap: ")]
+        printed = [text.strip() for text in self.trace if text.strip()]
+        printed = [text for text in printed if not TRACE_LINE.match(text)]
+        if said:
+            found = where + said[-1]
+        elif what and not what.startswith("exit "):
+            found = self.why
+        elif printed:
+            found = where + printed[-1]
+        else:
+            found = self.why
+        return TAP_TEMPDIR.sub("/var/tmp/tap-test.XXXXXX", found)
 
 
 @dataclass

@@ -240,3 +240,14 @@ def test_markdown_puts_an_earlier_runs_column_first(hs: ModuleType) -> None:
     text = hs.report_markdown([("old", [before]), ("new", [after])])
     assert "| # | case | old | new |" in text
     assert "| 1 | argv0 | **FAIL** line 9: exit 1: x | ok |" in text
+
+
+def test_a_failure_cell_quotes_what_the_bwrap_under_test_said(hs: ModuleType) -> None:
+    """An assert dumps the file it read (`# bwrap: ...`) before its own message: the cell
+    shows bwrap's words, which say why; without them, the assertion."""
+    why = "line 90: File 'err.txt' doesn't match regexp 'existing destination'"
+    trace = ["+ ls -al err.txt", "# bwrap: Can't make symlink at /x: File exists", why[9:]]
+    assert hs.Case(28, "c", "FAIL", why, trace).summary() == (
+        "line 90: bwrap: Can't make symlink at /x: File exists"
+    )
+    assert hs.Case(28, "c", "FAIL", why, trace[2:]).summary() == why
