@@ -598,9 +598,17 @@ def identity(requested: str | None) -> Identity:
 
 
 def _version(runner: Runner, bwrap: str, work: Path) -> str:
-    outcome = runner.run([bwrap, "--version"], work, work / "version.log", 60)
+    """`BWRAP --version` as the test user; a failure here (often: the user cannot reach the
+    bwrap, e.g. in a venv under /root) is said now, not left to look like 64 failing cases."""
+    try:
+        outcome = runner.run([bwrap, "--version"], work, work / "version.log", 60)
+    except OSError as e:
+        raise HarnessError(f"--bwrap {bwrap}: {runner.who.name} cannot run it: {e}") from None
     first = outcome.log[0].strip() if outcome.log else ""
-    return first if outcome.returncode == 0 and first else "version unknown"
+    if outcome.returncode == 0 and first:
+        return first
+    print(f"# warning: {bwrap} --version failed as {runner.who.name}: {first}", file=sys.stderr)
+    return "version unknown"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -633,15 +641,38 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     try:
         earlier = [from_json(path) for path in args.compare]
+        for out in (args.markdown, args.json):
+            if out and not out.resolve().parent.is_dir():
+                raise HarnessError(f"{out}: no such directory to write it in")
         bwrap = shutil.which(args.bwrap) if "/" not in args.bwrap else args.bwrap
         if not bwrap or not os.access(bwrap, os.X_OK):
             raise HarnessError(f"--bwrap {args.bwrap}: not an executable")
         bwrap = os.path.abspath(bwrap)
         who = identity(args.user)
         work = prepare(args.source.resolve(), who, args.keep)
-    except HarnessError as e:
+    except (HarnessError, OSError) as e:
         print(f"bwrap-suite: {e}", file=sys.stderr)
         return 2
+    try:
+        run(args, bwrap, who, work, earlier)
+    except (HarnessError, OSError) as e:
+        print(f"bwrap-suite: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if not args.keep:
+            subprocess.run(["chmod", "-R", "u+rwX", str(work)], check=False)
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def run(
+    args: argparse.Namespace,
+    bwrap: str,
+    who: Identity,
+    work: Path,
+    earlier: list[tuple[str, list[Suite]]],
+) -> None:
+    """Run the scripts asked for from WORK and write the reports."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(work / "home"),
@@ -651,27 +682,21 @@ def main(argv: Sequence[str]) -> int:
         "BWRAP": bwrap,
     }
     runner = Runner(who, env, args.case_timeout, reap=become_subreaper())
-    try:
-        label = args.label or f"{_version(runner, bwrap, work)} ({bwrap})"
-        print(f"# {label}, as {who.name} (uid {who.uid}), from {work}", file=sys.stderr)
-        only = set(args.only or ("run", "seccomp", "ns"))
-        suites: list[Suite] = []
-        if "run" in only:
-            suites.append(run_test_run(runner, work, args.timeout))
-        if "seccomp" in only:
-            suites.append(run_seccomp(runner, work, args.timeout))
-        if "ns" in only:
-            suites.extend(run_ns_script(runner, work, name, args.timeout) for name in NS_SCRIPTS)
-        print(report_text(label, suites, args.trace_lines))
-        if args.json:
-            args.json.write_text(to_json(label, suites))
-        if args.markdown:
-            args.markdown.write_text(report_markdown([*earlier, (label, suites)]))
-    finally:
-        if not args.keep:
-            subprocess.run(["chmod", "-R", "u+rwX", str(work)], check=False)
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    label = args.label or f"{_version(runner, bwrap, work)} ({bwrap})"
+    print(f"# {label}, as {who.name} (uid {who.uid}), from {work}", file=sys.stderr)
+    only = set(args.only or ("run", "seccomp", "ns"))
+    suites: list[Suite] = []
+    if "run" in only:
+        suites.append(run_test_run(runner, work, args.timeout))
+    if "seccomp" in only:
+        suites.append(run_seccomp(runner, work, args.timeout))
+    if "ns" in only:
+        suites.extend(run_ns_script(runner, work, name, args.timeout) for name in NS_SCRIPTS)
+    print(report_text(label, suites, args.trace_lines))
+    if args.json:
+        args.json.write_text(to_json(label, suites))
+    if args.markdown:
+        args.markdown.write_text(report_markdown([*earlier, (label, suites)]))
 
 
 if __name__ == "__main__":
