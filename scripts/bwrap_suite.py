@@ -101,6 +101,7 @@ class Suite:
     title: str
     cases: list[Case] = field(default_factory=list)
     note: str = ""
+    incomplete: bool = False  # the script stopped or was killed before its last case
 
     def count(self, verdict: str) -> int:
         return sum(1 for case in self.cases if case.verdict == verdict)
@@ -108,7 +109,8 @@ class Suite:
     def totals(self) -> str:
         skipped = self.count("SKIP")
         runnable = len(self.cases) - skipped
-        return f"passed {self.count('ok')} of {runnable} runnable ({skipped} skipped)"
+        totals = f"passed {self.count('ok')} of {runnable} runnable ({skipped} skipped)"
+        return totals + ("; INCOMPLETE, see the note" if self.incomplete else "")
 
 
 @dataclass
@@ -389,6 +391,7 @@ def _chunks(log: list[str]) -> dict[int, list[str]]:
 def run_test_run(runner: Runner, work: Path, deadline: float) -> Suite:
     suite = Suite("test-run.sh")
     results = work / "tests" / "results.tsv"
+    results.unlink(missing_ok=True)  # the prelude appends
 
     def ended() -> int:
         try:
@@ -419,7 +422,9 @@ def run_test_run(runner: Runner, work: Path, deadline: float) -> Suite:
         suite.note = f"the whole script skipped itself: {plan[-1]}"
     elif outcome.killed_at_deadline:
         suite.note = f"killed after {deadline:g}s, during case {len(rows) + 1}"
+        suite.incomplete = True
     elif not plan:
+        suite.incomplete = True
         tail = chunks.get(len(rows) + 1, [])[-3:]
         suite.note = f"stopped (exit {outcome.returncode}) during case {len(rows) + 1}: " + (
             " / ".join(tail) or "no output"
@@ -568,7 +573,12 @@ def from_json(path: Path) -> tuple[str, list[Suite]]:
     try:
         data = json.loads(path.read_text())
         suites = [
-            Suite(s["title"], [Case(**c) for c in s["cases"]], s.get("note", ""))
+            Suite(
+                s["title"],
+                [Case(**c) for c in s["cases"]],
+                s.get("note", ""),
+                s.get("incomplete", False),
+            )
             for s in data["suites"]
         ]
         return str(data["label"]), suites

@@ -133,10 +133,8 @@ def hs() -> ModuleType:
     return harness()
 
 
-@pytest.fixture(scope="module")
-def work(hs: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def stand_in(hs: ModuleType, top: Path) -> Path:
     """The harness's copy of the stand-in source tree, prepared as for bubblewrap's."""
-    top = tmp_path_factory.mktemp("bwsuite")
     tests = top / "bubblewrap" / "tests"
     tests.mkdir(parents=True)
     files = {
@@ -150,7 +148,12 @@ def work(hs: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     }
     for name, text in files.items():
         (tests / name).write_text(text)
-    made = hs.prepare(top / "bubblewrap", me(hs), False, parent=top)
+    return Path(hs.prepare(top / "bubblewrap", me(hs), False, parent=top))
+
+
+@pytest.fixture(scope="module")
+def work(hs: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    made = stand_in(hs, tmp_path_factory.mktemp("bwsuite"))
     yield made
     shutil.rmtree(made, ignore_errors=True)
 
@@ -187,7 +190,7 @@ def test_each_test_run_case_gets_its_own_verdict_and_a_failure_ends_only_its_cas
         (8, "hangs", "FAIL"),
         (9, "runs after the hang", "ok"),
     ]
-    assert suite.note == ""
+    assert (suite.note, suite.incomplete) == ("", False)
     assert suite.totals() == "passed 4 of 8 runnable (1 skipped)"
 
 
@@ -215,6 +218,18 @@ def test_a_case_that_hangs_is_killed_at_its_time_limit(test_run: Any) -> None:
     hung = next(case for case in suite.cases if case.name == "hangs")
     assert hung.why.startswith(f"timed out after {CASE_TIMEOUT:g}s; then ")
     assert "exit 137: sleep 1000" in hung.why
+
+
+def test_a_script_killed_at_its_deadline_is_reported_incomplete(
+    hs: ModuleType, tmp_path: Path
+) -> None:
+    """The whole-script limit (shorter here than the hanging case's own) ends the run."""
+    made = stand_in(hs, tmp_path)
+    suite = hs.run_test_run(runner(hs, made), made, CASE_TIMEOUT / 2)
+    assert [case.number for case in suite.cases] == list(range(1, 8))
+    assert suite.incomplete
+    assert suite.note == f"killed after {CASE_TIMEOUT / 2:g}s, during case 8"
+    assert suite.totals().endswith("; INCOMPLETE, see the note")
 
 
 def test_seccomp_tests_and_namespace_scripts_get_a_verdict_each(hs: ModuleType, work: Path) -> None:
