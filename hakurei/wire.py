@@ -30,7 +30,8 @@ MAGIC = b"HKRI"
 #: ``dir_fallback`` lists working directories to try when ``dir`` fails.
 #: 4: ``fetch`` (warm starts' fds taken with pidfd_getfd) is gone with
 #: ``hakurei.standby()``; a record carrying it is refused as an unknown field.
-VERSION = 4
+#: 5: the ``place`` op carries ``perm`` and ``writable`` (bwrap's ``--bind-data``).
+VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
 MAX_BODY = 64 << 20
