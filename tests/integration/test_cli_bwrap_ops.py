@@ -282,13 +282,19 @@ def test_bind_fd_follows_a_directory_renamed_after_it_was_opened(tmp_path: Path)
     assert (r.returncode, r.stdout) == (0, "moved\n"), r.stderr
 
 
-def test_bind_fd_of_a_removed_directory_fails_in_one_line(tmp_path: Path) -> None:
+def test_bind_fd_of_a_removed_directory_fails_in_one_line_and_binds_no_decoy(
+    tmp_path: Path,
+) -> None:
+    """The fd's magic link now reads "/.../gone (deleted)": a directory of that very name
+    (or a new "gone") is another inode, and nothing is bound from it."""
     (tmp_path / "gone").mkdir()
     fd = os.open(tmp_path / "gone", os.O_PATH | os.O_DIRECTORY)
     try:
         (tmp_path / "gone").rmdir()
-        (tmp_path / "gone").mkdir()  # another directory under the same name is not it
-        r = sh(*BASE, "--ro-bind-fd", str(fd), "/tmp/b", script="true", pass_fds=(fd,))
+        (tmp_path / "gone").mkdir()
+        (tmp_path / "gone (deleted)").mkdir()
+        (tmp_path / "gone (deleted)" / "decoy").write_text("decoy")
+        r = sh(*BASE, "--ro-bind-fd", str(fd), "/tmp/b", script="ls /tmp/b", pass_fds=(fd,))
     finally:
         os.close(fd)
     one_line_125(r, "removed, or replaced by another file")
