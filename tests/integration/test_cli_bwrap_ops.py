@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -202,10 +203,12 @@ def wait_gone(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
+@pytest.mark.parametrize("victim", ["parent", "cli"])
 def test_lock_file_is_held_while_the_container_lives_and_freed_when_it_is_killed(
-    tmp_path: Path,
+    tmp_path: Path, victim: str
 ) -> None:
-    """bubblewrap's "die with parent" case: SIGKILL the CLI's parent, the lock is free."""
+    """bubblewrap's "die with parent" case: SIGKILL the CLI's parent (or the CLI itself,
+    which init's parent-death signal ties it to), and the lock is free."""
     lock = tmp_path / "lock"
     lock.touch()
     marker = f"hk-{uuid.uuid4().hex}"
@@ -224,6 +227,9 @@ def test_lock_file_is_held_while_the_container_lives_and_freed_when_it_is_killed
         assert starter.stdout.readline() == "ready\n"
         container = [p for p in processes_with(marker) if p != starter.pid]
         assert write_lock(lock) in (errno.EAGAIN, errno.EACCES)
+        if victim == "cli":
+            os.kill(cli, signal.SIGKILL)
+            assert wait_gone(cli, 10)
     finally:
         starter.kill()
         starter.wait(timeout=60)
