@@ -191,6 +191,40 @@ class PathError(HakureiError, OSError):
         return f"cannot {self.op} {show(self.path)}: {strerror(self.errno)}"
 
 
+class SourceError(PathError):
+    """A bind's source is missing or unusable, in bubblewrap's words.
+
+    ``Can't find source path SRC: No such file or directory``: scripts and
+    bubblewrap's own test suite grep for exactly this, so it keeps bwrap's
+    capitalised ``strerror`` instead of ours.
+    """
+
+    def __init__(self, path: str, err: int) -> None:
+        super().__init__("find source path", path, err)
+
+    def __str__(self) -> str:
+        assert self.errno is not None
+        return f"Can't find source path {show(self.path)}: {os.strerror(self.errno)}"
+
+
+class SymlinkExistsError(PathError):
+    """Something else is already where a symlink was to be made, in bubblewrap's words.
+
+    ``existing`` is the other link's contents, or None when the entry is not
+    a link at all.  Users grep for ``existing destination is``.
+    """
+
+    def __init__(self, path: str, existing: str | None) -> None:
+        super().__init__("create symlink", path, 17)  # EEXIST
+        self.existing = existing
+
+    def __str__(self) -> str:
+        where = f"Can't make symlink at {show(self.path)}"
+        if self.existing is None:
+            return f"{where}: destination exists and is not a symlink"
+        return f"{where}: existing destination is {show(self.existing)}"
+
+
 class MountError(HakureiError, OSError):
     """mount(2) failed; the message says which kind of mount (reference §10.3)."""
 

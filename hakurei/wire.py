@@ -31,7 +31,8 @@ MAGIC = b"HKRI"
 #: 4: ``fetch`` (warm starts' fds taken with pidfd_getfd) is gone with
 #: ``hakurei.standby()``; a record carrying it is refused as an unknown field.
 #: 5: ``message_prefix`` (what init's and the shim's error lines start with) and
-#: ``set_pwd`` (init sets ``PWD`` to the directory it entered), for ``hakurei bwrap``.
+#: ``set_pwd`` (init sets ``PWD`` to the directory it entered), for ``hakurei bwrap``;
+#: the ``place`` op carries ``perm`` and ``writable`` (bwrap's ``--bind-data``).
 VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.

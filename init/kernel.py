@@ -26,7 +26,7 @@ import time
 
 import _prctl
 
-from ..errors import MountError, PathError
+from ..errors import MountError, PathError, SymlinkExistsError
 
 # Mount and namespace flags live in the leaf hakurei.std, so that building ops or
 # reading a flag does not load this module's ctypes; re-exported here for init.
@@ -506,6 +506,21 @@ class Kernel:
             raise PathError("bind", path, _errno())
         return fd
 
+    def open_tree_fd(self, fd: int, recursive: bool) -> int:
+        """A detached copy of the mount tree at exactly what ``fd`` refers to.
+
+        ``AT_EMPTY_PATH`` on the fd itself: no name is looked up, so a
+        directory renamed or unlinked since the fd was opened is still the
+        one bound (a ``/proc/self/fd/N`` readlink string would name another).
+        """
+        flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH
+        if recursive:
+            flags |= AT_RECURSIVE
+        tree = int(_syscall(SYS_OPEN_TREE, fd, b"", flags))
+        if tree < 0:
+            raise PathError("bind", f"/proc/self/fd/{fd}", _errno())
+        return tree
+
     def move_mount(self, from_fd: int, to_fd: int) -> None:
         """Attach the detached mount ``from_fd`` onto exactly the file ``to_fd`` refers to."""
         flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
@@ -695,13 +710,14 @@ class Kernel:
         try:
             self.symlinkat(contents, pfd, name)
         except FileExistsError:
-            # The same link already there is fine (bubblewrap >= 0.9); anything else is not.
+            # The same link already there is fine (bubblewrap >= 0.9); anything else is
+            # not, and the message says what is there, in bubblewrap's words.
             try:
-                same = self.readlinkat(pfd, name) == contents
+                existing: str | None = self.readlinkat(pfd, name)
             except OSError:  # not a link (EINVAL), say
-                same = False
-            if not same:
-                raise PathError("create symlink", path, errno.EEXIST) from None
+                existing = None
+            if existing != contents:
+                raise SymlinkExistsError(path, existing) from None
         except OSError as e:
             raise PathError("create symlink", path, e.errno or 0) from None
         finally:
@@ -719,6 +735,18 @@ class Kernel:
 
     def close(self, fd: int) -> None:
         os.close(fd)
+
+    def chmod(self, path: str, mode: int) -> None:
+        """chmod(2); the ops pass a ``/proc/self/fd/N`` magic link to an fd resolved in-root."""
+        os.chmod(path, mode)
+
+    def lock_shared(self, fd: int) -> None:
+        """A whole-file fcntl read lock on ``fd``, not waiting (F_SETLK, F_RDLCK).
+
+        A POSIX record lock, as bubblewrap's ``--lock-file`` takes: it is the
+        process's, held until the process exits or closes *any* fd of the file.
+        """
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
 
     def write(self, fd: int, data: bytes) -> int:
         return os.write(fd, data)

@@ -213,6 +213,7 @@ def become(
     extra: list[int] | None = None,
     report: Report | None = None,
     term: Terminal | None = None,
+    hold: list[int] | None = None,
 ) -> NoReturn:
     """Be the shim in this very process: unshare, fork init, relay, exit with its status.
 
@@ -221,10 +222,12 @@ def become(
     (~20 ms); the reasons for a separate shim (threads, per-thread pdeathsig)
     do not apply.  Every fd but stdio, ``extra`` (the program's 3, 4, ...)
     and ``report``'s is closed; nothing is returned.  With ``term`` the
-    program gets a terminal of its own (hakurei/terminal.py).
+    program gets a terminal of its own (hakurei/terminal.py).  ``hold``:
+    close-on-exec fds init inherits for its ops (a bind of ``/proc/self/fd/N``),
+    never the program's.
     """
     try:
-        run(Kernel(), setup, extra or [], report, term)
+        run(Kernel(), setup, extra or [], report, term, hold or [])
     except HakureiError as e:
         fail(str(e), e.status)
     except Exception as e:
@@ -237,6 +240,7 @@ def run(
     extra: list[int],
     report: Report | None = None,
     term: Terminal | None = None,
+    hold: tuple[int, ...] | list[int] = (),
 ) -> NoReturn:
 
     _init.ERROR_PREFIX = setup.message_prefix
@@ -258,6 +262,7 @@ def run(
         keep = [*keep, _report]
     if term is not None:
         keep = [*keep, *term.fds]
+    keep = [*keep, *hold]
     keep_only(keep if report is None else [*keep, *report.fds], k)
     k.set_name("hakurei-shim")
 
@@ -285,7 +290,7 @@ def run(
             os.close(fd)  # a reader waiting for end of file must not wait for init
         _init.main(k, setup, extra, alive_r, _report, None if term is None else term.child())
     os.close(alive_r)
-    for fd in extra:
+    for fd in (*extra, *hold):  # init has its own
         os.close(fd)
     if report is not None:
         report.started(pid)

@@ -27,10 +27,14 @@ from .base import REGISTRY, Op, State
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .bind import Bind
+    from .chmod import Chmod
     from .dev import Dev
     from .etc import AutoEtc
+    from .file import File
     from .link import Link
+    from .lock import Lock
     from .mkdir import Mkdir
+    from .mqueue import Mqueue
     from .overlay import Overlay
     from .place import Place
     from .proc import Proc
@@ -47,9 +51,13 @@ __all__ = [
     "AutoEtc",
     "AutoRoot",
     "Bind",
+    "Chmod",
     "Dev",
+    "File",
     "Link",
+    "Lock",
     "Mkdir",
+    "Mqueue",
     "Op",
     "Ops",
     "Overlay",
@@ -65,9 +73,13 @@ _CLASSES = {
     "AutoEtc": "etc",
     "AutoRoot": "root",
     "Bind": "bind",
+    "Chmod": "chmod",
     "Dev": "dev",
+    "File": "file",
     "Link": "link",
+    "Lock": "lock",
     "Mkdir": "mkdir",
+    "Mqueue": "mqueue",
     "Overlay": "overlay",
     "Place": "place",
     "Proc": "proc",
@@ -137,10 +149,35 @@ class Ops(list[Op]):
 
         return self.add(Mkdir(path, perm))
 
-    def place(self, path: str, data: bytes) -> Ops:
+    def place(self, path: str, data: bytes, perm: int = 0o600, writable: bool = False) -> Ops:
+        """``data`` in a private file bound on ``path`` (bwrap ``--[ro-]bind-data``)."""
         from .place import Place
 
-        return self.add(Place(path, data))
+        return self.add(Place(path, data, perm, writable))
+
+    def file(self, path: str, data: bytes, perm: int = 0o666) -> Ops:
+        """``data`` written to a regular file ``path`` in the tree (bwrap ``--file``)."""
+        from .file import File
+
+        return self.add(File(path, data, perm))
+
+    def chmod(self, path: str, perm: int) -> Ops:
+        """Set the mode of ``path``, resolved in the container (bwrap ``--chmod``)."""
+        from .chmod import Chmod
+
+        return self.add(Chmod(path, perm))
+
+    def mqueue(self, target: str) -> Ops:
+        """An mqueue filesystem at ``target`` (bwrap ``--mqueue``)."""
+        from .mqueue import Mqueue
+
+        return self.add(Mqueue(target))
+
+    def lock(self, path: str) -> Ops:
+        """Init read-locks ``path`` while it lives (bwrap ``--lock-file``); add it last."""
+        from .lock import Lock
+
+        return self.add(Lock(path))
 
     def remount(self, target: str, flags: int) -> Ops:
         from .remount import Remount

@@ -26,6 +26,8 @@ from ..std import (
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
     MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
     MS_RDONLY,
     MS_REC,
 )
@@ -47,17 +49,30 @@ def tmpfs_options(perm: int, size: int) -> str:
 def mount_tmpfs(st: State, fsname: str, path: str, flags: int, size: int, perm: int) -> None:
     """A tmpfs on the container path ``path`` (made with its parents if missing).
 
-    ``perm`` is the tmpfs root's alone: missing parents get the parent perm,
-    as bubblewrap makes them, so ``--perms 0000 --tmpfs /a/b`` leaves ``/a``
-    searchable and a 1777 never lands on a parent.  The directory mounted
+    ``perm`` is the tmpfs root's alone: missing parents get the parent perm
+    without the group/other access ``perm`` denies, as bubblewrap makes
+    them, so ``--perms 0000 --tmpfs /a/b`` leaves ``/a`` 0700 (searchable by
+    its owner) and a 1777 never lands on a parent.  The directory mounted
     over (hidden by the tmpfs) gets ``parent_perm(perm)``.
     """
     k = st.k
-    fd = k.mkdir_in(SYSROOT, path, parent_perm(perm), st.parent_perm)
+    fd = k.mkdir_in(SYSROOT, path, parent_perm(perm), parent_perm(perm, st.parent_perm))
     try:
         mount_on(st, fd, path, fsname, "tmpfs", flags, tmpfs_options(perm, size))
     finally:
         k.close(fd)
+
+
+#: POSIX message queues hold no programs, devices or set-id files
+MQUEUE_FLAGS = MS_NOSUID | MS_NOEXEC | MS_NODEV
+
+
+def mount_mqueue(st: State, fd: int, path: str) -> None:
+    """The IPC namespace's mqueue filesystem on the directory ``fd`` (container ``path``).
+
+    One definition for the Dev op's ``/dev/mqueue`` and the Mqueue op's own.
+    """
+    mount_on(st, fd, path, "mqueue", "mqueue", MQUEUE_FLAGS, "")
 
 
 def mount_on(
@@ -86,6 +101,18 @@ def bind_onto(st: State, source: str, fd: int, flags: int) -> None:
     k = st.k
     recursive = bool(flags & MS_REC)
     tree = k.open_tree(source, recursive)
+    try:
+        k.setattr_fd(tree, attrs(flags), recursive)
+        k.move_mount(tree, fd)
+    finally:
+        k.close(tree)
+
+
+def bind_tree_onto(st: State, source: int, fd: int, flags: int) -> None:
+    """``bind_onto`` for a source that is an fd (in init's mount namespace), not a path."""
+    k = st.k
+    recursive = bool(flags & MS_REC)
+    tree = k.open_tree_fd(source, recursive)
     try:
         k.setattr_fd(tree, attrs(flags), recursive)
         k.move_mount(tree, fd)

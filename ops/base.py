@@ -104,14 +104,16 @@ def to_host(p: str) -> str:
     return posixpath.normpath(posixpath.join(HOST, p.lstrip("/")))
 
 
-def parent_perm(perm: int) -> int:
+def parent_perm(perm: int, base: int = 0o755) -> int:
     """Permissions for parents created on the way to a path of mode ``perm``.
 
-    Start from 0755 and drop group/other search where the path itself grants
-    nothing to them, so a private directory is not reachable through a
-    world-readable parent (reference §6.3).
+    Start from ``base`` (the setup's parent perm, 0755 by default) and drop
+    group/other access where the path itself grants nothing to them, so a
+    private directory is not reachable through a world-readable parent
+    (reference §6.3).  bubblewrap makes the parents of its ``--dir``,
+    ``--tmpfs``, ``--file`` and ``--bind-data`` the same way.
     """
-    p = 0o755
+    p = base
     if not perm & 0o070:
         p &= ~0o050
     if not perm & 0o007:
@@ -245,6 +247,10 @@ MODULES = {
     "overlay": "overlay",
     "autoetc": "etc",
     "autoroot": "root",
+    "chmod": "chmod",
+    "file": "file",
+    "mqueue": "mqueue",
+    "lock": "lock",
 }
 _PACKAGE = __name__.rpartition(".")[0]
 

@@ -21,7 +21,7 @@ from ..std import (
     MS_NOEXEC,
     MS_NOSUID,
 )
-from ._mount import bind_onto, mount_on, tmpfs_options
+from ._mount import bind_onto, mount_mqueue, mount_on, tmpfs_options
 from .base import BOOL, DEST, HOST_PROC_SELF, SYSROOT, Op, State, q, register, to_host
 
 #: device nodes bound from the host, each a file bind (not recursive, nosuid only)
@@ -35,6 +35,8 @@ LINKS = (
     ("core", "/proc/kcore"),
     ("ptmx", "pts/ptmx"),
 )
+#: a directory of the new /dev, opened to mount on, never through a link
+_DIR_HERE = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
 #: no gid= option: the tty group of the host is not mapped in the container
 DEVPTS_OPTIONS = "newinstance,ptmxmode=0666,mode=620"
 
@@ -100,9 +102,11 @@ class Dev(Op):
 
         if self.mqueue:
             k.mkdirat(dev, "mqueue", st.parent_perm)
-            _mount_in(
-                st, dev, self.target, "mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, ""
-            )
+            fd = k.openat(dev, "mqueue", _DIR_HERE)
+            try:
+                mount_mqueue(st, fd, posixpath.join(self.target, "mqueue"))
+            finally:
+                k.close(fd)
 
         if self.write:
             return
@@ -134,7 +138,7 @@ def _mount_in(
 ) -> None:
     """A new ``fstype`` on the directory ``name`` of the new /dev at ``target``."""
     k = st.k
-    fd = k.openat(dev, name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fd = k.openat(dev, name, _DIR_HERE)
     try:
         mount_on(st, fd, posixpath.join(target, name), fstype, fstype, flags, data)
     finally:

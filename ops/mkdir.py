@@ -1,13 +1,14 @@
 """A directory in the container (reference §7.7).
 
-Init runs with umask 0, so ``perm`` is exactly the mode of every directory
-this creates (existing ones are left alone).
+Init runs with umask 0, so ``perm`` is exactly the mode of the directory
+this creates (an existing one is left alone); missing parents get
+``base.parent_perm(perm)``, as bubblewrap makes them.
 """
 
 from __future__ import annotations
 
 from ..errors import OpError
-from .base import DEST, INT, SYSROOT, Op, State, q, register
+from .base import DEST, INT, SYSROOT, Op, State, parent_perm, q, register
 
 
 @register
@@ -28,9 +29,11 @@ class Mkdir(Op):
             raise OpError(f"mkdir: perm {self.perm:#o} out of range")
 
     def apply(self, st: State) -> None:
-        # perm is the leaf's alone; missing parents get the parent perm (as
-        # bubblewrap makes them), so --perms 1777 never lands on a parent.
-        st.k.close(st.k.mkdir_in(SYSROOT, self.path, self.perm, st.parent_perm))
+        # perm is the leaf's alone, so --perms 1777 never lands on a parent;
+        # missing parents get the parent perm without the group/other access
+        # perm denies (bubblewrap's rule: --perms 0700 --dir /a/b makes /a 0700).
+        pp = parent_perm(self.perm, st.parent_perm)
+        st.k.close(st.k.mkdir_in(SYSROOT, self.path, self.perm, pp))
 
     def __str__(self) -> str:
         return f"directory {q(self.path)} perm {perm_text(self.perm)}"

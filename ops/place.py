@@ -1,8 +1,11 @@
-"""Place a read-only file with given contents in the container (reference §7.8, Go ``Place``).
+"""A file with given contents bound into the container (reference §7.8, Go ``Place``).
 
-The data goes to a temporary file in the intermediate root, which is bound
-read-only onto the target and then unlinked: the bind keeps the inode, and
-nothing of it is left in the intermediate root the container never sees.
+The data goes to a private file in the intermediate root, which gets mode
+``perm`` and is bound onto the target (read-only unless ``writable``) and
+then unlinked: the bind keeps the inode, and nothing of it is left in the
+intermediate root the container never sees.  bubblewrap's ``--bind-data``
+and ``--ro-bind-data`` are this op (their default mode is 0600, mkstemp's);
+``--file``, which writes into the tree itself, is ``ops/file.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import os
 from ..errors import OpError
 from ..std import MS_NODEV, MS_RDONLY
 from ._mount import bind_onto
-from .base import BYTES, DEST, SYSROOT, Op, State, q, register
+from .base import BOOL, BYTES, DEST, INT, SYSROOT, Op, State, parent_perm, q, register
 
-#: Largest file a Place op carries (and ``hakurei exec --place`` reads): 16 MiB.
+#: Largest file a Place or File op carries (and ``hakurei exec --place`` reads): 16 MiB.
 MAX_DATA = 16 << 20
 
 
@@ -22,28 +25,28 @@ MAX_DATA = 16 << 20
 class Place(Op):
     TAG = "place"
     PREFIX = "placing"
-    FIELDS = (("path", DEST), ("data", BYTES))
+    FIELDS = (("path", DEST), ("data", BYTES), ("perm", INT), ("writable", BOOL))
 
-    __slots__ = ("data", "path")
+    __slots__ = ("data", "path", "perm", "writable")
 
-    def __init__(self, path: str, data: bytes) -> None:
+    def __init__(self, path: str, data: bytes, perm: int = 0o600, writable: bool = False) -> None:
         self.path = path
         self.data = data
+        self.perm = perm
+        self.writable = writable
         self.validate()
 
     def check(self) -> None:
-        """At most ``MAX_DATA`` bytes: a placed file is configuration, and the
-        whole setup record must fit the wire's limit (``params.MAX_BODY``)."""
-        if len(self.data) > MAX_DATA:
-            raise OpError(f"place: {len(self.data)} bytes exceed the {MAX_DATA}-byte limit")
+        check_data(self.TAG, self.data, self.perm)
 
     def apply(self, st: State) -> None:
         k = st.k
         tmp = st.tmpname("tmp.")
-        fd = k.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        # Init's umask is 0: the file is created with exactly ``perm``.
+        fd = k.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, self.perm)
         try:
             try:
-                _write_all(st, fd, self.data)
+                write_all(st, fd, self.data)
             except BaseException:
                 try:
                     k.close(fd)
@@ -51,9 +54,9 @@ class Place(Op):
                     pass
                 raise
             k.close(fd)
-            target = k.file_in(SYSROOT, self.path, 0o444, st.parent_perm)
+            target = k.file_in(SYSROOT, self.path, 0o444, parent_perm(self.perm, st.parent_perm))
             try:
-                bind_onto(st, tmp, target, MS_RDONLY | MS_NODEV)
+                bind_onto(st, tmp, target, MS_NODEV if self.writable else MS_RDONLY | MS_NODEV)
             finally:
                 k.close(target)
         except BaseException:
@@ -66,10 +69,26 @@ class Place(Op):
         k.remove(tmp)
 
     def __str__(self) -> str:
-        return f"tmpfile {q(self.path)} ({len(self.data)} bytes)"
+        """``tmpfile "/etc/x" (13 bytes)``, plus what differs from the read-only 0600 default."""
+        extra = "" if self.perm == 0o600 else f", mode 0{self.perm:o}"
+        if self.writable:
+            extra += ", writable"
+        return f"tmpfile {q(self.path)} ({len(self.data)} bytes{extra})"
 
 
-def _write_all(st: State, fd: int, data: bytes) -> None:
+def check_data(tag: str, data: bytes, perm: int) -> None:
+    """At most ``MAX_DATA`` bytes and a mode in 0..07777.
+
+    A placed file is configuration, and the whole setup record must fit the
+    wire's limit (``params.MAX_BODY``).
+    """
+    if len(data) > MAX_DATA:
+        raise OpError(f"{tag}: {len(data)} bytes exceed the {MAX_DATA}-byte limit")
+    if not 0 <= perm <= 0o7777:
+        raise OpError(f"{tag}: perm {perm:#o} out of range")
+
+
+def write_all(st: State, fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = st.k.write(fd, bytes(view))

@@ -108,7 +108,17 @@ def exits(status: int) -> Call:
 
 #: seam calls whose int return value is a new file descriptor the caller must close
 OPENERS = frozenset(
-    ("open", "openat", "openat2", "open_in", "mkdir_in", "file_in", "open_tree", "fsmount")
+    (
+        "open",
+        "openat",
+        "openat2",
+        "open_in",
+        "mkdir_in",
+        "file_in",
+        "open_tree",
+        "open_tree_fd",
+        "fsmount",
+    )
 )
 
 

@@ -52,6 +52,8 @@ class Args:
         #: environment edits in order: ("clear",), ("set", VAR, VALUE), ("keep"/"unset", VAR)
         self.env: list[tuple[str, ...]] = []
         self.pass_fds: list[int] = []
+        #: fds the shim keeps open for init, not the program's (``--bind-fd``'s copies)
+        self.hold_fds: list[int] = []
         self.program = ""
         self.args: list[str] = []
         self.help = False
@@ -69,6 +71,10 @@ class Builder:
         self.perms: int | None = None
         #: /dev mounts to make read-only after the last op (see ``--dev``)
         self.seal: list[str] = []
+        #: files init locks once every other op ran (see ``--lock-file``)
+        self.locks: list[str] = []
+        #: fds init must inherit for the ops that name them (see ``--bind-fd``)
+        self.hold: list[int] = []
 
     def take(self, name: str, size: bool, perms: bool) -> tuple[int | None, int | None]:
         """The pending --size/--perms for op ``name``; a usage error where it takes none."""
@@ -267,6 +273,32 @@ def read_args_fd(text: str) -> list[str]:
     if not data:
         return []
     return [os.fsdecode(part) for part in data.split(b"\0")]
+
+
+def read_fd(name: str, text: str, limit: int) -> bytes:
+    """Everything on the fd ``text`` names, to end of file, at most ``limit`` bytes; then closed.
+
+    bubblewrap's ``--file``/``--bind-data``/``--ro-bind-data`` read a pipe,
+    a file or ``/dev/null`` alike, so any readable fd is taken; one that
+    never ends (``/dev/zero``) fails at the limit instead of filling memory.
+    """
+    fd = parse_fd(name, text)
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while chunk := os.read(fd, min(limit + 1 - got, 1 << 20)):
+            chunks.append(chunk)
+            got += len(chunk)
+            if got > limit:
+                raise UsageError(f"{name}: more than {limit} bytes on fd {fd}")
+    except OSError as e:
+        raise UsageError(f"{name}: cannot read fd {fd}: {describe(e)}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return b"".join(chunks)
 
 
 def read_regular(path: str, limit: int, what: str) -> bytes:

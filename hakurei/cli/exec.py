@@ -36,6 +36,7 @@ from ._table import (
     flag,
     flag_as,
     parse_fd,
+    read_fd,
     read_regular,
     store,
     wrap,
@@ -111,6 +112,65 @@ def _place(b: Builder, name: str, v: list[str]) -> None:
     b.ops.place(v[0], read_regular(v[1], MAX_DATA, f"--place {q(v[0])}"))
 
 
+def _octal(name: str, text: str) -> int:
+    """A mode as bubblewrap's ``--perms``/``--chmod`` take it: octal, 0..07777."""
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise UsageError(f"{name}: {q(text)} is not an octal mode") from None
+    if not 0 <= value <= 0o7777:
+        raise UsageError(f"{name}: {q(text)} is out of range")
+    return value
+
+
+def _data(b: Builder, name: str, v: list[str]) -> None:
+    """bubblewrap's data options: FD's bytes, read here, as a file (--perms for its mode)."""
+    from ..ops.place import MAX_DATA
+
+    _, perms = b.take(name, size=False, perms=True)
+    data = read_fd(name, v[0], MAX_DATA)
+    if name == "--file":
+        b.ops.file(v[1], data, 0o666 if perms is None else perms)
+    else:
+        b.ops.place(v[1], data, 0o600 if perms is None else perms, name == "--bind-data")
+
+
+def _chmod(b: Builder, name: str, v: list[str]) -> None:
+    b.take(name, size=False, perms=False)
+    b.ops.chmod(v[1], _octal(name, v[0]))
+
+
+def _mqueue(b: Builder, name: str, v: list[str]) -> None:
+    b.take(name, size=False, perms=False)
+    b.ops.mqueue(v[0])
+
+
+def _lock_file(b: Builder, name: str, v: list[str]) -> None:
+    """Locked by init after every other op (see ``build_ops``), as bubblewrap's PID 1 does."""
+    b.take(name, size=False, perms=False)
+    b.locks.append(v[0])
+
+
+def _bind_fd(flags: int) -> Callable[[Builder, str, list[str]], None]:
+    """bubblewrap's ``--bind-fd``/``--ro-bind-fd``: bind what FD refers to.
+
+    FD is copied to a close-on-exec fd N the shim keeps for init (the fork
+    gives init the same table; the program never has it), and the bind's
+    source is ``/proc/self/fd/N``, which the Bind op binds by the fd.
+    """
+
+    def op(b: Builder, name: str, v: list[str]) -> None:
+        import fcntl
+
+        b.take(name, size=False, perms=False)
+        fd = parse_fd(name, v[0])
+        held = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        b.hold.append(held)
+        b.ops.bind(f"/proc/self/fd/{held}", v[1], flags)
+
+    return op
+
+
 def _overlay(b: Builder, name: str, v: list[str]) -> None:
     b.take(name, size=False, perms=False)
     if name == "--overlay":
@@ -153,14 +213,7 @@ def _size(b: Builder, name: str, v: list[str]) -> None:
 def _perms(b: Builder, name: str, v: list[str]) -> None:
     if b.perms is not None:
         raise UsageError("--perms given twice before one op")
-    text = v[0]
-    try:
-        value = int(text, 8)
-    except ValueError:
-        raise UsageError(f"--perms: {q(text)} is not an octal mode") from None
-    if not 0 <= value <= 0o7777:
-        raise UsageError(f"--perms: {q(text)} is out of range")
-    b.perms = value
+    b.perms = _octal("--perms", v[0])
 
 
 # -- settings ------------------------------------------------------------------------
@@ -230,7 +283,13 @@ TABLE = Table(
             op=_bind(BIND_WRITABLE | BIND_DEVICE | BIND_OPTIONAL),
         ),
         Opt("--tmpfs", ("DEST",), FS, "tmpfs (takes --size and --perms)", op=_tmpfs),
-        Opt("--dir", ("DEST",), FS, "directory, parents 0755 (takes --perms)", op=_dir),
+        Opt(
+            "--dir",
+            ("DEST",),
+            FS,
+            "directory (takes --perms; parents 0755 less what it denies)",
+            op=_dir,
+        ),
         Opt(
             "--symlink",
             ("TARGET", "LINK"),
@@ -246,8 +305,46 @@ TABLE = Table(
             "minimal /dev with mqueue, read-only after the last op",
             op=_dev,
         ),
+        Opt(
+            "--bind-fd",
+            ("FD", "DEST"),
+            FS,
+            "writable bind of the directory FD is open on",
+            op=_bind_fd(BIND_WRITABLE),
+        ),
+        Opt("--ro-bind-fd", ("FD", "DEST"), FS, "read-only --bind-fd", op=_bind_fd(0)),
         Opt("--remount-ro", ("DEST",), FS, "make the mount at DEST read-only", op=_remount_ro),
+        Opt("--chmod", ("OCTAL", "PATH"), FS, "set the mode of PATH", op=_chmod),
         Opt("--place", ("DEST", "FILE"), FS, "FILE's bytes, read-only", op=_place),
+        Opt(
+            "--file",
+            ("FD", "DEST"),
+            FS,
+            "a file with FD's bytes, mode 0666 (takes --perms)",
+            op=_data,
+        ),
+        Opt(
+            "--bind-data",
+            ("FD", "DEST"),
+            FS,
+            "FD's bytes, a writable private copy, mode 0600 (takes --perms)",
+            op=_data,
+        ),
+        Opt(
+            "--ro-bind-data",
+            ("FD", "DEST"),
+            FS,
+            "--bind-data, read-only",
+            op=_data,
+        ),
+        Opt("--mqueue", ("DEST",), FS, "POSIX message queue filesystem", op=_mqueue),
+        Opt(
+            "--lock-file",
+            ("DEST",),
+            FS,
+            "hold a read lock on DEST while the container lives (applied last)",
+            op=_lock_file,
+        ),
         Opt(
             "--overlay",
             ("DEST", "UPPER", "WORK", "LOWER[:LOWER...]"),
@@ -274,7 +371,13 @@ TABLE = Table(
             act=store,
         ),
         Opt("--size", ("BYTES",), FS, "size of the next --tmpfs (> 0)", op=_size),
-        Opt("--perms", ("OCTAL",), FS, "mode of the next --tmpfs or --dir", op=_perms),
+        Opt(
+            "--perms",
+            ("OCTAL",),
+            FS,
+            "mode of the next --tmpfs, --dir, --file or --*bind-data",
+            op=_perms,
+        ),
         Opt("--hostname", ("NAME",), PROCESS, "host name (default: the host's)", act=store),
         Opt("--uid", ("UID",), PROCESS, "user id inside (default: yours)", act=store),
         Opt("--gid", ("GID",), PROCESS, "group id inside (default: yours)", act=store),
@@ -361,22 +464,15 @@ TABLE = Table(
         "--argv0",
         "--as-pid-1",
         "--assert-userns-disabled",
-        "--bind-data",
-        "--bind-fd",
         "--block-fd",
         "--cap-add",
         "--cap-drop",
-        "--chmod",
         "--disable-userns",
         "--exec-label",
-        "--file",
         "--file-label",
         "--level-prefix",
-        "--lock-file",
         "--overlay-src",
         "--pidns",
-        "--ro-bind-data",
-        "--ro-bind-fd",
         "--sync-fd",
         "--userns",
         "--userns-block-fd",
@@ -422,9 +518,17 @@ def help_text() -> str:
 
 
 def build_ops(
-    sequence: list[tuple[Opt, list[str]]], uid: int | None = None, gid: int | None = None
+    sequence: list[tuple[Opt, list[str]]],
+    uid: int | None = None,
+    gid: int | None = None,
+    hold: list[int] | None = None,
 ) -> Ops:
-    """Turn the ordered op options into ops; --size/--perms modify the next op only."""
+    """Turn the ordered op options into ops; --size/--perms modify the next op only.
+
+    ``hold`` gets the fds the shim must keep open for init (``--bind-fd``).
+    Lock ops come last, after the /dev remounts: a lock is on the file its
+    path names once the tree is complete.
+    """
     b = Builder(Ops(), uid, gid)
     for opt, v in sequence:
         assert opt.op is not None
@@ -433,6 +537,10 @@ def build_ops(
         raise UsageError("--size/--perms must come right before the op they apply to")
     for target in b.seal:
         b.ops.remount(target, MS_RDONLY)
+    for path in b.locks:
+        b.ops.lock(path)
+    if hold is not None:
+        hold.extend(b.hold)
     return b.ops
 
 
@@ -499,7 +607,7 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         known = ", ".join(sorted(profile.PROFILES))
         raise UsageError(f"exec: --profile: unknown profile {q(name)} (known: {known})")
     chosen = profile.PROFILES[name](uid, gid)
-    ops = chosen.extend(build_ops(a.sequence, uid, gid)).finish()
+    ops = chosen.extend(build_ops(a.sequence, uid, gid, a.hold_fds)).finish()
     env = chosen.env
     for edit in a.env:
         if edit[0] == "clear":
@@ -626,4 +734,4 @@ def main(argv: list[str]) -> int:
         from .. import terminal
 
         term = terminal.Terminal() if terminal.wanted(a.flags, setup.retain_session) else None
-    shim.become(setup, a.pass_fds, report, term)
+    shim.become(setup, a.pass_fds, report, term, hold=a.hold_fds)

@@ -229,12 +229,14 @@ def test_bind_mount_points_and_their_parents_are_0755() -> None:
     assert (r.returncode, r.stdout) == (0, "755\n755\n"), r.stderr
 
 
-def test_perms_apply_to_the_leaf_only() -> None:
+def test_perms_apply_to_the_leaf_only_and_parents_lose_what_it_denies() -> None:
+    """bubblewrap's rule: a parent is 0755 less the group/other access the leaf denies."""
     r = sh(
         *BASE, "--perms", "0700", "--tmpfs", "/tmp/a/b", "--perms", "1777", "--dir", "/tmp/c/d",
-        script="stat -c %a /tmp/a /tmp/a/b /tmp/c /tmp/c/d",
+        "--perms", "0750", "--dir", "/tmp/e/f", "--perms", "0604", "--dir", "/tmp/g/h",
+        script="stat -c %a /tmp/a /tmp/a/b /tmp/c /tmp/c/d /tmp/e /tmp/g",
     )  # fmt: skip
-    assert (r.returncode, r.stdout) == (0, "755\n700\n755\n1777\n"), r.stderr
+    assert (r.returncode, r.stdout) == (0, "700\n700\n755\n1777\n750\n705\n"), r.stderr
 
 
 def test_symlink_that_already_exists_identically_is_fine() -> None:

@@ -320,6 +320,26 @@ OPS: dict[str, OpKind] = {
         lambda t, ops, d: ops.place(d, PLACED),
         '[ "$(cat "$D")" = placed ]',
     ),
+    "file": OpKind(
+        lambda t, d: ["--perms", "0640", "--file", "0", d],  # fd 0 is /dev/null
+        lambda t, ops, d: ops.file(d, b"", 0o640),
+        '[ -f "$D" ] && [ "$(stat -L -c %a "$D")" = 640 ]',
+    ),
+    "bind-data": OpKind(
+        lambda t, d: ["--perms", "0640", "--bind-data", "0", d],
+        lambda t, ops, d: ops.place(d, b"", 0o640, writable=True),
+        '[ -f "$D" ] && [ "$(stat -L -c %a "$D")" = 640 ]',
+    ),
+    "dir-chmod": OpKind(
+        lambda t, d: ["--dir", d, "--chmod", "0705", d],
+        lambda t, ops, d: ops.mkdir(d).chmod(d, 0o705),
+        '[ -d "$D" ] && [ "$(stat -L -c %a "$D")" = 705 ]',
+    ),
+    "mqueue": OpKind(
+        lambda t, d: ["--mqueue", d],
+        lambda t, ops, d: ops.mqueue(d),
+        '[ -d "$D" ] && [ "$(stat -L -c %d "$D")" != "$(stat -L -c %d "$D/..")" ]',
+    ),
     "proc": OpKind(
         lambda t, d: ["--proc", d],
         lambda t, ops, d: ops.proc(d),

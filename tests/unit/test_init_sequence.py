@@ -112,7 +112,7 @@ def fs_calls() -> list[Call]:
         call("pivot_root", "/proc/self/fd", "host"),
         call("chdir", "/"),
         # apply: Mkdir, then Tmpfs, each reaching its destination inside the root
-        call("mkdir_in", "/sysroot", "/etc", 0o700, 0o755, ret=10),
+        call("mkdir_in", "/sysroot", "/etc", 0o700, 0o700, ret=10),
         call("close", 10),
         call("mkdir_in", "/sysroot", "/tmp", 0o755, 0o755, ret=11),
         call("mount_here", 11, "ephemeral", "tmpfs", 6, "mode=01777"),
@@ -561,7 +561,7 @@ LATE_OPS = (
     ".link('/etc/mtab', '/proc/mounts')"
 )
 LATE_APPLY = [
-    call("mkdir_in", "/sysroot", "/etc", 0o700, 0o755, ret=10),
+    call("mkdir_in", "/sysroot", "/etc", 0o700, 0o700, ret=10),
     call("close", 10),
     call("mkdir_in", "/sysroot", "/tmp", 0o755, 0o755, ret=11),
     call("mount_here", 11, "ephemeral", "tmpfs", 6, "mode=01777"),
@@ -635,6 +635,11 @@ ops = (
     .overlay_readonly("/.r", "/lower")
     .etc("/etc", "host")
     .root("/var/lib/root", 0)
+    .place("/etc/data", b"d", 0o640, True)
+    .file("/etc/f", b"f")
+    .chmod("/etc/f", 0o600)
+    .mqueue("/mq")
+    .lock("/etc/f")
 )
 assert {type(op) for op in ops} == set(REGISTRY.values())
 fields = dict(

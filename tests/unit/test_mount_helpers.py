@@ -105,7 +105,7 @@ def test_attrs_always_nosuid_plus_only_nodev_and_rdonly(flags: int, want: int) -
 def test_mount_tmpfs_resolves_in_root_with_parent_perm_then_mounts_on_the_fd() -> None:
     run(
         [
-            call("mkdir_in", SYSROOT, "/run/user/65534", 0o700, 0o755, ret=5),
+            call("mkdir_in", SYSROOT, "/run/user/65534", 0o700, 0o700, ret=5),
             call(
                 "mount_here", 5, "ephemeral", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=8192"
             ),

@@ -7,7 +7,14 @@ import os
 
 import pytest
 
-from hakurei.errors import AbsoluteError, MountError, OpError, OpStateError, PathError
+from hakurei.errors import (
+    AbsoluteError,
+    MountError,
+    OpError,
+    OpStateError,
+    PathError,
+    SourceError,
+)
 from hakurei.ops import (
     BIND_DEVICE,
     BIND_ENSURE,
@@ -70,9 +77,11 @@ def test_early_resolves_the_host_source() -> None:
     assert op.source_final == "/usr/bin"
 
 
-def test_early_missing_source_fails_unless_optional() -> None:
-    with pytest.raises(FileNotFoundError):
+def test_early_missing_source_fails_unless_optional_in_bubblewraps_words() -> None:
+    with pytest.raises(SourceError) as info:
         run_early(Bind("/bin/", "/bin/"), [call("realpath", "/bin/", err=enoent("/bin/"))])
+    assert info.value.errno == errno.ENOENT
+    assert str(info.value) == "Can't find source path /bin/: No such file or directory"
 
 
 def test_early_missing_optional_source_skips_the_op() -> None:
@@ -84,8 +93,9 @@ def test_early_missing_optional_source_skips_the_op() -> None:
 
 def test_early_optional_does_not_hide_other_errors() -> None:
     op = Bind("/secret", "/secret", BIND_OPTIONAL)
-    with pytest.raises(PermissionError):
+    with pytest.raises(SourceError) as info:
         run_early(op, [call("realpath", "/secret", err=eperm())])
+    assert info.value.errno == errno.EPERM
 
 
 def test_early_ensure_creates_the_host_source_first() -> None:

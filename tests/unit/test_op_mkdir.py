@@ -14,10 +14,21 @@ from hakurei.ops.mkdir import perm_text
 from fakekernel import FakeKernel, call
 
 
-@pytest.mark.parametrize(("perm", "pperm"), [(0o700, 0o755), (0o1777, 0o750), (0o777, 0o700)])
-def test_apply_gives_perm_to_the_leaf_only(perm: int, pperm: int) -> None:
-    """Missing parents get the state's parent perm: --perms 1777 never lands on a parent."""
-    k = FakeKernel([call("mkdir_in", SYSROOT, "/a/b", perm, pperm, ret=5), call("close", 5)])
+@pytest.mark.parametrize(
+    ("perm", "pperm", "want"),
+    [
+        (0o700, 0o755, 0o700),
+        (0o750, 0o755, 0o750),
+        (0o705, 0o755, 0o705),
+        (0o1777, 0o750, 0o750),
+        (0o777, 0o700, 0o700),
+        (0o000, 0o755, 0o700),
+    ],
+)
+def test_apply_gives_perm_to_the_leaf_only(perm: int, pperm: int, want: int) -> None:
+    """Missing parents get the state's parent perm, less the group/other access perm
+    denies (bubblewrap's rule): --perms 1777 never lands on a parent."""
+    k = FakeKernel([call("mkdir_in", SYSROOT, "/a/b", perm, want, ret=5), call("close", 5)])
     Mkdir("/a/b", perm).apply(State(k, parent_perm=pperm))
     k.done()
 

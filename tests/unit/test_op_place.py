@@ -28,7 +28,8 @@ def full_sequence() -> list[Call]:
         call("open", "/tmp.0", CREATE, 0o600, ret=9),
         call("write", 9, DATA, ret=len(DATA)),
         call("close", 9),
-        call("file_in", SYSROOT, "/etc/hostname", 0o444, 0o750, ret=10),
+        # a 0600 file's missing parents: the parent perm without group/other access
+        call("file_in", SYSROOT, "/etc/hostname", 0o444, 0o700, ret=10),
         call("open_tree", "/tmp.0", False, ret=11),
         call("setattr_fd", 11, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, False),
         call("move_mount", 11, 10),
@@ -146,7 +147,8 @@ def test_path_is_normalised() -> None:
     op = Place("/etc/./x/../hostname/", b"h")
     assert op.path == "/etc/hostname"
     assert str(op) == 'tmpfile "/etc/hostname" (1 bytes)'
-    assert Place.from_wire({"path": "//etc/hostname", "data": b"h"}) == op
+    wire = {"path": "//etc/hostname", "data": b"h", "perm": 0o600, "writable": False}
+    assert Place.from_wire(wire) == op
     with pytest.raises(OpError, match=r"^place: path .* climbs above /$"):
         Place("/etc/../../hostname", b"")
 
@@ -159,3 +161,32 @@ def test_equality_text_wire() -> None:
     assert Place.PREFIX == "placing"
     op = Place("/x", b"\x00\xff")
     assert REGISTRY[op.TAG].from_wire(op.to_wire()) == op
+
+
+def test_writable_with_a_mode_binds_without_rdonly_and_creates_with_the_mode() -> None:
+    """bubblewrap's --bind-data: a writable private copy; --perms 0640 is its mode."""
+    k = FakeKernel(
+        [
+            call("open", "/tmp.0", CREATE, 0o640, ret=9),
+            call("write", 9, DATA, ret=len(DATA)),
+            call("close", 9),
+            call("file_in", SYSROOT, "/etc/hostname", 0o444, 0o750, ret=10),
+            call("open_tree", "/tmp.0", False, ret=11),
+            call("setattr_fd", 11, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, False),
+            call("move_mount", 11, 10),
+            call("close", 11),
+            call("close", 10),
+            call("remove", "/tmp.0"),
+        ]
+    )
+    op = Place("/etc/hostname", DATA, 0o640, writable=True)
+    op.apply(State(k, parent_perm=0o755))
+    k.done()
+    assert str(op) == 'tmpfile "/etc/hostname" (13 bytes, mode 0640, writable)'
+    assert REGISTRY["place"].from_wire(op.to_wire()) == op
+
+
+@pytest.mark.parametrize("perm", [-1, 0o10000])
+def test_mode_out_of_range_is_refused(perm: int) -> None:
+    with pytest.raises(OpError, match=r"^place: perm"):
+        Place("/a", b"", perm)

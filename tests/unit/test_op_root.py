@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from hakurei.errors import OpError, OpRepeatError, PathError
+from hakurei.errors import OpError, OpRepeatError, PathError, SourceError
 from hakurei.ops import (
     BIND_DEVICE,
     BIND_ENSURE,
@@ -209,9 +209,9 @@ def test_bind_early_error_aborts() -> None:
             call("realpath", "/img/b", err=err),
         ]
     )
-    with pytest.raises(FileNotFoundError) as e:
+    with pytest.raises(SourceError) as e:
         AutoRoot("/img").early(State(k))
-    assert e.value is err
+    assert str(e.value) == "Can't find source path /img/b: No such file or directory"
     k.done()
 
 

@@ -25,7 +25,7 @@ def test_ephemeral_with_size() -> None:
     run_apply(
         Tmpfs("/run/user/1000", 1 << 23, 0o700),
         [
-            call("mkdir_in", SYSROOT, "/run/user/1000", 0o700, 0o755, ret=5),
+            call("mkdir_in", SYSROOT, "/run/user/1000", 0o700, 0o700, ret=5),
             call(
                 "mount_here",
                 5,

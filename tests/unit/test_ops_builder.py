@@ -12,9 +12,13 @@ from hakurei.ops import (
     AutoEtc,
     AutoRoot,
     Bind,
+    Chmod,
     Dev,
+    File,
     Link,
+    Lock,
     Mkdir,
+    Mqueue,
     Op,
     Ops,
     Overlay,
@@ -47,6 +51,11 @@ def everything() -> Ops:
         .etc("/etc", "c6e0b4a1")
         .root("/var/lib/image", BIND_WRITABLE)
         .remount("/", MS_RDONLY)
+        .place("/run/data", b"d", 0o640, writable=True)
+        .file("/tmp/f", b"f", 0o644)
+        .chmod("/tmp/f", 0o600)
+        .mqueue("/dev/mqueue")
+        .lock("/tmp/f")
     )
 
 
@@ -72,6 +81,11 @@ def test_each_method_appends_its_op_in_order() -> None:
         AutoEtc("c6e0b4a1"),
         AutoRoot("/var/lib/image", BIND_WRITABLE),
         Remount("/", MS_RDONLY),
+        Place("/run/data", b"d", 0o640, True),
+        File("/tmp/f", b"f", 0o644),
+        Chmod("/tmp/f", 0o600),
+        Mqueue("/dev/mqueue"),
+        Lock("/tmp/f"),
     ]
 
 
@@ -131,6 +145,10 @@ def test_registry_knows_every_op_and_round_trips_it() -> None:
         "overlay",
         "autoetc",
         "autoroot",
+        "chmod",
+        "file",
+        "mqueue",
+        "lock",
     }
     for op in everything():
         assert isinstance(op, Op)

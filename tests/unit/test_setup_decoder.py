@@ -167,8 +167,8 @@ def test_structural_errors_name_the_problem(body: object, message: str) -> None:
 
 def test_unknown_op_tag_is_named() -> None:
     body = msgpack.unpackb(FRAME[HEADER_LEN:])
-    body["ops"].append(["chmod", {"path": "/x"}])
-    with pytest.raises(SetupError, match="unknown op type 'chmod' at index 4"):
+    body["ops"].append(["chown", {"path": "/x"}])
+    with pytest.raises(SetupError, match="unknown op type 'chown' at index 4"):
         decode(frame_of(body))
 
 

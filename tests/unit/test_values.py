@@ -316,7 +316,9 @@ def test_place_op_refuses_more_than_the_limit() -> None:
     with pytest.raises(OpError, match=rf"{MAX_DATA + 1} bytes exceed the {MAX_DATA}-byte limit"):
         Place("/f", b"x" * (MAX_DATA + 1))
     with pytest.raises(OpError, match=r"exceed"):
-        Place.from_wire({"path": "/f", "data": b"x" * (MAX_DATA + 1)})
+        Place.from_wire(
+            {"path": "/f", "data": b"x" * (MAX_DATA + 1), "perm": 0o600, "writable": False}
+        )
 
 
 # -- output: every value quoted, every control byte escaped ----------------------
