@@ -73,8 +73,10 @@ class Spec:
         self.hakurei_status = False
         self.program = ""
         self.args: list[str] = []
-        #: fds the front end reads (``--file``, ``--seccomp``): closed once read
-        self.read_fds: list[int] = []
+        #: ``--lock-file`` paths: locked by init after every other op
+        self.locks: list[str] = []
+        #: our close-on-exec copies of ``--bind-fd`` fds, kept for init (``shim.become(hold=)``)
+        self.hold: list[int] = []
 
 
 # -- messages --------------------------------------------------------------------------
@@ -221,6 +223,52 @@ def _dev(spec: Spec, name: str, v: list[str]) -> None:
     spec.ops.dev_writable(_dest(v[0]))
 
 
+def _chmod(spec: Spec, name: str, v: list[str]) -> None:
+    _take(spec)
+    spec.ops.chmod(_dest(v[1]), _octal(v[0], "--chmod"))
+
+
+def _mqueue(spec: Spec, name: str, v: list[str]) -> None:
+    _take(spec)
+    spec.ops.mqueue(_dest(v[0]))
+
+
+def _lock_file(spec: Spec, name: str, v: list[str]) -> None:
+    _take(spec)
+    spec.locks.append(_dest(v[0]))
+
+
+def _data(spec: Spec, name: str, v: list[str]) -> None:
+    """``--file``, ``--bind-data``, ``--ro-bind-data``: the fd read now, the bytes in the op."""
+    from ..ops.place import MAX_DATA
+
+    perms, _ = _take(spec, perms=True)
+    fd = _fd(v[0], name)
+    data = _read_fd(spec, v[0], name)
+    if len(data) > MAX_DATA:
+        raise BwrapError(f"{name}: more than {MAX_DATA} bytes on fd {fd}")
+    if name == "--file":
+        spec.ops.file(_dest(v[1]), data, 0o666 if perms is None else perms)
+    else:
+        perm = 0o600 if perms is None else perms
+        spec.ops.place(_dest(v[1]), data, perm, writable=name == "--bind-data")
+
+
+def _bind_fd(spec: Spec, name: str, v: list[str]) -> None:
+    """``--bind-fd FD DEST``: init binds what our close-on-exec copy of FD names."""
+    import fcntl
+
+    _take(spec)
+    fd = _fd(v[0], name)
+    try:
+        held = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError as e:
+        raise BwrapError(f"Invalid fd: {v[0]}: {describe(e)}") from None
+    spec.hold.append(held)
+    flags = BIND_WRITABLE if name == "--bind-fd" else 0
+    spec.ops.bind(f"/proc/self/fd/{held}", _dest(v[1]), flags)
+
+
 def _overlay_src(spec: Spec, name: str, v: list[str]) -> None:
     _take(spec)
     spec.overlay_src.append(_host(v[0]))
@@ -346,7 +394,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
     "--clearenv": ((), _clearenv, "Unset all environment variables"),
     "--setenv": (("VAR", "VALUE"), _setenv, "Set an environment variable"),
     "--unsetenv": (("VAR",), _unsetenv, "Unset an environment variable"),
-    "--lock-file": (("DEST",), _unsupported, "Take a lock on DEST while the sandbox is running"),
+    "--lock-file": (("DEST",), _lock_file, "Take a lock on DEST while the sandbox is running"),
     "--sync-fd": (("FD",), _unsupported, "Keep this fd open while the sandbox is running"),
     "--bind": (("SRC", "DEST"), _bind(BIND_WRITABLE), "Bind mount the host path SRC on DEST"),
     "--bind-try": (
@@ -370,8 +418,8 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
         _bind(BIND_OPTIONAL),
         "Equal to --ro-bind but ignores non-existent SRC",
     ),
-    "--bind-fd": (("FD", "DEST"), _unsupported, "Bind open directory or path fd on DEST"),
-    "--ro-bind-fd": (("FD", "DEST"), _unsupported, "Bind open directory or path fd read-only"),
+    "--bind-fd": (("FD", "DEST"), _bind_fd, "Bind open directory or path fd on DEST"),
+    "--ro-bind-fd": (("FD", "DEST"), _bind_fd, "Bind open directory or path fd read-only"),
     "--remount-ro": (("DEST",), _remount_ro, "Remount DEST as read-only; not recursive"),
     "--overlay-src": (("SRC",), _overlay_src, "Read files from SRC in the following overlay"),
     "--overlay": (
@@ -386,11 +434,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
     "--proc": (("DEST",), _proc, "Mount new procfs on DEST"),
     "--dev": (("DEST",), _dev, "Mount new dev on DEST"),
     "--tmpfs": (("DEST",), _tmpfs, "Mount new tmpfs on DEST"),
-    "--mqueue": (("DEST",), _unsupported, "Mount new mqueue on DEST"),
+    "--mqueue": (("DEST",), _mqueue, "Mount new mqueue on DEST"),
     "--dir": (("DEST",), _dir, "Create dir at DEST"),
-    "--file": (("FD", "DEST"), _unsupported, "Copy from FD to destination DEST"),
-    "--bind-data": (("FD", "DEST"), _unsupported, "Copy from FD to a file bind-mounted on DEST"),
-    "--ro-bind-data": (("FD", "DEST"), _unsupported, "Copy from FD to a read-only bound file"),
+    "--file": (("FD", "DEST"), _data, "Copy from FD to destination DEST"),
+    "--bind-data": (("FD", "DEST"), _data, "Copy from FD to a file bind-mounted on DEST"),
+    "--ro-bind-data": (("FD", "DEST"), _data, "Copy from FD to a read-only bound file"),
     "--symlink": (("SRC", "DEST"), _symlink, "Create symlink at DEST with target SRC"),
     "--seccomp": (("FD",), _unsupported, "Load and use seccomp rules from FD (not repeatable)"),
     "--add-seccomp-fd": (("FD",), _unsupported, "Load and use seccomp rules from FD (repeatable)"),
@@ -405,7 +453,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
     "--cap-drop": (("CAP",), _unsupported, "Drop cap CAP"),
     "--perms": (("OCTAL",), _perms, "Set permissions of the next --dir, --tmpfs, --file, ..."),
     "--size": (("BYTES",), _size_opt, "Set size of the next --tmpfs"),
-    "--chmod": (("OCTAL", "PATH"), _unsupported, "Change permissions of PATH (must exist)"),
+    "--chmod": (("OCTAL", "PATH"), _chmod, "Change permissions of PATH (must exist)"),
     "--hakurei-seccomp": (
         ("PRESET[,PRESET...]",),
         _store,
@@ -587,8 +635,10 @@ def setup_of(spec: Spec) -> Setup:
             raise BwrapError(f"--hakurei-seccomp: {e}") from None
     path, args = _program(spec)
     ops = spec.ops
-    if not ops:  # an empty root, as bubblewrap's: init needs one op to replay
+    if not ops and not spec.locks:  # an empty root, as bubblewrap's: init needs an op to replay
         ops.mkdir("/tmp", 0o755)
+    for lock in spec.locks:  # taken once the tree is built, as bubblewrap takes them
+        ops.lock(lock)
     params = _params.Params(
         path,
         args,
@@ -698,7 +748,7 @@ def run(spec: Spec) -> NoReturn:
         sys.stdout.flush()
     gc.freeze()
     gc.enable()
-    shim.become(setup, [], report)
+    shim.become(setup, [], report, hold=spec.hold)
 
 
 def main(argv: list[str], argv0: str = "hakurei bwrap") -> int:

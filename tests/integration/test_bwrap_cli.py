@@ -271,3 +271,78 @@ def test_overlay_option_rules_are_bubblewraps(bwrap: str, tmp_path: Path) -> Non
 def test_selinux_labels_are_accepted_and_ignored(bwrap: str) -> None:
     r = sh(bwrap, "--exec-label", "x", "--file-label", "y", script="echo ok")
     assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+
+
+def test_data_files_have_bwraps_modes_and_the_fds_bytes(bwrap: str) -> None:
+    script = "for f in /tmp/f /tmp/b /tmp/r; do stat -c %a $f; cat $f; done; echo w >> /tmp/r"
+    fds = []
+    for data in (b"file\n", b"bind\n", b"ro\n"):
+        r_fd, w_fd = os.pipe()
+        os.write(w_fd, data)
+        os.close(w_fd)
+        fds.append(r_fd)
+    try:
+        r = sh(
+            bwrap, "--file", str(fds[0]), "/tmp/f", "--perms", "0640",
+            "--bind-data", str(fds[1]), "/tmp/b", "--ro-bind-data", str(fds[2]), "/tmp/r",
+            script=script, pass_fds=fds,
+        )  # fmt: skip
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert r.stdout.splitlines() == ["666", "file", "640", "bind", "600", "ro"], r.stderr
+    assert "Read-only file system" in r.stderr
+
+
+def test_chmod_mqueue_and_bind_fd(bwrap: str, tmp_path: Path) -> None:
+    (tmp_path / "shown").write_text("by fd\n")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        r = sh(
+            bwrap, "--dir", "/tmp/d", "--chmod", "1750", "/tmp/d", "--mqueue", "/tmp/mq",
+            "--ro-bind-fd", str(fd), "/tmp/byfd",
+            script="stat -c %a /tmp/d; stat -f -c %T /tmp/mq; cat /tmp/byfd/shown; "
+            "ls /proc/self/fd | wc -l",
+            pass_fds=(fd,),
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["1750", "mqueue", "by fd"], r.stderr
+    assert int(lines[3]) <= 4  # 0-2 and ls's own: neither the bound fd nor init's copy leaks
+
+
+def test_lock_file_is_held_while_the_sandbox_runs(bwrap: str, tmp_path: Path) -> None:
+    import fcntl
+
+    lock = tmp_path / "lock"
+    lock.touch()
+    proc = subprocess.Popen(
+        [bwrap, *HOST, "--lock-file", str(lock), "sh", "-c", "echo up; read x"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline() == "up\n"
+        with lock.open("a") as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            assert proc.wait(timeout=30) == 0
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # granted: the sandbox is gone
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_missing_source_and_a_conflicting_symlink_fail_in_bwraps_words(
+    bwrap: str, tmp_path: Path
+) -> None:
+    r = run(bwrap, *RUN, "--bind", "/source-enoent", "/dest", "true")
+    failed(r, "Can't find source path /source-enoent: No such file or directory")
+    (tmp_path / "link").symlink_to("/dev/null")
+    r = run(bwrap, *HOST, "--symlink", "/dev/full", str(tmp_path / "link"), "true")
+    failed(r, f"Can't make symlink at {tmp_path}/link: existing destination is /dev/null")
+    r = run(bwrap, "--hakurei-status", *RUN, "--bind", "/source-enoent", "/dest", "true")
+    assert r.returncode == 125, r
