@@ -347,6 +347,22 @@ class Kernel:
             setsigdef=setsigdef,
         )
 
+    def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
+        """execve(2) in this very process (``as_pid_1``): returns only by raising OSError."""
+        os.execve(path, argv, env)
+
+    def setsid(self) -> None:
+        os.setsid()
+
+    def set_signal_mask(self, sigs: tuple[int, ...]) -> None:
+        """The blocked set becomes exactly ``sigs`` (an exec'd program inherits it)."""
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, sigs)
+
+    def default_signals(self, sigs: tuple[int, ...]) -> None:
+        """Each of ``sigs`` back to its default action (an ignored one stays ignored in exec)."""
+        for sig in sigs:
+            _signal.signal(sig, _signal.SIG_DFL)
+
     def sigwaitinfo(self, sigset: tuple[int, ...]) -> int:
         """Wait for one of the (blocked) signals ``sigset``; its number."""
         return int(_signal.sigwaitinfo(sigset).si_signo)

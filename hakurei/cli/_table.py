@@ -52,6 +52,10 @@ class Args:
         #: environment edits in order: ("clear",), ("set", VAR, VALUE), ("keep"/"unset", VAR)
         self.env: list[tuple[str, ...]] = []
         self.pass_fds: list[int] = []
+        #: --cap-add/--cap-drop in order: ("add"/"drop", NAME)
+        self.caps: list[tuple[str, str]] = []
+        #: raw seccomp programs read from --seccomp-fd/--add-seccomp-fd, in order
+        self.seccomp_programs: list[bytes] = []
         self.program = ""
         self.args: list[str] = []
         self.help = False
@@ -267,6 +271,39 @@ def read_args_fd(text: str) -> list[str]:
     if not data:
         return []
     return [os.fsdecode(part) for part in data.split(b"\0")]
+
+
+def read_seccomp_fd(name: str, text: str) -> bytes:
+    """bwrap's ``--seccomp FD``: a raw seccomp program read to end of file, then closed.
+
+    ``struct sock_filter`` is 8 bytes, and the kernel takes at most
+    ``BPF_MAXINSNS`` of them: anything else is refused here, in one line.
+    """
+    from ..wire import BPF_MAXINSNS, check_seccomp_program
+
+    fd = parse_fd(name, text)
+    limit = 8 * BPF_MAXINSNS
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            got += len(chunk)
+            if got > limit:
+                raise UsageError(f"{name}: more than {BPF_MAXINSNS} instructions on fd {fd}")
+    except OSError as e:
+        raise UsageError(f"{name}: cannot read fd {fd}: {describe(e)}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    data = b"".join(chunks)
+    try:
+        check_seccomp_program(data, UsageError)
+    except UsageError as e:
+        raise UsageError(f"{name}: {e}") from None
+    return data
 
 
 def read_regular(path: str, limit: int, what: str) -> bytes:

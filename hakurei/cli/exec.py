@@ -37,6 +37,7 @@ from ._table import (
     flag_as,
     parse_fd,
     read_regular,
+    read_seccomp_fd,
     store,
     wrap,
 )
@@ -196,6 +197,33 @@ def _status_fd(a: Args, name: str, v: list[str]) -> None:
     a.values[name] = v[0]
 
 
+def _cap(a: Args, name: str, v: list[str]) -> None:
+    from ..capnames import mask
+
+    mask(v[0])  # an unknown name is refused while parsing
+    a.caps.append((name, v[0]))
+
+
+def _seccomp_fd(a: Args, name: str, v: list[str]) -> None:
+    """bwrap's --seccomp (here --seccomp-fd: --seccomp names presets) and --add-seccomp-fd."""
+    other = "--add-seccomp-fd" if name == "--seccomp-fd" else "--seccomp-fd"
+    if other in a.flags:  # bwrap's words: one program, or a stack of them
+        raise UsageError(f"{name} cannot be combined with {other}")
+    a.flags.add(name)
+    program = read_seccomp_fd(name, v[0])
+    if name == "--seccomp-fd":
+        a.seccomp_programs = [program]  # the last one wins
+    else:
+        a.seccomp_programs.append(program)
+
+
+def _held_fd(a: Args, name: str, v: list[str]) -> None:
+    fd = parse_fd(name, v[0])
+    if fd < 3:
+        raise UsageError(f"{name}: {fd} is stdio")
+    a.values[name] = v[0]
+
+
 TABLE = Table(
     "exec",
     (
@@ -306,6 +334,35 @@ TABLE = Table(
         Opt("--pty", (), PROCESS, "a terminal of its own even without yours", act=flag),
         Opt("--no-pty", (), PROCESS, "no terminal of its own (default: one in yours)", act=flag),
         Opt("--privileged", (), PROCESS, "keep capabilities in the container", act=flag),
+        Opt(
+            "--cap-add",
+            ("CAP",),
+            PROCESS,
+            "the program keeps CAP (CAP_SYS_ADMIN, sys_admin, ALL) in its user namespace",
+            act=_cap,
+        ),
+        Opt("--cap-drop", ("CAP",), PROCESS, "undo an earlier --cap-add of CAP", act=_cap),
+        Opt(
+            "--as-pid-1",
+            (),
+            PROCESS,
+            "the program is PID 1 itself (nobody reaps orphans or forwards signals; no pty)",
+            act=flag,
+        ),
+        Opt(
+            "--disable-userns",
+            (),
+            PROCESS,
+            "the program cannot create user namespaces (a nested one, limit 1)",
+            act=flag,
+        ),
+        Opt(
+            "--assert-userns-disabled",
+            (),
+            PROCESS,
+            "fail unless creating a user namespace inside fails",
+            act=flag,
+        ),
         Opt("--host-abstract", (), PROCESS, "reach the host's abstract sockets", act=flag),
         Opt("--adopt-wait", ("SECONDS",), PROCESS, "wait for orphans (0: none)", act=store),
         Opt(
@@ -337,7 +394,42 @@ TABLE = Table(
             'write {"child-pid": N} then {"exit-code": N}, a line each',
             act=_status_fd,
         ),
+        Opt(
+            "--sync-fd",
+            ("FD",),
+            FDS,
+            "init holds FD open (the program does not): EOF on it when the container ends",
+            act=_held_fd,
+        ),
+        Opt(
+            "--block-fd",
+            ("FD",),
+            FDS,
+            "wait until FD is readable (or EOF) before starting the program",
+            act=_held_fd,
+        ),
+        Opt(
+            "--userns-block-fd",
+            ("FD",),
+            FDS,
+            "leave the id maps to the caller: wait on FD after --info-fd tells the pid",
+            act=_held_fd,
+        ),
         *SECCOMP_OPTIONS,
+        Opt(
+            "--seccomp-fd",
+            ("FD",),
+            SECCOMP,
+            "load a raw seccomp program (struct sock_filter[]) from FD, after the presets' filter",
+            act=_seccomp_fd,
+        ),
+        Opt(
+            "--add-seccomp-fd",
+            ("FD",),
+            SECCOMP,
+            "as --seccomp-fd, repeatable: the programs are stacked in order",
+            act=_seccomp_fd,
+        ),
         Opt(
             ("--unshare-all", "--unshare-user", "--unshare-user-try", "--unshare-pid"),
             (),
@@ -357,17 +449,10 @@ TABLE = Table(
         Opt(("-v", "--verbose"), (), OUTPUT, "init prints each step on stderr", act=flag_as("-v")),
     ),
     refused=(
-        "--add-seccomp-fd",
         "--argv0",
-        "--as-pid-1",
-        "--assert-userns-disabled",
         "--bind-data",
         "--bind-fd",
-        "--block-fd",
-        "--cap-add",
-        "--cap-drop",
         "--chmod",
-        "--disable-userns",
         "--exec-label",
         "--file",
         "--file-label",
@@ -377,9 +462,7 @@ TABLE = Table(
         "--pidns",
         "--ro-bind-data",
         "--ro-bind-fd",
-        "--sync-fd",
         "--userns",
-        "--userns-block-fd",
         "--userns2",
     ),
 )
@@ -394,6 +477,13 @@ VALUE_OPTIONS: dict[str, tuple[str, ...]] = {
     for o in TABLE.options
     if o.op is None and o.metavars and o.group != FDS
     for n in o.names
+}
+
+#: The fds of this process the container holds, by Params keyword.
+HELD_FDS = {
+    "sync_fd": "--sync-fd",
+    "block_fd": "--block-fd",
+    "userns_block_fd": "--userns-block-fd",
 }
 
 USAGE = "usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]"
@@ -511,6 +601,17 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         elif edit[1] in os.environ:  # keep
             env[edit[1]] = os.environ[edit[1]]
     disable, presets, flags, rules = filter_settings(a)
+    caps = 0
+    if a.caps:
+        from ..capnames import mask
+
+        for how, cap in a.caps:
+            caps = caps | mask(cap) if how == "--cap-add" else caps & ~mask(cap)
+    fds = {key: int(a.values.get(opt, "-1")) for key, opt in HELD_FDS.items()}
+    if fds["userns_block_fd"] != -1 and "--info-fd" not in a.values:
+        raise UsageError("exec: --userns-block-fd requires --info-fd")
+    if fds["userns_block_fd"] != -1 and "--disable-userns" in a.flags:
+        raise UsageError("exec: --disable-userns is not compatible with --userns-block-fd")
     params = _params.Params(
         a.program,
         [a.program, *a.args],
@@ -530,6 +631,12 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         adopt_wait_delay=adopt_wait,
         host_abstract="--host-abstract" in a.flags,
         verbose="-v" in a.flags,
+        caps=caps,
+        as_pid_1="--as-pid-1" in a.flags,
+        seccomp_programs=a.seccomp_programs,
+        disable_userns="--disable-userns" in a.flags,
+        assert_userns_disabled="--assert-userns-disabled" in a.flags,
+        **fds,  # type: ignore[arg-type]
     )
     # This process is the shim itself: nobody above it is watched (see --die-with-parent).
     return params.resolve(len(a.pass_fds), watch_parent=False), a
@@ -622,7 +729,9 @@ def main(argv: list[str]) -> int:
     gc.freeze()  # what start-up made is never collected, so never scanned again
     gc.enable()  # the shim and init live on
     term = None
-    if "--pty" in a.flags or os.isatty(0):  # else no import (start-up time)
+    if "--as-pid-1" in a.flags:
+        pass  # the program is init itself: no terminal of its own
+    elif "--pty" in a.flags or os.isatty(0):  # else no import (start-up time)
         from .. import terminal
 
         term = terminal.Terminal() if terminal.wanted(a.flags, setup.retain_session) else None
