@@ -28,7 +28,7 @@ ALL = (1 << 64) - 1
 
 def number(name: str) -> int:
     """The number of a capability name (``cap_kill``, ``KILL``) or of a decimal 0-63."""
-    if name.isdecimal() and int(name) < 64:
+    if name.isascii() and name.isdecimal() and len(name) <= 2 and int(name) < 64:
         return int(name)
     key = name.upper()
     found = NUMBERS.get(key if key.startswith("CAP_") else f"CAP_{key}")

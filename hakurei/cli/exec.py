@@ -199,8 +199,12 @@ def _status_fd(a: Args, name: str, v: list[str]) -> None:
 
 def _cap(a: Args, name: str, v: list[str]) -> None:
     from ..capnames import mask
+    from ..errors import ParamsError
 
-    mask(v[0])  # an unknown name is refused while parsing
+    try:
+        mask(v[0])  # an unknown name is refused while parsing
+    except ParamsError as e:
+        raise UsageError(f"{name}: {e}") from None
     a.caps.append((name, v[0]))
 
 
@@ -415,21 +419,21 @@ TABLE = Table(
             "leave the id maps to the caller: wait on FD after --info-fd tells the pid",
             act=_held_fd,
         ),
-        *SECCOMP_OPTIONS,
         Opt(
             "--seccomp-fd",
             ("FD",),
-            SECCOMP,
+            FDS,
             "load a raw seccomp program (struct sock_filter[]) from FD, after the presets' filter",
             act=_seccomp_fd,
         ),
         Opt(
             "--add-seccomp-fd",
             ("FD",),
-            SECCOMP,
+            FDS,
             "as --seccomp-fd, repeatable: the programs are stacked in order",
             act=_seccomp_fd,
         ),
+        *SECCOMP_OPTIONS,
         Opt(
             ("--unshare-all", "--unshare-user", "--unshare-user-try", "--unshare-pid"),
             (),

@@ -92,7 +92,7 @@ def facts(frame: bytes) -> dict[str, str]:
 def test_worked_example_code_runs_and_round_trips() -> None:
     code = blocks(section(), "python")[0]
     frame = build_frame(code)  # its own ``assert decode(frame).ops == ops`` runs too
-    assert frame[:6] == b"HKRI\x00\x04"
+    assert frame[:6] == b"HKRI\x00\x05"
 
 
 def test_worked_example_states_the_frames_length_header_and_map_size() -> None:

@@ -197,7 +197,7 @@ def test_a_version_3_frame_from_an_older_parent_is_refused() -> None:
     body.update(version=3, fetch=[])
     raw = msgpack.packb(body, use_bin_type=True)
     frame = MAGIC + (3).to_bytes(2, "big") + len(raw).to_bytes(4, "big") + raw
-    with pytest.raises(SetupError, match=r"^unsupported protocol version 3 \(want 4\)$"):
+    with pytest.raises(SetupError, match=r"^unsupported protocol version 3 \(want 5\)$"):
         decode(frame)
 
 
