@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ import pytest
 from hakurei import capnames
 from hakurei.errors import ParamsError
 
-from conftest import PY, hakurei, ok, py, sh
+from conftest import PY, children, hakurei, ok, py, sh
 
 #: The host as bubblewrap users bind it: read-only, with /proc and a private /tmp.
 BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
@@ -371,32 +372,53 @@ def test_sync_fd_is_held_by_the_container_not_the_program_and_ends_with_it() -> 
             p.wait()
 
 
+def status_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def wait_blocked_before_the_filter(pid: int) -> None:
+    """Until init sleeps between no_new_privs and its syscall filter: where --block-fd waits.
+
+    Without the block init passes that point in microseconds, running, and
+    this fails at the deadline instead; the deadline bounds a failure only.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        st = status_of(pid)
+        if st["State"].startswith("S") and st["NoNewPrivs"] == "1" and st["Seccomp"] == "0":
+            return
+        assert time.monotonic() < deadline, f"init never waited on the block fd: {st}"
+        time.sleep(0.001)
+
+
 def test_block_fd_holds_the_program_until_the_caller_writes() -> None:
     block_r, block_w = os.pipe()
     info_r, info_w = os.pipe()
-    with tempfile.TemporaryDirectory() as d:
-        os.chmod(d, 0o755)
-        marker = Path(d, "released")
-        p = subprocess.Popen(
-            [sys.executable, "-m", "hakurei", "exec", *BASE, "--bind", d, d,
-             "--block-fd", str(block_r), "--info-fd", str(info_w), "--",
-             "/bin/sh", "-c", f"test -e {marker} && echo after || echo before"],
-            stdout=subprocess.PIPE, text=True, pass_fds=(block_r, info_w),
-        )  # fmt: skip
-        os.close(block_r)
-        os.close(info_w)
-        try:
-            with os.fdopen(info_r) as f:
-                assert "child-pid" in json.load(f)  # the container is started
-            marker.touch()  # the program, if it ran already, saw none
-            os.write(block_w, b"x")
-            out, _ = p.communicate(timeout=60)
-        finally:
-            os.close(block_w)
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert (p.returncode, out) == (0, "after\n")
+    ino = os.fstat(block_r).st_ino
+    p = subprocess.Popen(
+        [sys.executable, "-m", "hakurei", "exec", *BASE,
+         "--block-fd", str(block_r), "--info-fd", str(info_w), "--",
+         "/bin/sh", "-c", "echo started; ls -l /proc/self/fd/"],
+        stdout=subprocess.PIPE, text=True, pass_fds=(block_r, info_w),
+    )  # fmt: skip
+    os.close(block_r)
+    os.close(info_w)
+    try:
+        with os.fdopen(info_r) as f:
+            pid = json.load(f)["child-pid"]
+        wait_blocked_before_the_filter(pid)
+        assert children(pid) == []  # and no program yet
+        os.write(block_w, b"x")
+        out, _ = p.communicate(timeout=60)
+    finally:
+        os.close(block_w)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0
+    assert out.startswith("started\n")
+    assert f"pipe:[{ino}]" not in out  # init closed it; the program never had it
 
 
 def test_userns_block_fd_lets_the_caller_write_the_id_maps() -> None:
