@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
         sync_fd: int
         block_fd: int
         userns_block_fd: int
+        userns_fd: int
 
 
 def _read_sysctl(name: str) -> int:
@@ -130,6 +131,7 @@ class Params:
         sync_fd: int = -1,
         block_fd: int = -1,
         userns_block_fd: int = -1,
+        userns_fd: int = -1,
     ) -> None:
         # A name without "/" is looked up in the container's PATH by init (as
         # execvp does); a relative path with "/" is relative to the working
@@ -182,6 +184,8 @@ class Params:
         self.sync_fd = sync_fd
         self.block_fd = block_fd
         self.userns_block_fd = userns_block_fd
+        #: a user namespace to join instead of creating one (bwrap --userns)
+        self.userns_fd = userns_fd
         check_params(self)  # ParamsError now, in the caller, not an error in init later
 
     def __str__(self) -> str:
@@ -243,6 +247,7 @@ class Params:
             sync_fd=self.sync_fd,
             block_fd=self.block_fd,
             userns_block_fd=self.userns_block_fd,
+            userns_fd=self.userns_fd,
         )
 
     def _seccomp(self) -> tuple[bytes | None, int]:
@@ -306,6 +311,11 @@ def check_params(p: Params) -> None:
             raise ParamsError(f"{name} must be an fd number (-1: none)")
     if p.userns_block_fd != -1 and p.disable_userns:
         raise ParamsError("userns_block_fd and disable_userns cannot be combined")
+    if p.userns_fd != -1 and (p.userns_block_fd != -1 or p.disable_userns):
+        raise ParamsError(
+            "userns_fd (an existing user namespace) cannot be combined with"
+            " userns_block_fd or disable_userns"
+        )
 
 
 def working_dirs(dir: str | Sequence[str] | None, env: list[str]) -> tuple[str, list[str]]:

@@ -32,8 +32,9 @@ MAGIC = b"HKRI"
 #: ``hakurei.standby()``; a record carrying it is refused as an unknown field.
 #: 5: the process mechanisms of ``hakurei bwrap``: ``caps`` kept, ``as_pid_1``,
 #: ``seccomp_programs`` stacked after ours, ``disable_userns`` and
-#: ``assert_userns_disabled``, and the caller's ``sync_fd``, ``block_fd`` and
-#: ``userns_block_fd`` (the CLI path only, where the caller is the shim).
+#: ``assert_userns_disabled``, and the caller's ``sync_fd``, ``block_fd``,
+#: ``userns_block_fd`` and ``userns_fd`` (the CLI path only, where the caller
+#: is the shim).
 VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
@@ -73,7 +74,7 @@ MAX_SECCOMP_PROGRAMS = 64
 #: Capability bits are 0..63 (the kernel's sets are 64 bits wide).
 CAPS_LIMIT = 1 << 64
 #: The fields that name fds of the calling process: -1 is none.
-CALLER_FDS = ("sync_fd", "block_fd", "userns_block_fd")
+CALLER_FDS = ("sync_fd", "block_fd", "userns_block_fd", "userns_fd")
 
 #: Every field of the record, in wire order, with its kind.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -107,6 +108,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("sync_fd", INT),
     ("block_fd", INT),
     ("userns_block_fd", INT),
+    ("userns_fd", INT),
 )
 
 #: Fields a record built in this process may leave out (a decoded one may not).
@@ -118,6 +120,7 @@ OPTIONAL: dict[str, object] = {
     "sync_fd": -1,
     "block_fd": -1,
     "userns_block_fd": -1,
+    "userns_fd": -1,
 }
 
 
@@ -156,6 +159,7 @@ class Setup:
     sync_fd: int
     block_fd: int
     userns_block_fd: int
+    userns_fd: int
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
@@ -224,6 +228,11 @@ class Setup:
             held.add(fd)
         if self.userns_block_fd != -1 and self.disable_userns:
             raise SetupError("userns_block_fd and disable_userns cannot be combined")
+        if self.userns_fd != -1 and (self.userns_block_fd != -1 or self.disable_userns):
+            raise SetupError(
+                "userns_fd (an existing user namespace) cannot be combined with"
+                " userns_block_fd or disable_userns"
+            )
 
 
 def check_seccomp_program(program: object, error: type[HakureiError] = ParamsError) -> None:

@@ -135,6 +135,8 @@ _umount2 = _libc.umount2
 _umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 _unshare = _libc.unshare
 _unshare.argtypes = (ctypes.c_int,)
+_setns = _libc.setns
+_setns.argtypes = (ctypes.c_int, ctypes.c_int)
 _sethostname = _libc.sethostname
 _sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
 _prctl_raw = _libc.prctl
@@ -256,6 +258,11 @@ class Kernel:
     def unshare(self, flags: int) -> None:
         if _unshare(flags) != 0:
             raise _oserror("unshare")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        """Join the namespace ``fd`` refers to (``nstype``: its CLONE_NEW* kind, or 0)."""
+        if _setns(fd, nstype) != 0:
+            raise _oserror("setns")
 
     def write_file(self, path: str, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

@@ -255,10 +255,8 @@ def run(
     keep = extra if parent is None else [*extra, parent]
     # The caller's fds the container holds (bwrap's --sync-fd, --block-fd,
     # --userns-block-fd); Setup allows them only when the caller is the shim.
-    keep = [
-        *keep,
-        *(fd for fd in (setup.sync_fd, setup.block_fd, setup.userns_block_fd) if fd >= 0),
-    ]
+    held = (setup.sync_fd, setup.block_fd, setup.userns_block_fd, setup.userns_fd)
+    keep = [*keep, *(fd for fd in held if fd >= 0)]
     if _report >= 0:
         keep = [*keep, _report]
     if term is not None:
@@ -266,11 +264,15 @@ def run(
     keep_only(keep if report is None else [*keep, *report.fds], k)
     k.set_name("hakurei-shim")
 
+    flags = namespaces(setup.host_net)
+    if setup.userns_fd >= 0:
+        join_userns(k, setup.userns_fd)
+        flags &= ~CLONE_NEWUSER
     try:
-        k.unshare(namespaces(setup.host_net))
+        k.unshare(flags)
     except OSError as e:
         raise SetupError(f"cannot unshare namespaces: {describe(e)}") from None
-    if setup.userns_block_fd < 0:  # else someone outside writes them (below)
+    if setup.userns_block_fd < 0 and setup.userns_fd < 0:  # else mapped already, or from outside
         try:
             write_maps(k, setup)
         except OSError as e:
@@ -309,6 +311,24 @@ def run(
     if term is not None:
         term.relay(pid, report, k)
     relay(pid, parent, report, k=k, started=started_r)
+
+
+def join_userns(k: Kernel, fd: int) -> None:
+    """bwrap's --userns: the container's namespaces belong to an existing user namespace.
+
+    An unprivileged caller may join one it owns (one its uid created, or a
+    descendant of one); its id maps are already written, so none are here.
+    """
+    try:
+        k.setns(fd, CLONE_NEWUSER)
+    except OSError as e:
+        if e.errno == 22:  # EINVAL: not a user namespace, or not one below ours
+            raise SetupError(
+                "cannot join the user namespace of userns fd: it is not one, or not a"
+                " descendant of the current user namespace"
+            ) from None
+        raise SetupError(f"cannot join the user namespace of userns fd: {describe(e)}") from None
+    k.close(fd)
 
 
 def let_go(k: Kernel, block: int, go: int) -> None:

@@ -420,6 +420,13 @@ TABLE = Table(
             act=_held_fd,
         ),
         Opt(
+            "--userns",
+            ("FD",),
+            FDS,
+            "join the user namespace FD (one you own) instead of creating one",
+            act=_held_fd,
+        ),
+        Opt(
             "--seccomp-fd",
             ("FD",),
             FDS,
@@ -466,7 +473,6 @@ TABLE = Table(
         "--pidns",
         "--ro-bind-data",
         "--ro-bind-fd",
-        "--userns",
         "--userns2",
     ),
 )
@@ -488,6 +494,7 @@ HELD_FDS = {
     "sync_fd": "--sync-fd",
     "block_fd": "--block-fd",
     "userns_block_fd": "--userns-block-fd",
+    "userns_fd": "--userns",
 }
 
 USAGE = "usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]"
@@ -616,6 +623,8 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         raise UsageError("exec: --userns-block-fd requires --info-fd")
     if fds["userns_block_fd"] != -1 and "--disable-userns" in a.flags:
         raise UsageError("exec: --disable-userns is not compatible with --userns-block-fd")
+    if fds["userns_fd"] != -1 and (fds["userns_block_fd"] != -1 or "--disable-userns" in a.flags):
+        raise UsageError("exec: --userns goes with neither --userns-block-fd nor --disable-userns")
     params = _params.Params(
         a.program,
         [a.program, *a.args],

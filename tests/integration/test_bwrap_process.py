@@ -456,3 +456,58 @@ def test_userns_block_fd_needs_info_fd() -> None:
         os.close(r_fd)
         os.close(w_fd)
     one_line_125(r, "--userns-block-fd requires --info-fd")
+
+
+# -- 7. joining namespaces -----------------------------------------------------------
+
+
+def test_userns_joins_the_user_namespace_of_another_container() -> None:
+    info_r, info_w = os.pipe()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hakurei", "exec", *BASE, "--info-fd", str(info_w), "--",
+         "/bin/sh", "-c", "readlink /proc/self/ns/user; read x || true"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=(info_w,),
+    )  # fmt: skip
+    os.close(info_w)
+    try:
+        assert first.stdout is not None and first.stdin is not None
+        with os.fdopen(info_r) as f:
+            init = json.load(f)["child-pid"]
+        theirs = first.stdout.readline()
+        (program,) = children(init)  # its program: dumpable, so its ns files are ours to open
+        fd = os.open(f"/proc/{program}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            joined = hakurei(
+                "exec", *BASE, "--userns", str(fd), "--",
+                "/bin/sh", "-c", "readlink /proc/self/ns/user; id -u",
+                pass_fds=(fd,),
+            )  # fmt: skip
+        finally:
+            os.close(fd)
+        fresh = exec_sh(script="readlink /proc/self/ns/user")
+    finally:
+        if first.stdin is not None:
+            first.stdin.close()
+        first.wait(timeout=60)
+    assert joined.returncode == 0, joined.stderr
+    assert joined.stdout == f"{theirs}{os.getuid()}\n"
+    assert fresh.stdout != theirs  # without --userns: a user namespace of its own
+
+
+def test_userns_of_a_namespace_that_is_not_ours_to_join_is_one_line() -> None:
+    fd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)  # our own: not below it
+    try:
+        r = hakurei("exec", *BASE, "--userns", str(fd), "--", "/bin/true", pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    one_line_125(r, "cannot join the user namespace of userns fd")
+
+
+def test_userns_is_not_combined_with_disable_userns() -> None:
+    fd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        r = hakurei("exec", "--userns", str(fd), "--disable-userns", "--", "/bin/true",
+                    pass_fds=(fd,))  # fmt: skip
+    finally:
+        os.close(fd)
+    one_line_125(r, "--userns goes with neither")

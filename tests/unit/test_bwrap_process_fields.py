@@ -60,6 +60,9 @@ def test_process_fields_travel_and_come_back() -> None:
             "cannot be combined",
         ),
         ({"as_pid_1": 1}, "as_pid_1 must be a boolean"),
+        ({"userns_fd": 5}, "userns_fd needs the calling process to be the shim"),
+        ({"userns_fd": 5, "disable_userns": True, "parent_pid": 0}, "cannot be combined"),
+        ({"userns_fd": 5, "userns_block_fd": 6, "parent_pid": 0}, "cannot be combined"),
     ],
 )
 def test_bad_process_fields_are_one_setup_error(fields: dict[str, Any], message: str) -> None:
