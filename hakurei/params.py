@@ -62,6 +62,8 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
         block_fd: int
         userns_block_fd: int
         userns_fd: int
+        userns2_fd: int
+        pidns_fd: int
 
 
 def _read_sysctl(name: str) -> int:
@@ -132,6 +134,8 @@ class Params:
         block_fd: int = -1,
         userns_block_fd: int = -1,
         userns_fd: int = -1,
+        userns2_fd: int = -1,
+        pidns_fd: int = -1,
     ) -> None:
         # A name without "/" is looked up in the container's PATH by init (as
         # execvp does); a relative path with "/" is relative to the working
@@ -186,6 +190,10 @@ class Params:
         self.userns_block_fd = userns_block_fd
         #: a user namespace to join instead of creating one (bwrap --userns)
         self.userns_fd = userns_fd
+        #: a user namespace init enters after the setup (bwrap --userns2)
+        self.userns2_fd = userns2_fd
+        #: a pid namespace to start init in instead of a new one (bwrap --pidns)
+        self.pidns_fd = pidns_fd
         check_params(self)  # ParamsError now, in the caller, not an error in init later
 
     def __str__(self) -> str:
@@ -248,6 +256,8 @@ class Params:
             block_fd=self.block_fd,
             userns_block_fd=self.userns_block_fd,
             userns_fd=self.userns_fd,
+            userns2_fd=self.userns2_fd,
+            pidns_fd=self.pidns_fd,
         )
 
     def _seccomp(self) -> tuple[bytes | None, int]:

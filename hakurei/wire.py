@@ -33,8 +33,8 @@ MAGIC = b"HKRI"
 #: 5: the process mechanisms of ``hakurei bwrap``: ``caps`` kept, ``as_pid_1``,
 #: ``seccomp_programs`` stacked after ours, ``disable_userns`` and
 #: ``assert_userns_disabled``, and the caller's ``sync_fd``, ``block_fd``,
-#: ``userns_block_fd`` and ``userns_fd`` (the CLI path only, where the caller
-#: is the shim).
+#: ``userns_block_fd``, ``userns_fd``, ``userns2_fd`` and ``pidns_fd`` (the
+#: CLI path only, where the caller is the shim).
 VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
@@ -74,7 +74,7 @@ MAX_SECCOMP_PROGRAMS = 64
 #: Capability bits are 0..63 (the kernel's sets are 64 bits wide).
 CAPS_LIMIT = 1 << 64
 #: The fields that name fds of the calling process: -1 is none.
-CALLER_FDS = ("sync_fd", "block_fd", "userns_block_fd", "userns_fd")
+CALLER_FDS = ("sync_fd", "block_fd", "userns_block_fd", "userns_fd", "userns2_fd", "pidns_fd")
 
 #: Every field of the record, in wire order, with its kind.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -109,6 +109,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("block_fd", INT),
     ("userns_block_fd", INT),
     ("userns_fd", INT),
+    ("userns2_fd", INT),
+    ("pidns_fd", INT),
 )
 
 #: Fields a record built in this process may leave out (a decoded one may not).
@@ -121,6 +123,8 @@ OPTIONAL: dict[str, object] = {
     "block_fd": -1,
     "userns_block_fd": -1,
     "userns_fd": -1,
+    "userns2_fd": -1,
+    "pidns_fd": -1,
 }
 
 
@@ -160,6 +164,8 @@ class Setup:
     block_fd: int
     userns_block_fd: int
     userns_fd: int
+    userns2_fd: int
+    pidns_fd: int
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:

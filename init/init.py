@@ -644,6 +644,8 @@ def main(
             os.setpgid(0, 0)
         if setup.sync_fd >= 0:
             os.set_inheritable(setup.sync_fd, False)  # init holds it; the program never does
+        if setup.userns2_fd >= 0:
+            os.set_inheritable(setup.userns2_fd, False)  # closed once joined, never the program's
         run = Init(k, setup, extra)
         run.report = report
         run.started_fd = started
@@ -673,6 +675,16 @@ def main(
             # program's; a stdout or stderr that is no terminal stays as it is.
             for fd in _pty.slave_fds(run.tty_mask):
                 k.dup2(run.tty[1], fd)
+        if setup.userns2_fd >= 0:
+            # bwrap's --userns2: the program runs in that user namespace (one
+            # below ours, which init holds CAP_SYS_ADMIN in), set up for it.
+            run.step(
+                "cannot join the user namespace of userns2 fd",
+                k.setns,
+                setup.userns2_fd,
+                CLONE_NEWUSER,
+            )
+            k.close(setup.userns2_fd)
         if proc >= 0:
             run.nest_userns(proc)
             k.close(proc)

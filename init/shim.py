@@ -255,7 +255,14 @@ def run(
     keep = extra if parent is None else [*extra, parent]
     # The caller's fds the container holds (bwrap's --sync-fd, --block-fd,
     # --userns-block-fd); Setup allows them only when the caller is the shim.
-    held = (setup.sync_fd, setup.block_fd, setup.userns_block_fd, setup.userns_fd)
+    held = (
+        setup.sync_fd,
+        setup.block_fd,
+        setup.userns_block_fd,
+        setup.userns_fd,
+        setup.userns2_fd,
+        setup.pidns_fd,
+    )
     keep = [*keep, *(fd for fd in held if fd >= 0)]
     if _report >= 0:
         keep = [*keep, _report]
@@ -268,10 +275,19 @@ def run(
     if setup.userns_fd >= 0:
         join_userns(k, setup.userns_fd)
         flags &= ~CLONE_NEWUSER
+    if setup.pidns_fd >= 0:
+        flags &= ~CLONE_NEWPID
     try:
         k.unshare(flags)
     except OSError as e:
         raise SetupError(f"cannot unshare namespaces: {describe(e)}") from None
+    if setup.pidns_fd >= 0:
+        # bwrap's --pidns: init starts in that pid namespace, not as its PID 1.
+        try:
+            k.setns(setup.pidns_fd, CLONE_NEWPID)
+        except OSError as e:
+            raise SetupError(f"cannot join the pid namespace of pidns fd: {describe(e)}") from None
+        k.close(setup.pidns_fd)
     if setup.userns_block_fd < 0 and setup.userns_fd < 0:  # else mapped already, or from outside
         try:
             write_maps(k, setup)
@@ -299,7 +315,7 @@ def run(
         tty = None if term is None else term.child()
         _init.main(k, setup, extra, alive_r, _report, tty, started_w, go_r)
     os.close(alive_r)
-    for fd in (*extra, started_w, go_r, setup.sync_fd, setup.block_fd):
+    for fd in (*extra, started_w, go_r, setup.sync_fd, setup.block_fd, setup.userns2_fd):
         if fd >= 0:
             os.close(fd)  # init holds them now: the caller sees EOF when init is gone
     if report is not None:

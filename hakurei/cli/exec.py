@@ -427,6 +427,20 @@ TABLE = Table(
             act=_held_fd,
         ),
         Opt(
+            "--userns2",
+            ("FD",),
+            FDS,
+            "after the setup, enter the user namespace FD (one below the container's)",
+            act=_held_fd,
+        ),
+        Opt(
+            "--pidns",
+            ("FD",),
+            FDS,
+            "start in the pid namespace FD (with --userns of its owner) instead of a new one",
+            act=_held_fd,
+        ),
+        Opt(
             "--seccomp-fd",
             ("FD",),
             FDS,
@@ -470,10 +484,8 @@ TABLE = Table(
         "--level-prefix",
         "--lock-file",
         "--overlay-src",
-        "--pidns",
         "--ro-bind-data",
         "--ro-bind-fd",
-        "--userns2",
     ),
 )
 
@@ -495,6 +507,8 @@ HELD_FDS = {
     "block_fd": "--block-fd",
     "userns_block_fd": "--userns-block-fd",
     "userns_fd": "--userns",
+    "userns2_fd": "--userns2",
+    "pidns_fd": "--pidns",
 }
 
 USAGE = "usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]"

@@ -511,3 +511,83 @@ def test_userns_is_not_combined_with_disable_userns() -> None:
     finally:
         os.close(fd)
     one_line_125(r, "--userns goes with neither")
+
+
+class Running:
+    """A container whose program waits on stdin: its shim, init and program pids."""
+
+    def __init__(self, *options: str, script: str) -> None:
+        info_r, info_w = os.pipe()
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "hakurei", "exec", *BASE, *options,
+             "--info-fd", str(info_w), "--", "/bin/sh", "-c", f"{script}; read x || true"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=(info_w,),
+        )  # fmt: skip
+        os.close(info_w)
+        with os.fdopen(info_r) as f:
+            self.init = json.load(f)["child-pid"]
+        assert self.p.stdout is not None
+        self.first_line = self.p.stdout.readline()  # the program runs
+        (self.program,) = children(self.init)
+
+    def ns(self, pid: int, kind: str) -> int:
+        return os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
+def test_userns2_puts_the_program_in_a_user_namespace_below_the_joined_one() -> None:
+    # The first container's own user namespace (its shim's) and the nested one
+    # --disable-userns made for its program, which is below it.
+    first = Running("--disable-userns", script="readlink /proc/self/ns/user")
+    try:
+        outer, nested = first.ns(first.p.pid, "user"), first.ns(first.program, "user")
+        try:
+            r = hakurei(
+                "exec", *BASE, "--userns", str(outer), "--userns2", str(nested), "--",
+                "/bin/sh", "-c", "readlink /proc/self/ns/user; ls -l /proc/self/fd/",
+                pass_fds=(outer, nested),
+            )  # fmt: skip
+            inode = os.fstat(nested).st_ino
+        finally:
+            os.close(outer)
+            os.close(nested)
+    finally:
+        first.close()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == first.first_line.strip()
+    assert f"-> user:[{inode}]" not in r.stdout  # the fd was init's to use, not the program's
+
+
+def test_pidns_starts_the_container_in_another_containers_pid_namespace() -> None:
+    first = Running(script="readlink /proc/self/ns/pid")
+    try:
+        user, pid = first.ns(first.program, "user"), first.ns(first.program, "pid")
+        try:
+            r = hakurei(
+                "exec", *BASE, "--userns", str(user), "--pidns", str(pid), "--",
+                "/bin/sh", "-c", "readlink /proc/self/ns/pid; ls /proc | grep -c '^[0-9]'",
+                pass_fds=(user, pid),
+            )  # fmt: skip
+        finally:
+            os.close(user)
+            os.close(pid)
+    finally:
+        first.close()
+    assert r.returncode == 0, r.stderr
+    same, count = r.stdout.splitlines()
+    assert same == first.first_line.strip()
+    # the first container's init and program, this one's init, program and ls at least
+    assert int(count) >= 5
+
+
+def test_pidns_of_a_namespace_not_ours_is_one_line() -> None:
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        r = hakurei("exec", *BASE, "--pidns", str(fd), "--", "/bin/true", pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    one_line_125(r, "cannot join the pid namespace of pidns fd")

@@ -62,6 +62,8 @@ def test_process_fields_travel_and_come_back() -> None:
         ({"as_pid_1": 1}, "as_pid_1 must be a boolean"),
         ({"userns_fd": 5}, "userns_fd needs the calling process to be the shim"),
         ({"userns_fd": 5, "disable_userns": True, "parent_pid": 0}, "cannot be combined"),
+        ({"pidns_fd": 5}, "pidns_fd needs the calling process to be the shim"),
+        ({"userns2_fd": 5}, "userns2_fd needs the calling process to be the shim"),
         ({"userns_fd": 5, "userns_block_fd": 6, "parent_pid": 0}, "cannot be combined"),
     ],
 )
