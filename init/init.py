@@ -103,6 +103,10 @@ EXEC_DEFAULT_PATH = "/bin:/usr/bin"
 LOOKUP_SKIPPED = (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.ENODEV, errno.ETIMEDOUT)
 
 
+#: How init holds the host's /proc across the pivot (``disable_userns``).
+PROC_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+
 class NotInPath(ProgramError):
     """A program name was not found in the container's PATH (127, as a shell says it)."""
 
@@ -653,11 +657,9 @@ def main(
         umask = k.umask(0)
         last_cap = int(k.read_file("/proc/sys/kernel/cap_last_cap"))
         # The host's /proc, for the sysctl and the nested id maps after the pivot.
-        proc = (
-            k.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            if (setup.disable_userns)
-            else -1
-        )
+        proc = -1
+        if setup.disable_userns:
+            proc = run.step("cannot open /proc", k.open, "/proc", PROC_FLAGS)  # type: ignore[assignment]
         run.filesystem()
         if pty is not None:
             sock, rows, cols, run.tty_mask = pty

@@ -633,6 +633,13 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         for how, cap in a.caps:
             caps = caps | mask(cap) if how == "--cap-add" else caps & ~mask(cap)
     fds = {key: int(a.values.get(opt, "-1")) for key, opt in HELD_FDS.items()}
+    taken = [
+        *a.pass_fds,
+        *(int(a.values[o]) for o in ("--info-fd", "--json-status-fd") if o in a.values),
+    ]
+    for key, fd in fds.items():
+        if fd != -1 and (fd in taken or list(fds.values()).count(fd) > 1):
+            raise UsageError(f"exec: {HELD_FDS[key]}: fd {fd} is given for another use as well")
     if fds["userns_block_fd"] != -1 and "--info-fd" not in a.values:
         raise UsageError("exec: --userns-block-fd requires --info-fd")
     if fds["userns_block_fd"] != -1 and "--disable-userns" in a.flags:
@@ -680,7 +687,9 @@ class Report:
 
     ``{"child-pid": N}`` (N: init, the container's PID 1, as the host sees
     it) once the container is started, then ``{"exit-code": N}`` on the
-    json-status fd when it ends.  Both fds are closed in init, so a reader
+    json-status fd when it ends, only if the program was executed (the shim
+    learns that on init's started pipe): a missing program or a failed setup
+    has no exit code, as with bwrap.  Both fds are closed in init, so a reader
     of the info fd sees end of file right after the pid.
     """
 

@@ -24,7 +24,7 @@ import pytest
 from hakurei import capnames
 from hakurei.errors import ParamsError
 
-from conftest import PY, children, hakurei, ok, py, sh
+from conftest import PY, children, hakurei, ok, py, run, sh
 
 #: The host as bubblewrap users bind it: read-only, with /proc and a private /tmp.
 BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
@@ -100,6 +100,12 @@ def test_as_pid_1_program_is_pid_1() -> None:
 
 def test_as_pid_1_through_the_library() -> None:
     assert ok(sh("echo $$; cat /proc/1/comm", as_pid_1=True)) == "1\nsh\n"
+
+
+def test_as_pid_1_through_the_library_returns_the_programs_status() -> None:
+    assert sh("exit 3", as_pid_1=True).returncode == 3
+    missing = run(["/nonexistent/program"], as_pid_1=True)
+    assert missing.returncode == 127
 
 
 def test_without_as_pid_1_the_program_is_not_pid_1() -> None:
@@ -342,6 +348,17 @@ def test_fds_of_the_caller_are_refused_by_the_library() -> None:
     for name in ("sync_fd", "block_fd", "userns_block_fd"):
         with pytest.raises(ParamsError, match=f"{name} is an fd of the calling process"):
             sh("true", **{name: 5})  # type: ignore[arg-type]
+
+
+def test_a_held_fd_given_for_another_use_is_one_line() -> None:
+    r_fd, w_fd = os.pipe()
+    try:
+        r = hakurei("exec", "--pass-fd", str(w_fd), "--sync-fd", str(w_fd), "--", "/bin/true",
+                    pass_fds=(w_fd,))  # fmt: skip
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
+    one_line_125(r, f"--sync-fd: fd {w_fd} is given for another use as well")
 
 
 def test_sync_fd_is_held_by_the_container_not_the_program_and_ends_with_it() -> None:
