@@ -15,7 +15,9 @@ import pytest
 
 from hakurei import capnames
 from hakurei.errors import ParamsError, SetupError
+from hakurei.init.init import Init
 from hakurei.init.shim import watch
+from hakurei.ops import Ops
 from hakurei.params import Params
 from hakurei.wire import BPF_MAXINSNS, decode, encode
 
@@ -74,10 +76,8 @@ def test_bad_process_fields_are_one_setup_error(fields: dict[str, Any], message:
 
 def test_the_library_refuses_fds_of_its_own_process() -> None:
     p = Params("/bin/true", ops=[], sync_fd=7)
+    p.ops = list(Ops().proc("/proc"))
     with pytest.raises(ParamsError, match="sync_fd is an fd of the calling process"):
-        from hakurei.ops import Ops
-
-        p.ops = list(Ops().proc("/proc"))
         p.resolve(0)
     assert p.resolve(0, watch_parent=False).sync_fd == 7
 
@@ -202,3 +202,43 @@ def test_a_signal_still_reaches_init_while_the_started_pipe_is_watched() -> None
         exits(128 + signal.SIGTERM),
     ]
     assert relay(calls) == []
+
+
+# -- init: kept caps, the block fd and the raw programs, as the exact calls ----------
+
+
+def test_kept_caps_stay_in_every_set_and_the_raw_programs_load_after_ours() -> None:
+    keep = 1 << 10 | 1 << 40 | 1 << 63  # 63: above cap_last_cap, so not kept
+    setup = records.make_setup(
+        caps=keep, bpf=ALLOW, seccomp_programs=[ALLOW * 2, ALLOW * 3], block_fd=9, parent_pid=0
+    )
+    kept = 1 << 10 | 1 << 40
+    full = (1 << 41) - 1
+    calls = [
+        call("ambient_clear_all"),
+        *(call("capbset_drop", cap) for cap in range(41) if cap not in (10, 40)),
+        call("capset", full, full, kept),
+        call("ambient_raise", 10),
+        call("ambient_raise", 40),
+        call("capset", 0, kept, kept),
+        call("set_no_new_privs"),
+        call("landlock_abi", ret=6),
+        call("landlock_scope", 3),
+        call("read", 9, 1, ret=b""),  # the caller closed it: EOF lets the program go too
+        call("close", 9),
+        call("seccomp_load", ALLOW),
+        call("seccomp_load", ALLOW * 2),
+        call("seccomp_load", ALLOW * 3),
+    ]
+    k = FakeKernel(calls)
+    Init(k, setup, []).privileges(40)
+    k.done()
+
+
+def test_init_lets_go_of_its_caps_once_the_program_runs() -> None:
+    k = FakeKernel([call("capset", 0, 0, 0)])
+    Init(k, records.make_setup(caps=1 << 10), []).let_go()
+    k.done()
+    k = FakeKernel([])
+    Init(k, records.make_setup(), []).let_go()  # nothing kept: nothing to drop
+    k.done()
