@@ -14,12 +14,15 @@ import os
 from .errors import OpError, ParamsError, StartError, q
 from .ops import Op
 from .wire import (
+    CALLER_FDS,
+    CAPS_LIMIT,
     PATH_MAX,
     Setup,
     _size,
     check_command,
     check_env_name,
     check_id,
+    check_seccomp_program,
     check_wait,
     hostname_bytes,
 )
@@ -52,6 +55,17 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
         verbose: bool
         message_prefix: str
         set_pwd: bool
+        caps: int
+        as_pid_1: bool
+        seccomp_programs: list[bytes] | None
+        disable_userns: bool
+        assert_userns_disabled: bool
+        sync_fd: int
+        block_fd: int
+        userns_block_fd: int
+        userns_fd: int
+        userns2_fd: int
+        pidns_fd: int
 
 
 def _read_sysctl(name: str) -> int:
@@ -115,6 +129,17 @@ class Params:
         verbose: bool = False,
         message_prefix: str = "hakurei: ",
         set_pwd: bool = False,
+        caps: int = 0,
+        as_pid_1: bool = False,
+        seccomp_programs: list[bytes] | None = None,
+        disable_userns: bool = False,
+        assert_userns_disabled: bool = False,
+        sync_fd: int = -1,
+        block_fd: int = -1,
+        userns_block_fd: int = -1,
+        userns_fd: int = -1,
+        userns2_fd: int = -1,
+        pidns_fd: int = -1,
     ) -> None:
         # A name without "/" is looked up in the container's PATH by init (as
         # execvp does); a relative path with "/" is relative to the working
@@ -160,6 +185,23 @@ class Params:
         self.message_prefix = message_prefix
         #: init sets ``PWD`` to the working directory it entered, as bubblewrap does
         self.set_pwd = set_pwd
+        #: capabilities the program keeps (bit ``1 << CAP_...``, hakurei.capnames)
+        self.caps = caps
+        self.as_pid_1 = as_pid_1
+        if seccomp_programs is not None and not isinstance(seccomp_programs, (list, tuple)):
+            raise ParamsError("seccomp_programs must be a list of bytes")
+        self.seccomp_programs = list(seccomp_programs or [])
+        self.disable_userns = disable_userns
+        self.assert_userns_disabled = assert_userns_disabled
+        self.sync_fd = sync_fd
+        self.block_fd = block_fd
+        self.userns_block_fd = userns_block_fd
+        #: a user namespace to join instead of creating one (bwrap --userns)
+        self.userns_fd = userns_fd
+        #: a user namespace init enters after the setup (bwrap --userns2)
+        self.userns2_fd = userns2_fd
+        #: a pid namespace to start init in instead of a new one (bwrap --pidns)
+        self.pidns_fd = pidns_fd
         check_params(self)  # ParamsError now, in the caller, not an error in init later
 
     def __str__(self) -> str:
@@ -174,10 +216,19 @@ class Params:
         """The wire record for a container with ``files`` extra fds.
 
         ``watch_parent=False`` (parent_pid 0) is for a caller that is the shim
-        itself, the CLI: nobody above it is watched, as with bwrap.
+        itself, the CLI: nobody above it is watched, as with bwrap.  Only then
+        may ``sync_fd``, ``block_fd`` and ``userns_block_fd`` be given: they are
+        fds of this process, which only a shim forked from it inherits.
         """
         if not self.ops:
             raise StartError("container: starting an invalid container (no ops)")
+        if watch_parent:
+            for name in CALLER_FDS:
+                if getattr(self, name) != -1:
+                    raise ParamsError(
+                        f"{name} is an fd of the calling process: only a caller that becomes"
+                        " the shim (hakurei exec, hakurei.init.shim.become) can pass it"
+                    )
         bpf, nrules = self._seccomp()
         delay = self.adopt_wait_delay
         return Setup(
@@ -206,6 +257,17 @@ class Params:
             verbose=self.verbose,
             message_prefix=self.message_prefix,
             set_pwd=self.set_pwd,
+            caps=self.caps,
+            as_pid_1=self.as_pid_1,
+            seccomp_programs=self.seccomp_programs,
+            disable_userns=self.disable_userns,
+            assert_userns_disabled=self.assert_userns_disabled,
+            sync_fd=self.sync_fd,
+            block_fd=self.block_fd,
+            userns_block_fd=self.userns_block_fd,
+            userns_fd=self.userns_fd,
+            userns2_fd=self.userns2_fd,
+            pidns_fd=self.pidns_fd,
         )
 
     def _seccomp(self) -> tuple[bytes | None, int]:
@@ -260,6 +322,24 @@ def check_params(p: Params) -> None:
         raise ParamsError("message_prefix must be printable")
     if p.parent_perm > 0o7777:
         raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
+    if not isinstance(p.caps, int) or isinstance(p.caps, bool) or not 0 <= p.caps < CAPS_LIMIT:
+        raise ParamsError("caps must be a capability bit mask (0 to 2**64 - 1)")
+    for name in ("as_pid_1", "disable_userns", "assert_userns_disabled"):
+        if not isinstance(getattr(p, name), bool):
+            raise ParamsError(f"{name} must be True or False")
+    for program in p.seccomp_programs:
+        check_seccomp_program(program)
+    for name in CALLER_FDS:
+        fd = getattr(p, name)
+        if not isinstance(fd, int) or isinstance(fd, bool) or not -1 <= fd < 1 << 31:
+            raise ParamsError(f"{name} must be an fd number (-1: none)")
+    if p.userns_block_fd != -1 and p.disable_userns:
+        raise ParamsError("userns_block_fd and disable_userns cannot be combined")
+    if p.userns_fd != -1 and (p.userns_block_fd != -1 or p.disable_userns):
+        raise ParamsError(
+            "userns_fd (an existing user namespace) cannot be combined with"
+            " userns_block_fd or disable_userns"
+        )
 
 
 def working_dirs(dir: str | Sequence[str] | None, env: list[str]) -> tuple[str, list[str]]:

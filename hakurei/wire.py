@@ -30,9 +30,13 @@ MAGIC = b"HKRI"
 #: ``dir_fallback`` lists working directories to try when ``dir`` fails.
 #: 4: ``fetch`` (warm starts' fds taken with pidfd_getfd) is gone with
 #: ``hakurei.standby()``; a record carrying it is refused as an unknown field.
-#: 5: ``message_prefix`` (what init's and the shim's error lines start with) and
-#: ``set_pwd`` (init sets ``PWD`` to the directory it entered), for ``hakurei bwrap``;
-#: the ``place`` op carries ``perm`` and ``writable`` (bwrap's ``--bind-data``).
+#: 5: for ``hakurei bwrap``: ``message_prefix`` (what init's and the shim's error
+#: lines start with), ``set_pwd`` (init sets ``PWD`` to the directory it entered), the
+#: ``place`` op's ``perm`` and ``writable`` (``--bind-data``), and the process
+#: mechanisms: ``caps`` kept, ``as_pid_1``, ``seccomp_programs`` stacked after ours,
+#: ``disable_userns`` and ``assert_userns_disabled``, and the caller's ``sync_fd``,
+#: ``block_fd``, ``userns_block_fd``, ``userns_fd``, ``userns2_fd`` and ``pidns_fd``
+#: (the CLI path only, where the caller is the shim).
 VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
@@ -41,6 +45,7 @@ MAX_BODY = 64 << 20
 STR_LIST = "str[]"
 FLOAT = "float"
 BYTES_OPT = "bytes?"
+BYTES_LIST = "bytes[]"
 HOSTNAME = "hostname"  # str in memory (os.fsdecode'd), bin on the wire
 
 #: uid_t and gid_t are 32 bits, and (uid_t)-1 means "no id" to the kernel:
@@ -63,6 +68,15 @@ PATH_MAX = 4096
 #: The kernel's MAX_ARG_STRLEN (32 pages), NUL included: a longer argument or
 #: environment entry makes execve fail with E2BIG.
 MAX_ARG_STRLEN = 32 * 4096
+
+#: The kernel's BPF_MAXINSNS: the most instructions one seccomp program may have.
+BPF_MAXINSNS = 4096
+#: How many raw seccomp programs one container may stack (each is a kernel filter).
+MAX_SECCOMP_PROGRAMS = 64
+#: Capability bits are 0..63 (the kernel's sets are 64 bits wide).
+CAPS_LIMIT = 1 << 64
+#: The fields that name fds of the calling process: -1 is none.
+CALLER_FDS = ("sync_fd", "block_fd", "userns_block_fd", "userns_fd", "userns2_fd", "pidns_fd")
 
 #: Every field of the record, in wire order, with its kind.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -90,7 +104,34 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("verbose", BOOL),
     ("message_prefix", STR),
     ("set_pwd", BOOL),
+    ("caps", INT),
+    ("as_pid_1", BOOL),
+    ("seccomp_programs", BYTES_LIST),
+    ("disable_userns", BOOL),
+    ("assert_userns_disabled", BOOL),
+    ("sync_fd", INT),
+    ("block_fd", INT),
+    ("userns_block_fd", INT),
+    ("userns_fd", INT),
+    ("userns2_fd", INT),
+    ("pidns_fd", INT),
 )
+
+#: Fields a record built in this process may leave out (a decoded one may not).
+OPTIONAL: dict[str, object] = {
+    "message_prefix": "hakurei: ",
+    "set_pwd": False,
+    "caps": 0,
+    "as_pid_1": False,
+    "disable_userns": False,
+    "assert_userns_disabled": False,
+    "sync_fd": -1,
+    "block_fd": -1,
+    "userns_block_fd": -1,
+    "userns_fd": -1,
+    "userns2_fd": -1,
+    "pidns_fd": -1,
+}
 
 
 class Setup:
@@ -122,12 +163,24 @@ class Setup:
     verbose: bool
     message_prefix: str
     set_pwd: bool
+    caps: int
+    as_pid_1: bool
+    seccomp_programs: list[bytes]
+    disable_userns: bool
+    assert_userns_disabled: bool
+    sync_fd: int
+    block_fd: int
+    userns_block_fd: int
+    userns_fd: int
+    userns2_fd: int
+    pidns_fd: int
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:
         fields.setdefault("dir_fallback", [])  # only dir=None or a list of dirs fills it in
-        fields.setdefault("message_prefix", "hakurei: ")
-        fields.setdefault("set_pwd", False)
+        fields.setdefault("seccomp_programs", [])
+        for name, default in OPTIONAL.items():
+            fields.setdefault(name, default)
         if isinstance(fields.get("hostname"), bytes):
             fields["hostname"] = os.fsdecode(fields["hostname"])
         self.ops = list(ops)
@@ -163,9 +216,49 @@ class Setup:
             raise SetupError(f"bad parent_perm {self.parent_perm:#o}")
         if self.bpf is not None and (not self.bpf or len(self.bpf) % 8):
             raise SetupError("seccomp program length is not a multiple of 8")
+        self.validate_process()
         for i, op in enumerate(self.ops):
             if not isinstance(op, Op):
                 raise SetupError(f"invalid op at index {i}")
+
+    def validate_process(self) -> None:
+        """The bwrap process fields: capability bits, seccomp programs, the caller's fds."""
+        if not 0 <= self.caps < CAPS_LIMIT:
+            raise SetupError(f"bad capability mask {_num(self.caps)}")
+        if len(self.seccomp_programs) > MAX_SECCOMP_PROGRAMS:
+            raise SetupError(f"more than {MAX_SECCOMP_PROGRAMS} seccomp programs")
+        for program in self.seccomp_programs:
+            check_seccomp_program(program, SetupError)
+        held: set[int] = set()
+        for name in CALLER_FDS:
+            fd = getattr(self, name)
+            if fd == -1:
+                continue
+            if not 0 <= fd < FD_LIMIT:
+                raise SetupError(f"bad {name} {_num(fd)}")
+            if self.parent_pid:
+                # Only a caller that is the shim itself has these fds to hand on.
+                raise SetupError(f"{name} needs the calling process to be the shim (the CLI)")
+            if fd in held:
+                raise SetupError(f"{name} {fd} is given for another use as well")
+            held.add(fd)
+        if self.userns_block_fd != -1 and self.disable_userns:
+            raise SetupError("userns_block_fd and disable_userns cannot be combined")
+        if self.userns_fd != -1 and (self.userns_block_fd != -1 or self.disable_userns):
+            raise SetupError(
+                "userns_fd (an existing user namespace) cannot be combined with"
+                " userns_block_fd or disable_userns"
+            )
+
+
+def check_seccomp_program(program: object, error: type[HakureiError] = ParamsError) -> None:
+    """A raw seccomp program: bytes, 1 to ``BPF_MAXINSNS`` ``struct sock_filter`` of 8 bytes."""
+    if not isinstance(program, bytes):
+        raise error(f"a seccomp program must be bytes, not {type(program).__name__}")
+    if not program or len(program) % 8:
+        raise error(f"seccomp program of {len(program)} bytes is not a non-zero multiple of 8")
+    if len(program) // 8 > BPF_MAXINSNS:
+        raise error(f"seccomp program of {len(program) // 8} instructions exceeds {BPF_MAXINSNS}")
 
 
 def _check(name: str, kind: str, value: object) -> None:
@@ -185,6 +278,9 @@ def _check(name: str, kind: str, value: object) -> None:
                 hostname_bytes(value)
             except ParamsError as e:
                 raise SetupError(str(e)) from None
+    elif kind == BYTES_LIST:
+        if not isinstance(value, list) or not all(isinstance(v, bytes) for v in value):
+            raise SetupError(f"{name} must be a list of bytes")
     elif kind == BYTES_OPT:
         if value is not None and not isinstance(value, bytes):
             raise SetupError(f"{name} must be bytes or nil")

@@ -25,6 +25,7 @@ import errno
 import os
 import sys
 
+from ..capnames import name as cap_name
 from ..errors import (
     EXIT_SETUP,
     HakureiError,
@@ -36,9 +37,11 @@ from ..errors import (
     strerror,
 )
 from ..ops.base import State
+from . import forkexec as _forkexec
 from . import pty as _pty
 from .kernel import (
     CAP_SYS_ADMIN,
+    CLONE_NEWUSER,
     LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
     LANDLOCK_SCOPE_SIGNAL,
     MNT_DETACH,
@@ -54,6 +57,7 @@ from .kernel import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
     from ..wire import Setup
@@ -100,6 +104,10 @@ EXEC_DEFAULT_PATH = "/bin:/usr/bin"
 LOOKUP_SKIPPED = (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.ENODEV, errno.ETIMEDOUT)
 
 
+#: How init holds the host's /proc across the pivot (``disable_userns``).
+PROC_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+
 class NotInPath(ProgramError):
     """A program name was not found in the container's PATH (127, as a shell says it)."""
 
@@ -113,6 +121,11 @@ class NotInPath(ProgramError):
 
 class Fatal(HakureiError):
     """A step failed: ``<step message>: <cause>``, exit status 125."""
+
+
+def kept(s: Setup) -> int:
+    """The capabilities the program keeps: ``caps``, and CAP_SYS_ADMIN for ``privileged``."""
+    return s.caps | (1 << CAP_SYS_ADMIN if s.privileged else 0)
 
 
 class LateImportBlocker:
@@ -141,6 +154,8 @@ class Init:
         self.tty: tuple[str, int] | None = None
         #: which of fds 0-2 were terminals in the CLI (bit ``1 << fd``): they get the slave
         self.tty_mask = 0
+        #: the shim's "did the program start" pipe (``signal_started``), -1 if none
+        self.started_fd = -1
         self.st = State(
             k,
             parent_perm=setup.parent_perm,
@@ -253,27 +268,101 @@ class Init:
 
     # -- 3. privileges ---------------------------------------------------------
     def privileges(self, last_cap: int) -> None:
+        """Keep only ``kept`` capabilities, no_new_privs, landlock, block, then the filters.
+
+        A kept capability stays in the bounding, permitted and inheritable sets
+        and is raised in the ambient set, so a program of any uid still holds
+        it after its exec (bwrap's ``--cap-add``); init itself lets go of all
+        of them once the program runs (``let_go``).
+        """
         k, s = self.k, self.s
+        full = (1 << (last_cap + 1)) - 1
+        keep = kept(s) & full
         self.step("cannot clear the ambient capability set", k.ambient_clear_all)
         for cap in range(last_cap + 1):
-            if s.privileged and cap == CAP_SYS_ADMIN:
+            if keep >> cap & 1:
                 continue
             self.step("cannot drop capability from bounding set", k.capbset_drop, cap)
-        keep = 1 << CAP_SYS_ADMIN if s.privileged else 0
-        if s.privileged:
+        if keep:
             # Ambient needs the cap in permitted and inheritable; inheritable
             # starts empty after unshare.
-            full = (1 << (last_cap + 1)) - 1
             self.step("cannot capset", k.capset, full, full, keep)
-            self.step("cannot raise CAP_SYS_ADMIN", k.ambient_raise, CAP_SYS_ADMIN)
+            for cap in range(last_cap + 1):
+                if keep >> cap & 1:
+                    self.step(f"cannot raise {cap_name(cap)}", k.ambient_raise, cap)
         self.step("cannot capset", k.capset, 0, keep, keep)
         self.step("cannot set no_new_privs", k.set_no_new_privs)
         self.landlock()
+        if s.block_fd >= 0:
+            # bwrap's --block-fd: the caller says when the program may start.
+            self.verbose(f"waiting on block fd {s.block_fd}")
+            self.step("cannot read block fd", k.read, s.block_fd, 1)
+            self.step("cannot close block fd", k.close, s.block_fd)
         if s.bpf is None:
             self.verbose("syscall filter not configured")
         else:
             self.step("cannot load syscall filter", k.seccomp_load, s.bpf)
             self.verbose(f"{s.nrules} filter rules loaded")
+        # The caller's raw programs bind the program only: start() loads them in
+        # its child (init/forkexec.py), since init's own calls are not theirs.
+
+    def let_go(self) -> None:
+        """Init's own capabilities, gone once the program holds what it keeps.
+
+        Lowering permitted and inheritable clears the ambient set with them; the
+        bounding set needs CAP_SETPCAP to shrink, and bounds nothing init execs.
+        """
+        if kept(self.s):
+            self.step("cannot drop init's capabilities", self.k.capset, 0, 0, 0)
+
+    def nest_userns(self, proc: int) -> None:
+        """bwrap's ``--disable-userns``: a user namespace nobody inside can leave or add to.
+
+        ``max_user_namespaces`` is set to 1 in our user namespace (init may:
+        it holds CAP_SYS_RESOURCE there), then init enters a user namespace
+        nested in it, which uses that one slot.  Inside, creating another
+        counts against every ancestor's limit and fails, and raising the limit
+        needs CAP_SYS_RESOURCE in the outer namespace, which nobody inside has.
+        ``proc`` is the host's /proc, opened before the pivot.
+        """
+        k, s = self.k, self.s
+
+        def put(name: str, data: bytes) -> None:
+            fd = k.openat(proc, name, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                k.write(fd, data)
+            finally:
+                k.close(fd)
+
+        self.step(
+            "cannot set sysctl user.max_user_namespaces to 1",
+            put,
+            "sys/user/max_user_namespaces",
+            b"1",
+        )
+        self.step("cannot create the nested user namespace", k.unshare, CLONE_NEWUSER)
+        # Not dumpable, our /proc files belong to the host's root, and the maps
+        # could not be opened; nothing else runs in the container yet.
+        self.step("cannot set SUID_DUMP_USER", k.set_dumpable, True)
+        # One line each, as an unprivileged creator may: the same ids as outside.
+        self.step(
+            "cannot write the nested uid map", put, "self/uid_map", f"{s.uid} {s.uid} 1\n".encode()
+        )
+        self.step(
+            "cannot deny setgroups in the nested user namespace", put, "self/setgroups", b"deny\n"
+        )
+        self.step(
+            "cannot write the nested gid map", put, "self/gid_map", f"{s.gid} {s.gid} 1\n".encode()
+        )
+        self.step("cannot set SUID_DUMP_DISABLE", k.set_dumpable, False)
+
+    def assert_userns_disabled(self) -> None:
+        """bwrap's ``--assert-userns-disabled``: creating a user namespace must fail here."""
+        try:
+            self.k.unshare(CLONE_NEWUSER)
+        except OSError:
+            return
+        raise Fatal("creation of new user namespaces was not disabled as requested")
 
     def landlock(self) -> None:
         k, s = self.k, self.s
@@ -331,6 +420,20 @@ class Init:
         self.verbose(f"starting initial program {show(s.path)}")
 
         def spawn(path: str) -> int:
+            if s.seccomp_programs:
+                try:
+                    return _forkexec.fork_exec(
+                        k,
+                        path,
+                        s.args,
+                        env,
+                        file_actions=actions,
+                        setsid=not s.retain_session,
+                        sigdef=DEFAULTED,
+                        programs=s.seccomp_programs,
+                    )
+                except _forkexec.LoadError as e:
+                    raise Fatal(f"cannot load seccomp program: {strerror(e.errno or 0)}") from None
             return k.posix_spawn(
                 path,
                 s.args,
@@ -341,9 +444,51 @@ class Init:
                 setsigdef=DEFAULTED,
             )
 
+        def replace(path: str) -> int:
+            k.execve(path, s.args, env)
+            raise AssertionError("execve returned")  # pragma: no cover
+
+        if not s.as_pid_1:
+            return self.find(spawn, env)
+        self.prepare_exec()
+        try:
+            return self.find(replace, env)
+        finally:  # only reached when every exec failed
+            self.signal_started(b"f")
+
+    def prepare_exec(self) -> None:
+        """``as_pid_1``: what posix_spawn would do in the child, done to init itself."""
+        k = self.k
+        if self.tty is not None:
+            raise Fatal("a program that is PID 1 gets no terminal of its own (use --no-pty)")
+        for i, fd in enumerate(self.extra):
+            if fd == 3 + i:
+                os.set_inheritable(fd, True)
+            else:
+                k.dup2(fd, 3 + i)
+        if self.s.sync_fd >= 0:
+            os.set_inheritable(self.s.sync_fd, True)  # bwrap leaks it to PID 1 as well
+        tell(self.report, "started")
+        self.signal_started(b"s")  # the pipe is close-on-exec: a failed exec adds "f"
+        k.default_signals(DEFAULTED)
+        k.set_signal_mask(())
+        for i, program in enumerate(self.s.seccomp_programs):  # last: they may deny the rest
+            self.step(f"cannot load seccomp program {i}", k.seccomp_load_prctl, program)
+
+    def signal_started(self, what: bytes) -> None:
+        """Tell the shim that the program started (``s``) or, as PID 1, failed to (``f``)."""
+        if self.started_fd >= 0:
+            try:
+                self.k.write(self.started_fd, what)
+            except OSError:
+                pass  # the shim is gone: pdeathsig ends us
+
+    def find(self, launch: Callable[[str], int], env: dict[str, str]) -> int:
+        """``launch`` the program at its path, or at each place of the container's PATH."""
+        s = self.s
         if "/" in s.path:  # absolute, or relative to the directory just entered
             try:
-                return spawn(s.path)
+                return launch(s.path)
             except OSError as e:
                 raise ProgramError(s.path, e.errno or 0) from None
         # A name: the program's PATH, searched as glibc's execvp does (an empty
@@ -353,7 +498,7 @@ class Init:
         for d in search.split(":"):
             path = os.path.join(d, s.path)
             try:
-                return spawn(path)
+                return launch(path)
             except OSError as e:
                 err = e.errno or 0
                 if err == errno.EACCES:  # remembered; the search goes on
@@ -493,27 +638,51 @@ def main(
     alive_fd: int,
     report: int = -1,
     pty: tuple[int, int, int, int] | None = None,
+    started: int = -1,
+    go: int = -1,
 ) -> NoReturn:
     """Entry from the shim's fork.  Never returns; never prints a traceback.
 
     ``pty`` (the CLI in a terminal): the socket to pass the program's pty
     master back on, the window's rows and columns, and which of the CLI's
     fds 0-2 are terminals (bit ``1 << fd``; only those get the slave).
+    ``started``: a pipe to tell the shim the program started (``s``).
+    ``go``: with ``userns_block_fd``, a pipe the shim writes once the id
+    maps are written from outside; nothing is done before.
     """
     global ERROR_PREFIX
     ERROR_PREFIX = setup.message_prefix
     try:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
         _signal.set_wakeup_fd(-1)
-        if not setup.retain_session:
+        if go >= 0:
+            if k.read(go, 1) == b"":  # the shim died before letting us go
+                k.exit(EXIT_SETUP)
+            k.close(go)
+        if setup.userns_block_fd >= 0:
+            k.close(setup.userns_block_fd)  # the shim's to read, not ours
+        if setup.as_pid_1 and not setup.retain_session:
+            # The program will be this process: a session of its own now, as
+            # posix_spawn's setsid would give it (a group leader could not).
+            k.setsid()
+        elif not setup.retain_session:
             # Out of the caller's process group: a terminal's Ctrl-C/Ctrl-Z
             # reach the CLI alone, which relays them once (not twice).
             os.setpgid(0, 0)
+        if setup.sync_fd >= 0:
+            os.set_inheritable(setup.sync_fd, False)  # init holds it; the program never does
+        if setup.userns2_fd >= 0:
+            os.set_inheritable(setup.userns2_fd, False)  # closed once joined, never the program's
         run = Init(k, setup, extra)
         run.report = report
+        run.started_fd = started
         run.identity(alive_fd)
         umask = k.umask(0)
         last_cap = int(k.read_file("/proc/sys/kernel/cap_last_cap"))
+        # The host's /proc, for the sysctl and the nested id maps after the pivot.
+        proc = -1
+        if setup.disable_userns:
+            proc = run.step("cannot open /proc", k.open, "/proc", PROC_FLAGS)  # type: ignore[assignment]
         run.filesystem()
         if pty is not None:
             sock, rows, cols, run.tty_mask = pty
@@ -531,8 +700,27 @@ def main(
             # program's; a stdout or stderr that is no terminal stays as it is.
             for fd in _pty.slave_fds(run.tty_mask):
                 k.dup2(run.tty[1], fd)
+        if setup.userns2_fd >= 0:
+            # bwrap's --userns2: the program runs in that user namespace (one
+            # below ours, which init holds CAP_SYS_ADMIN in), set up for it.
+            run.step(
+                "cannot join the user namespace of userns2 fd",
+                k.setns,
+                setup.userns2_fd,
+                CLONE_NEWUSER,
+            )
+            k.close(setup.userns2_fd)
+        if proc >= 0:
+            run.nest_userns(proc)
+            k.close(proc)
+        if setup.disable_userns or setup.assert_userns_disabled:
+            run.assert_userns_disabled()
         run.privileges(last_cap)
         pid = run.start(umask)
+        run.signal_started(b"s")
+        if started >= 0:
+            k.close(started)
+        run.let_go()
         if run.tty is not None:  # the program has the slave open now (vfork semantics)
             os.close(run.tty[1])
         run.serve(pid)

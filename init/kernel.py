@@ -135,8 +135,13 @@ _umount2 = _libc.umount2
 _umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 _unshare = _libc.unshare
 _unshare.argtypes = (ctypes.c_int,)
+_setns = _libc.setns
+_setns.argtypes = (ctypes.c_int, ctypes.c_int)
 _sethostname = _libc.sethostname
 _sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+#: prctl(2) options for a raw seccomp program (linux/prctl.h, linux/seccomp.h).
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 _prctl_raw = _libc.prctl
 _prctl_raw.argtypes = (ctypes.c_int,) + (ctypes.c_ulong,) * 4
 _capset = _libc.capset
@@ -257,6 +262,11 @@ class Kernel:
         if _unshare(flags) != 0:
             raise _oserror("unshare")
 
+    def setns(self, fd: int, nstype: int) -> None:
+        """Join the namespace ``fd`` refers to (``nstype``: its CLONE_NEW* kind, or 0)."""
+        if _setns(fd, nstype) != 0:
+            raise _oserror("setns")
+
     def write_file(self, path: str, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -347,6 +357,22 @@ class Kernel:
             setsigdef=setsigdef,
         )
 
+    def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
+        """execve(2) in this very process (``as_pid_1``): returns only by raising OSError."""
+        os.execve(path, argv, env)
+
+    def setsid(self) -> None:
+        os.setsid()
+
+    def set_signal_mask(self, sigs: tuple[int, ...]) -> None:
+        """The blocked set becomes exactly ``sigs`` (an exec'd program inherits it)."""
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, sigs)
+
+    def default_signals(self, sigs: tuple[int, ...]) -> None:
+        """Each of ``sigs`` back to its default action (an ignored one stays ignored in exec)."""
+        for sig in sigs:
+            _signal.signal(sig, _signal.SIG_DFL)
+
     def sigwaitinfo(self, sigset: tuple[int, ...]) -> int:
         """Wait for one of the (blocked) signals ``sigset``; its number."""
         return int(_signal.sigwaitinfo(sigset).si_signo)
@@ -427,6 +453,19 @@ class Kernel:
             data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
         if _capset(ctypes.byref(hdr), data) != 0:
             raise _oserror("capset")
+
+    def seccomp_load_prctl(self, bpf: bytes) -> None:
+        """A caller's raw program through ``prctl(PR_SET_SECCOMP)``, as bubblewrap loads them.
+
+        Not the seccomp syscall: an allowlist already loaded may permit
+        ``prctl`` but not ``seccomp`` (bubblewrap's own tests stack such).
+        """
+        if len(bpf) % 8 or not bpf:
+            raise OSError(22, "invalid BPF program length", "prctl(PR_SET_SECCOMP)")
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        if _prctl_raw(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
+            raise _oserror("prctl(PR_SET_SECCOMP)")
 
     def seccomp_load(self, bpf: bytes) -> None:
         """Install a compiled classic-BPF program on the calling thread."""

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
         def started(self, pid: int) -> None: ...
         def exited(self, status: int) -> None: ...
+        def exit_status(self, status: int, ran: bool) -> int:
+            """The shim's own exit status, from init's and whether the program ran."""
+            ...
 
     from ..terminal import Terminal
 
@@ -258,6 +261,17 @@ def run(
     if setup.verbose:  # which way this container started (-v, and the library's verbose)
         _init.say(f"shim: {'a cold spawn' if setup.parent_pid else 'the calling process itself'}")
     keep = extra if parent is None else [*extra, parent]
+    # The caller's fds the container holds (bwrap's --sync-fd, --block-fd,
+    # --userns-block-fd); Setup allows them only when the caller is the shim.
+    held = (
+        setup.sync_fd,
+        setup.block_fd,
+        setup.userns_block_fd,
+        setup.userns_fd,
+        setup.userns2_fd,
+        setup.pidns_fd,
+    )
+    keep = [*keep, *(fd for fd in held if fd >= 0)]
     if _report >= 0:
         keep = [*keep, _report]
     if term is not None:
@@ -266,14 +280,28 @@ def run(
     keep_only(keep if report is None else [*keep, *report.fds], k)
     k.set_name("hakurei-shim")
 
+    flags = namespaces(setup.host_net)
+    if setup.userns_fd >= 0:
+        join_userns(k, setup.userns_fd)
+        flags &= ~CLONE_NEWUSER
+    if setup.pidns_fd >= 0:
+        flags &= ~CLONE_NEWPID
     try:
-        k.unshare(namespaces(setup.host_net))
+        k.unshare(flags)
     except OSError as e:
         raise SetupError(f"cannot unshare namespaces: {describe(e)}") from None
-    try:
-        write_maps(k, setup)
-    except OSError as e:
-        raise SetupError(f"cannot write id maps: {describe(e)}") from None
+    if setup.pidns_fd >= 0:
+        # bwrap's --pidns: init starts in that pid namespace, not as its PID 1.
+        try:
+            k.setns(setup.pidns_fd, CLONE_NEWPID)
+        except OSError as e:
+            raise SetupError(f"cannot join the pid namespace of pidns fd: {describe(e)}") from None
+        k.close(setup.pidns_fd)
+    if setup.userns_block_fd < 0 and setup.userns_fd < 0:  # else mapped already, or from outside
+        try:
+            write_maps(k, setup)
+        except OSError as e:
+            raise SetupError(f"cannot write id maps: {describe(e)}") from None
 
     # A caller that ignores SIGCHLD passes that on through exec; with it the
     # kernel reaps children unasked and sends no SIGCHLD, so init would never
@@ -283,24 +311,72 @@ def run(
     # them with sigwaitinfo; the shim unblocks after its handlers are in place.
     _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
     alive_r, alive_w = os.pipe()
+    # Did the program start?  Init writes "s" once it runs (and "f" after it,
+    # as PID 1, when its exec failed): only then is its exit the program's.
+    started_r, started_w = os.pipe2(os.O_CLOEXEC) if report is not None else (-1, -1)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC) if setup.userns_block_fd >= 0 else (-1, -1)
     pid = k.fork()
     if pid == 0:
         os.close(alive_w)
-        for fd in report.fds if report is not None else ():
-            os.close(fd)  # a reader waiting for end of file must not wait for init
-        _init.main(k, setup, extra, alive_r, _report, None if term is None else term.child())
+        for fd in (*(report.fds if report is not None else ()), started_r, go_w):
+            if fd >= 0:
+                os.close(fd)  # a reader waiting for end of file must not wait for init
+        tty = None if term is None else term.child()
+        _init.main(k, setup, extra, alive_r, _report, tty, started_w, go_r)
     os.close(alive_r)
-    for fd in (*extra, *hold):  # init has its own
-        os.close(fd)
+    for fd in (*extra, *hold, started_w, go_r, setup.sync_fd, setup.block_fd, setup.userns2_fd):
+        if fd >= 0:
+            os.close(fd)  # init holds them now: the caller sees EOF when init is gone
     if report is not None:
         report.started(pid)
+    if go_w >= 0:
+        let_go(k, setup.userns_block_fd, go_w)
+    if started_r >= 0:
+        os.set_blocking(started_r, False)
     if term is not None:
         term.relay(pid, report, k)
-    relay(pid, parent, report, k=k)
+    relay(pid, parent, report, k=k, started=started_r)
+
+
+def join_userns(k: Kernel, fd: int) -> None:
+    """bwrap's --userns: the container's namespaces belong to an existing user namespace.
+
+    An unprivileged caller may join one it owns (one its uid created, or a
+    descendant of one); its id maps are already written, so none are here.
+    """
+    try:
+        k.setns(fd, CLONE_NEWUSER)
+    except OSError as e:
+        if e.errno == 22:  # EINVAL: not a user namespace, or not one below ours
+            raise SetupError(
+                "cannot join the user namespace of userns fd: it is not one, or not a"
+                " descendant of the current user namespace"
+            ) from None
+        raise SetupError(f"cannot join the user namespace of userns fd: {describe(e)}") from None
+    k.close(fd)
+
+
+def let_go(k: Kernel, block: int, go: int) -> None:
+    """bwrap's --userns-block-fd: init waits, unmapped, until the caller's fd is readable.
+
+    The caller learnt init's pid from the info fd (``report.started``) and
+    writes the id maps of its user namespace from outside meanwhile.
+    """
+    try:
+        k.read(block, 1)
+    except OSError as e:
+        raise SetupError(f"cannot read userns block fd: {describe(e)}") from None
+    k.close(block)
+    k.write(go, b"g")
+    k.close(go)
 
 
 def relay(
-    pid: int, parent: int | None, report: Report | None = None, k: Kernel | None = None
+    pid: int,
+    parent: int | None,
+    report: Report | None = None,
+    k: Kernel | None = None,
+    started: int = -1,
 ) -> NoReturn:
     """Pass signals to init until it exits; kill it if the parent dies first."""
     k = Kernel() if k is None else k
@@ -310,22 +386,38 @@ def relay(
         _signal.signal(sig, _noop)
     _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
-    watch(k, pid, parent, child, wake_r, report)
+    watch(k, pid, parent, child, wake_r, report, started)
 
 
 def watch(
-    k: Kernel, pid: int, parent: int | None, child: int, wake_r: int, report: Report | None
+    k: Kernel,
+    pid: int,
+    parent: int | None,
+    child: int,
+    wake_r: int,
+    report: Report | None,
+    started: int = -1,
 ) -> NoReturn:
     """The relay's loop, over the kernel seam (tests/unit/test_shim_relay.py replays it).
 
     ``parent`` and ``child`` are pidfds (the parent's, None if nobody is
     watched, and init's); ``wake_r`` is the signal wakeup pipe, one byte per
-    signal caught.
+    signal caught.  ``started`` (non-blocking, -1 if none) is init's "the
+    program started" pipe: ``report.exited`` is told only if it said so, as
+    bwrap's json-status fd has an exit code only for a program that ran.
     """
+    said = b""
     fds = tuple(fd for fd in (parent, child, wake_r) if fd is not None)
+    if started >= 0:
+        fds = (*fds, started)
     while True:
         for fd in k.poll(fds):
-            if fd == wake_r:
+            if fd == started:
+                chunk = _drain(k, started)
+                if chunk == b"":  # init closed it (or exec'd as PID 1): all said
+                    fds = tuple(f for f in fds if f != started)
+                said += chunk or b""
+            elif fd == wake_r:
                 for sig in k.read(wake_r, 64):
                     try:
                         k.kill(pid, sig)
@@ -339,9 +431,26 @@ def watch(
                 k.exit(status_of(status))
             elif fd == child:
                 _, status = k.waitpid(pid, 0)
+                while started in fds:  # all of it was written before init exited
+                    chunk = _drain(k, started)
+                    if not chunk:
+                        break
+                    said += chunk
+                code = status_of(status)
                 if report is not None:
-                    report.exited(status_of(status))
-                k.exit(status_of(status))
+                    ran = started < 0 or said == b"s"
+                    if ran:
+                        report.exited(code)
+                    code = report.exit_status(code, ran)
+                k.exit(code)
+
+
+def _drain(k: Kernel, fd: int) -> bytes | None:
+    """What init wrote on the started pipe so far (non-blocking: None if nothing yet)."""
+    try:
+        return k.read(fd, 16)
+    except BlockingIOError:
+        return None
 
 
 def _noop(signum: int, frame: object) -> None:

@@ -54,6 +54,10 @@ class Args:
         self.pass_fds: list[int] = []
         #: fds the shim keeps open for init, not the program's (``--bind-fd``'s copies)
         self.hold_fds: list[int] = []
+        #: --cap-add/--cap-drop in order: ("add"/"drop", NAME)
+        self.caps: list[tuple[str, str]] = []
+        #: raw seccomp programs read from --seccomp-fd/--add-seccomp-fd, in order
+        self.seccomp_programs: list[bytes] = []
         self.program = ""
         self.args: list[str] = []
         self.help = False
@@ -299,6 +303,22 @@ def read_fd(name: str, text: str, limit: int) -> bytes:
         except OSError:
             pass
     return b"".join(chunks)
+
+
+def read_seccomp_fd(name: str, text: str) -> bytes:
+    """bwrap's ``--seccomp FD``: a raw seccomp program read to end of file, then closed.
+
+    ``struct sock_filter`` is 8 bytes, and the kernel takes at most
+    ``BPF_MAXINSNS`` of them: anything else is refused here, in one line.
+    """
+    from ..wire import BPF_MAXINSNS, check_seccomp_program
+
+    data = read_fd(name, text, 8 * BPF_MAXINSNS)
+    try:
+        check_seccomp_program(data, UsageError)
+    except UsageError as e:
+        raise UsageError(f"{name}: {e}") from None
+    return data
 
 
 def read_regular(path: str, limit: int, what: str) -> bytes:

@@ -77,6 +77,12 @@ class Spec:
         self.locks: list[str] = []
         #: our close-on-exec copies of ``--bind-fd`` fds, kept for init (``shim.become(hold=)``)
         self.hold: list[int] = []
+        #: capabilities the program keeps (None until a --cap-add/--cap-drop: the default)
+        self.caps: int | None = None
+        #: raw seccomp programs from --add-seccomp-fd, in order (--seccomp's is read at the end)
+        self.seccomp_programs: list[bytes] = []
+        #: the caller's fds the sandbox uses: --sync-fd, --block-fd, --userns..., by Params name
+        self.fds: dict[str, int] = {}
 
 
 # -- messages --------------------------------------------------------------------------
@@ -363,13 +369,96 @@ def _fd_value(spec: Spec, name: str, v: list[str]) -> None:
     spec.values[name] = v[0]
 
 
-def _unsupported(spec: Spec, name: str, v: list[str]) -> None:
-    raise BwrapError(f"{name} is not supported by hakurei yet")
+def _args_placeholder(spec: Spec, name: str, v: list[str]) -> None:
+    """``--args`` is expanded by the parser itself, where it stands."""
+
+
+def _caps(spec: Spec, name: str, v: list[str]) -> None:
+    """--cap-add/--cap-drop, in order, from bubblewrap's default (all of root's, else none)."""
+    from .. import capnames
+
+    try:
+        bits = capnames.mask(v[0])
+    except HakureiError:
+        raise BwrapError(f"unknown cap: {v[0]}") from None
+    caps = _default_caps() if spec.caps is None else spec.caps
+    spec.caps = caps | bits if name == "--cap-add" else caps & ~bits
+
+
+def _default_caps() -> int:
+    """bubblewrap's: a caller with uid 0 keeps its effective capabilities, anyone else none."""
+    if os.getuid() != 0:
+        return 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _seccomp_data(spec: Spec, text: str, name: str) -> bytes:
+    """A raw seccomp program from an fd, in bubblewrap's words when it is not one."""
+    from ..wire import BPF_MAXINSNS
+
+    fd = _fd(text, name)
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > 8 * BPF_MAXINSNS:
+                raise BwrapError(f"Invalid seccomp data, more than {BPF_MAXINSNS} instructions")
+    except OSError as e:
+        raise BwrapError(f"Can't read seccomp data: {os.strerror(e.errno or 0)}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    data = b"".join(chunks)
+    if len(data) % 8:
+        raise BwrapError("Invalid seccomp data, must be multiple of 8")
+    return data  # empty is refused once the command line is read, as bwrap's prctl would
+
+
+def _seccomp(spec: Spec, name: str, v: list[str]) -> None:
+    if spec.seccomp_programs:
+        raise BwrapError("--seccomp cannot be combined with --add-seccomp-fd")
+    if "--seccomp" in spec.values:
+        warn(spec, "Only the last --seccomp option will take effect")
+    _fd(v[0], name)
+    spec.values[name] = v[0]
+
+
+def _add_seccomp_fd(spec: Spec, name: str, v: list[str]) -> None:
+    if "--seccomp" in spec.values:
+        raise BwrapError("--add-seccomp-fd cannot be combined with --seccomp")
+    spec.seccomp_programs.append(_seccomp_data(spec, v[0], name))
+
+
+#: fd options the sandbox keeps using, and their Params keyword.
+FD_PARAMS = {
+    "--sync-fd": "sync_fd",
+    "--block-fd": "block_fd",
+    "--userns-block-fd": "userns_block_fd",
+    "--userns": "userns_fd",
+    "--userns2": "userns2_fd",
+    "--pidns": "pidns_fd",
+}
+
+
+def _held_fd(spec: Spec, name: str, v: list[str]) -> None:
+    key = FD_PARAMS[name]
+    if key in spec.fds and name in ("--sync-fd", "--userns", "--userns2", "--pidns"):
+        warn(spec, f"Only the last {name} option will take effect")
+    spec.fds[key] = _fd(v[0], name)
 
 
 #: name → (value names, handler, help): bubblewrap's options in its --help order, then ours.
 OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None], str]] = {
-    "--args": (("FD",), _unsupported, "Parse NUL-separated args from FD"),
+    "--args": (("FD",), _args_placeholder, "Parse NUL-separated args from FD"),
     "--argv0": (("VALUE",), _store, "Set argv[0] to VALUE before running the program"),
     "--level-prefix": ((), _level_prefix, "Prepend e.g. <3> to diagnostic messages"),
     "--unshare-all": ((), _unshare, "Unshare every namespace we support by default"),
@@ -382,11 +471,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
     "--unshare-uts": ((), _unshare, "Create new uts namespace (always done)"),
     "--unshare-cgroup": ((), _flag, "Create new cgroup namespace (always done)"),
     "--unshare-cgroup-try": ((), _flag, "Create new cgroup namespace (always done)"),
-    "--userns": (("FD",), _unsupported, "Use this user namespace (not with --unshare-user)"),
-    "--userns2": (("FD",), _unsupported, "After setup switch to this user namespace"),
-    "--disable-userns": ((), _unsupported, "Disable further use of user namespaces inside"),
-    "--assert-userns-disabled": ((), _unsupported, "Fail unless user namespaces are disabled"),
-    "--pidns": (("FD",), _unsupported, "Use this pid namespace (as parent namespace)"),
+    "--userns": (("FD",), _held_fd, "Use this user namespace (not with --unshare-user)"),
+    "--userns2": (("FD",), _held_fd, "After setup switch to this user namespace"),
+    "--disable-userns": ((), _flag, "Disable further use of user namespaces inside"),
+    "--assert-userns-disabled": ((), _flag, "Fail unless user namespaces are disabled"),
+    "--pidns": (("FD",), _held_fd, "Use this pid namespace (as parent namespace)"),
     "--uid": (("UID",), _store, "Custom uid in the sandbox"),
     "--gid": (("GID",), _store, "Custom gid in the sandbox"),
     "--hostname": (("NAME",), _store, "Custom hostname in the sandbox (requires --unshare-uts)"),
@@ -395,7 +484,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
     "--setenv": (("VAR", "VALUE"), _setenv, "Set an environment variable"),
     "--unsetenv": (("VAR",), _unsetenv, "Unset an environment variable"),
     "--lock-file": (("DEST",), _lock_file, "Take a lock on DEST while the sandbox is running"),
-    "--sync-fd": (("FD",), _unsupported, "Keep this fd open while the sandbox is running"),
+    "--sync-fd": (("FD",), _held_fd, "Keep this fd open while the sandbox is running"),
     "--bind": (("SRC", "DEST"), _bind(BIND_WRITABLE), "Bind mount the host path SRC on DEST"),
     "--bind-try": (
         ("SRC", "DEST"),
@@ -440,17 +529,17 @@ OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Spec, str, list[str]], None]
     "--bind-data": (("FD", "DEST"), _data, "Copy from FD to a file bind-mounted on DEST"),
     "--ro-bind-data": (("FD", "DEST"), _data, "Copy from FD to a read-only bound file"),
     "--symlink": (("SRC", "DEST"), _symlink, "Create symlink at DEST with target SRC"),
-    "--seccomp": (("FD",), _unsupported, "Load and use seccomp rules from FD (not repeatable)"),
-    "--add-seccomp-fd": (("FD",), _unsupported, "Load and use seccomp rules from FD (repeatable)"),
-    "--block-fd": (("FD",), _unsupported, "Block on FD until some data to read is available"),
-    "--userns-block-fd": (("FD",), _unsupported, "Block on FD until the user namespace is ready"),
+    "--seccomp": (("FD",), _seccomp, "Load and use seccomp rules from FD (not repeatable)"),
+    "--add-seccomp-fd": (("FD",), _add_seccomp_fd, "Load and use seccomp rules from FD (stacked)"),
+    "--block-fd": (("FD",), _held_fd, "Block on FD until some data to read is available"),
+    "--userns-block-fd": (("FD",), _held_fd, "Block on FD until the user namespace is ready"),
     "--info-fd": (("FD",), _fd_value, "Write information about the running container to FD"),
     "--json-status-fd": (("FD",), _fd_value, "Write container status to FD as JSON documents"),
     "--new-session": ((), _flag, "Create a new terminal session"),
     "--die-with-parent": ((), _flag, "Kill the sandbox when the caller dies"),
-    "--as-pid-1": ((), _unsupported, "Do not install a reaper process with PID 1"),
-    "--cap-add": (("CAP",), _unsupported, "Add cap CAP in the sandbox's user namespace"),
-    "--cap-drop": (("CAP",), _unsupported, "Drop cap CAP"),
+    "--as-pid-1": ((), _flag, "Do not install a reaper process with PID 1"),
+    "--cap-add": (("CAP",), _caps, "Add cap CAP in the sandbox's user namespace"),
+    "--cap-drop": (("CAP",), _caps, "Drop cap CAP"),
     "--perms": (("OCTAL",), _perms, "Set permissions of the next --dir, --tmpfs, --file, ..."),
     "--size": (("BYTES",), _size_opt, "Set size of the next --tmpfs"),
     "--chmod": (("OCTAL", "PATH"), _chmod, "Change permissions of PATH (must exist)"),
@@ -616,12 +705,32 @@ def _id(spec: Spec, name: str, default: int) -> int:
     return value
 
 
+def _check_combinations(spec: Spec) -> None:
+    """What bubblewrap refuses once the whole command line is read, in its words."""
+    fds, flags = spec.fds, spec.flags
+    if "userns_block_fd" in fds and not spec.unshare_user:
+        raise BwrapError("--userns-block-fd requires --unshare-user")
+    if "userns_block_fd" in fds and "--info-fd" not in spec.values:
+        raise BwrapError("--userns-block-fd requires --info-fd")
+    if "userns_fd" in fds and spec.unshare_user:
+        raise BwrapError("--userns not compatible --unshare-user")
+    if "--disable-userns" in flags and not spec.unshare_user:
+        raise BwrapError("--disable-userns requires --unshare-user")
+    if "--disable-userns" in flags and "userns_block_fd" in fds:
+        raise BwrapError("--disable-userns is not compatible with  --userns-block-fd")
+    if "userns2_fd" in fds and "userns_fd" not in fds:
+        raise BwrapError("--userns2 requires --userns")
+    if "--hostname" in spec.values and not spec.unshare_uts:
+        raise BwrapError("Specifying --hostname requires --unshare-uts")
+    if "--as-pid-1" in flags and not spec.unshare_pid:
+        raise BwrapError("Specifying --as-pid-1 requires --unshare-pid")
+
+
 def setup_of(spec: Spec) -> Setup:
     """The validated setup record for ``spec`` (``BwrapError`` for what bubblewrap refuses)."""
     from .. import params as _params
 
-    if "--hostname" in spec.values and not spec.unshare_uts:
-        raise BwrapError("Specifying --hostname requires --unshare-uts")
+    _check_combinations(spec)
     uid = _id(spec, "--uid", os.getuid())
     gid = _id(spec, "--gid", os.getgid())
     presets = spec.values.get("--hakurei-seccomp")
@@ -633,6 +742,11 @@ def setup_of(spec: Spec) -> Setup:
             seccomp_presets = sc.parse_presets(presets)
         except ValueError as e:
             raise BwrapError(f"--hakurei-seccomp: {e}") from None
+    programs = list(spec.seccomp_programs)
+    if "--seccomp" in spec.values:
+        programs.append(_seccomp_data(spec, spec.values["--seccomp"], "--seccomp"))
+    if not all(programs):
+        raise BwrapError("prctl(PR_SET_SECCOMP): Invalid argument (an empty seccomp program)")
     path, args = _program(spec)
     ops = spec.ops
     if not ops and not spec.locks:  # an empty root, as bubblewrap's: init needs an op to replay
@@ -657,6 +771,12 @@ def setup_of(spec: Spec) -> Setup:
         adopt_wait_delay=0,  # bubblewrap's PID 1 ends when the program does
         message_prefix="<3>bwrap: " if spec.level_prefix else "bwrap: ",
         set_pwd=True,
+        caps=_default_caps() if spec.caps is None else spec.caps,
+        as_pid_1="--as-pid-1" in spec.flags,
+        seccomp_programs=programs,
+        disable_userns="--disable-userns" in spec.flags,
+        assert_userns_disabled="--assert-userns-disabled" in spec.flags,
+        **spec.fds,  # type: ignore[arg-type]
     )
     return params.resolve(0, watch_parent=False)
 
@@ -668,10 +788,13 @@ class Report:
     into them), and for the pid namespace its ``pid_for_children``.
     """
 
-    def __init__(self, info: int | None, status: int | None, host_net: bool) -> None:
+    def __init__(
+        self, info: int | None, status: int | None, host_net: bool, hakurei_status: bool
+    ) -> None:
         self.info = info
         self.status = status
         self.host_net = host_net
+        self.hakurei_status = hakurei_status
         self.fds = [fd for fd in (info, status) if fd is not None]
         for fd in self.fds:
             os.set_inheritable(fd, False)  # never the program's
@@ -710,6 +833,10 @@ class Report:
         if self.status is not None:
             _write(self.status, f'{{ "exit-code": {status} }}\n')
 
+    def exit_status(self, status: int, ran: bool) -> int:
+        """The program's status; bubblewrap's 1 when it never ran (init said why on stderr)."""
+        return status if ran or self.hakurei_status else EXIT_FAILURE
+
 
 def _write(fd: int, text: str) -> None:
     data = text.encode()
@@ -730,18 +857,18 @@ def run(spec: Spec) -> NoReturn:
 
         die_with_parent(os.getppid())
     info, status = spec.values.get("--info-fd"), spec.values.get("--json-status-fd")
-    report = None
-    if info is not None or status is not None:
-        report = Report(
-            None if info is None else int(info),
-            None if status is None else int(status),
-            setup.host_net,
-        )
-        for fd in report.fds:
-            try:
-                os.fstat(fd)
-            except OSError as e:
-                raise BwrapError(f"Invalid fd: {fd}: {describe(e)}") from None
+    # Always a report: it is how the shim learns whether the program ran (exit 1 if not).
+    report = Report(
+        None if info is None else int(info),
+        None if status is None else int(status),
+        setup.host_net,
+        spec.hakurei_status,
+    )
+    for fd in report.fds:
+        try:
+            os.fstat(fd)
+        except OSError as e:
+            raise BwrapError(f"Invalid fd: {fd}: {describe(e)}") from None
     import gc
 
     if sys.stdout is not None:

@@ -38,6 +38,7 @@ from ._table import (
     parse_fd,
     read_fd,
     read_regular,
+    read_seccomp_fd,
     store,
     wrap,
 )
@@ -249,6 +250,37 @@ def _status_fd(a: Args, name: str, v: list[str]) -> None:
     a.values[name] = v[0]
 
 
+def _cap(a: Args, name: str, v: list[str]) -> None:
+    from ..capnames import mask
+    from ..errors import ParamsError
+
+    try:
+        mask(v[0])  # an unknown name is refused while parsing
+    except ParamsError as e:
+        raise UsageError(f"{name}: {e}") from None
+    a.caps.append((name, v[0]))
+
+
+def _seccomp_fd(a: Args, name: str, v: list[str]) -> None:
+    """bwrap's --seccomp (here --seccomp-fd: --seccomp names presets) and --add-seccomp-fd."""
+    other = "--add-seccomp-fd" if name == "--seccomp-fd" else "--seccomp-fd"
+    if other in a.flags:  # bwrap's words: one program, or a stack of them
+        raise UsageError(f"{name} cannot be combined with {other}")
+    a.flags.add(name)
+    program = read_seccomp_fd(name, v[0])
+    if name == "--seccomp-fd":
+        a.seccomp_programs = [program]  # the last one wins
+    else:
+        a.seccomp_programs.append(program)
+
+
+def _held_fd(a: Args, name: str, v: list[str]) -> None:
+    fd = parse_fd(name, v[0])
+    if fd < 3:
+        raise UsageError(f"{name}: {fd} is stdio")
+    a.values[name] = v[0]
+
+
 TABLE = Table(
     "exec",
     (
@@ -409,6 +441,35 @@ TABLE = Table(
         Opt("--pty", (), PROCESS, "a terminal of its own even without yours", act=flag),
         Opt("--no-pty", (), PROCESS, "no terminal of its own (default: one in yours)", act=flag),
         Opt("--privileged", (), PROCESS, "keep capabilities in the container", act=flag),
+        Opt(
+            "--cap-add",
+            ("CAP",),
+            PROCESS,
+            "the program keeps CAP (CAP_SYS_ADMIN, sys_admin, ALL) in its user namespace",
+            act=_cap,
+        ),
+        Opt("--cap-drop", ("CAP",), PROCESS, "undo an earlier --cap-add of CAP", act=_cap),
+        Opt(
+            "--as-pid-1",
+            (),
+            PROCESS,
+            "the program is PID 1 itself (nobody reaps orphans or forwards signals; no pty)",
+            act=flag,
+        ),
+        Opt(
+            "--disable-userns",
+            (),
+            PROCESS,
+            "the program cannot create user namespaces (a nested one, limit 1)",
+            act=flag,
+        ),
+        Opt(
+            "--assert-userns-disabled",
+            (),
+            PROCESS,
+            "fail unless creating a user namespace inside fails",
+            act=flag,
+        ),
         Opt("--host-abstract", (), PROCESS, "reach the host's abstract sockets", act=flag),
         Opt("--adopt-wait", ("SECONDS",), PROCESS, "wait for orphans (0: none)", act=store),
         Opt(
@@ -440,6 +501,62 @@ TABLE = Table(
             'write {"child-pid": N} then {"exit-code": N}, a line each',
             act=_status_fd,
         ),
+        Opt(
+            "--sync-fd",
+            ("FD",),
+            FDS,
+            "init holds FD open (the program does not): EOF on it when the container ends",
+            act=_held_fd,
+        ),
+        Opt(
+            "--block-fd",
+            ("FD",),
+            FDS,
+            "wait until FD is readable (or EOF) before starting the program",
+            act=_held_fd,
+        ),
+        Opt(
+            "--userns-block-fd",
+            ("FD",),
+            FDS,
+            "leave the id maps to the caller: wait on FD after --info-fd tells the pid",
+            act=_held_fd,
+        ),
+        Opt(
+            "--userns",
+            ("FD",),
+            FDS,
+            "join the user namespace FD (one you own) instead of creating one",
+            act=_held_fd,
+        ),
+        Opt(
+            "--userns2",
+            ("FD",),
+            FDS,
+            "after the setup, enter the user namespace FD (one below the container's)",
+            act=_held_fd,
+        ),
+        Opt(
+            "--pidns",
+            ("FD",),
+            FDS,
+            "start in the pid namespace FD (with --userns of its owner) instead of a new one",
+            act=_held_fd,
+        ),
+        Opt(
+            "--seccomp-fd",
+            ("FD",),
+            FDS,
+            "load a raw seccomp program (struct sock_filter[]) from FD, after the presets' filter",
+            act=_seccomp_fd,
+        ),
+        Opt(
+            "--add-seccomp-fd",
+            ("FD",),
+            FDS,
+            "as --seccomp-fd, repeatable: the programs are stacked in order",
+            act=_seccomp_fd,
+        ),
         *SECCOMP_OPTIONS,
         Opt(
             ("--unshare-all", "--unshare-user", "--unshare-user-try", "--unshare-pid"),
@@ -460,23 +577,11 @@ TABLE = Table(
         Opt(("-v", "--verbose"), (), OUTPUT, "init prints each step on stderr", act=flag_as("-v")),
     ),
     refused=(
-        "--add-seccomp-fd",
         "--argv0",
-        "--as-pid-1",
-        "--assert-userns-disabled",
-        "--block-fd",
-        "--cap-add",
-        "--cap-drop",
-        "--disable-userns",
         "--exec-label",
         "--file-label",
         "--level-prefix",
         "--overlay-src",
-        "--pidns",
-        "--sync-fd",
-        "--userns",
-        "--userns-block-fd",
-        "--userns2",
     ),
 )
 
@@ -490,6 +595,16 @@ VALUE_OPTIONS: dict[str, tuple[str, ...]] = {
     for o in TABLE.options
     if o.op is None and o.metavars and o.group != FDS
     for n in o.names
+}
+
+#: The fds of this process the container holds, by Params keyword.
+HELD_FDS = {
+    "sync_fd": "--sync-fd",
+    "block_fd": "--block-fd",
+    "userns_block_fd": "--userns-block-fd",
+    "userns_fd": "--userns",
+    "userns2_fd": "--userns2",
+    "pidns_fd": "--pidns",
 }
 
 USAGE = "usage: hakurei exec [OPTIONS] [--] PROGRAM [ARGS...]"
@@ -619,6 +734,26 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         elif edit[1] in os.environ:  # keep
             env[edit[1]] = os.environ[edit[1]]
     disable, presets, flags, rules = filter_settings(a)
+    caps = 0
+    if a.caps:
+        from ..capnames import mask
+
+        for how, cap in a.caps:
+            caps = caps | mask(cap) if how == "--cap-add" else caps & ~mask(cap)
+    fds = {key: int(a.values.get(opt, "-1")) for key, opt in HELD_FDS.items()}
+    taken = [
+        *a.pass_fds,
+        *(int(a.values[o]) for o in ("--info-fd", "--json-status-fd") if o in a.values),
+    ]
+    for key, fd in fds.items():
+        if fd != -1 and (fd in taken or list(fds.values()).count(fd) > 1):
+            raise UsageError(f"exec: {HELD_FDS[key]}: fd {fd} is given for another use as well")
+    if fds["userns_block_fd"] != -1 and "--info-fd" not in a.values:
+        raise UsageError("exec: --userns-block-fd requires --info-fd")
+    if fds["userns_block_fd"] != -1 and "--disable-userns" in a.flags:
+        raise UsageError("exec: --disable-userns is not compatible with --userns-block-fd")
+    if fds["userns_fd"] != -1 and (fds["userns_block_fd"] != -1 or "--disable-userns" in a.flags):
+        raise UsageError("exec: --userns goes with neither --userns-block-fd nor --disable-userns")
     params = _params.Params(
         a.program,
         [a.program, *a.args],
@@ -638,6 +773,12 @@ def prepare(argv: list[str]) -> tuple[Setup, Args] | None:
         adopt_wait_delay=adopt_wait,
         host_abstract="--host-abstract" in a.flags,
         verbose="-v" in a.flags,
+        caps=caps,
+        as_pid_1="--as-pid-1" in a.flags,
+        seccomp_programs=a.seccomp_programs,
+        disable_userns="--disable-userns" in a.flags,
+        assert_userns_disabled="--assert-userns-disabled" in a.flags,
+        **fds,  # type: ignore[arg-type]
     )
     # This process is the shim itself: nobody above it is watched (see --die-with-parent).
     return params.resolve(len(a.pass_fds), watch_parent=False), a
@@ -654,7 +795,9 @@ class Report:
 
     ``{"child-pid": N}`` (N: init, the container's PID 1, as the host sees
     it) once the container is started, then ``{"exit-code": N}`` on the
-    json-status fd when it ends.  Both fds are closed in init, so a reader
+    json-status fd when it ends, only if the program was executed (the shim
+    learns that on init's started pipe): a missing program or a failed setup
+    has no exit code, as with bwrap.  Both fds are closed in init, so a reader
     of the info fd sees end of file right after the pid.
     """
 
@@ -675,6 +818,10 @@ class Report:
     def exited(self, status: int) -> None:
         if self.status is not None:
             _write(self.status, f'{{ "exit-code": {status} }}\n')
+
+    def exit_status(self, status: int, ran: bool) -> int:
+        """The program's status, or init's (125, 126, 127): ours are distinct already."""
+        return status
 
 
 def _write(fd: int, text: str) -> None:
@@ -730,7 +877,9 @@ def main(argv: list[str]) -> int:
     gc.freeze()  # what start-up made is never collected, so never scanned again
     gc.enable()  # the shim and init live on
     term = None
-    if "--pty" in a.flags or os.isatty(0):  # else no import (start-up time)
+    if "--as-pid-1" in a.flags:
+        pass  # the program is init itself: no terminal of its own
+    elif "--pty" in a.flags or os.isatty(0):  # else no import (start-up time)
         from .. import terminal
 
         term = terminal.Terminal() if terminal.wanted(a.flags, setup.retain_session) else None

@@ -74,7 +74,25 @@ def test_every_prctl_method_is_pinned() -> None:
         for name, fn in inspect.getmembers(Kernel, inspect.isfunction)
         if "_prctl" in inspect.getsource(fn)
     }
-    assert prctl_methods == {name for name, _, _ in CASES}
+    assert prctl_methods == {name for name, _, _ in CASES} | {"seccomp_load_prctl"}
+
+
+def test_a_callers_seccomp_program_loads_through_prctl_set_seccomp_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PR_SET_SECCOMP (22), SECCOMP_MODE_FILTER (2), a sock_fprog of the program's length."""
+    seen: list[tuple[tuple[int, ...], int, bytes]] = []
+
+    def libc(*args: int) -> int:  # read the sock_fprog while it is alive
+        fprog = kmod._SockFprog.from_address(args[2])
+        seen.append((args, fprog.len, ctypes.string_at(fprog.filter, 8 * fprog.len)))
+        return 0
+
+    monkeypatch.setattr(kmod, "_prctl_raw", libc)
+    program = bytes(range(16))  # two instructions
+    Kernel().seccomp_load_prctl(program)
+    ((args, length, data),) = seen
+    assert (args[:2], args[3:], length, data) == ((22, 2), (0, 0), 2, program)
 
 
 def test_a_refused_libc_prctl_raises_oserror_naming_prctl(rec: Recorder) -> None:

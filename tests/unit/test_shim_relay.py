@@ -31,12 +31,17 @@ class Report:
     def __init__(self) -> None:
         self.fds: list[int] = []
         self.statuses: list[int] = []
+        self.ran: list[bool] = []
 
     def started(self, pid: int) -> None:
         raise AssertionError("the relay starts nothing")
 
     def exited(self, status: int) -> None:
         self.statuses.append(status)
+
+    def exit_status(self, status: int, ran: bool) -> int:
+        self.ran.append(ran)
+        return status
 
 
 def ready(*fds: int, watched: tuple[int, ...] = WATCHED) -> Call:
