@@ -346,3 +346,135 @@ def test_a_missing_source_and_a_conflicting_symlink_fail_in_bwraps_words(
     failed(r, f"Can't make symlink at {tmp_path}/link: existing destination is /dev/null")
     r = run(bwrap, "--hakurei-status", *RUN, "--bind", "/source-enoent", "/dest", "true")
     assert r.returncode == 125, r
+
+
+# -- process options ------------------------------------------------------------------------
+
+
+def _status_line(text: str, key: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(key)).split()[1]
+
+
+def test_caps_are_added_and_dropped_in_order_and_unknown_ones_refused(bwrap: str) -> None:
+    probe = ("sh", "-c", "grep CapEff /proc/self/status")
+    r = run(bwrap, *RUN, "--uid", "0", "--cap-add", "ALL", "--cap-drop", "cap_kill", *probe)
+    eff = int(_status_line(r.stdout, "CapEff:"), 16)
+    assert eff and not eff & 1 << 5 and eff & 1 << 21, r
+    r = run(bwrap, *RUN, "--cap-add", "CAP_SYS_CHROOT", *probe)
+    assert int(_status_line(r.stdout, "CapEff:"), 16) == 1 << 18, r
+    failed(run(bwrap, *RUN, "--cap-add", "CAP_NONSENSE", "true"), "unknown cap: CAP_NONSENSE")
+
+
+def test_as_pid_1_needs_unshare_pid_and_makes_the_program_pid_1(bwrap: str) -> None:
+    failed(run(bwrap, *RUN, "--as-pid-1", "true"), "Specifying --as-pid-1 requires --unshare-pid")
+    r = run(bwrap, *RUN, "--unshare-pid", "--as-pid-1", "sh", "-c", "echo $$")
+    assert r.stdout == "1\n", r.stderr
+    assert run(bwrap, *RUN, "--unshare-pid", "sh", "-c", "echo $$").stdout != "1\n"
+
+
+def _fd_with(data: bytes) -> int:
+    import tempfile
+
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.seek(0)
+        return os.dup(f.fileno())
+
+
+def test_seccomp_programs_bind_the_program_not_our_init(bwrap: str) -> None:
+    """An allowlist-style program that denies clone and wait4: init still starts and reaps."""
+    import errno
+    import struct
+
+    def insn(code: int, jt: int, jf: int, k: int) -> bytes:
+        return struct.pack("=HBBI", code, jt, jf, k)
+
+    nrs = (56, 61, 128, 435)  # x86_64 clone, wait4, rt_sigtimedwait, clone3
+    prog = insn(0x20, 0, 0, 0)
+    for i, nr in enumerate(nrs):
+        prog += insn(0x15, len(nrs) - i, 0, nr)
+    prog += insn(0x06, 0, 0, 0x7FFF0000) + insn(0x06, 0, 0, 0x00050000 | errno.ENOSYS)
+    code = (
+        "import os\ntry:\n    os.waitpid(-1, os.WNOHANG)\nexcept OSError as e:\n    print(e.errno)"
+    )
+    fd = _fd_with(prog)
+    try:
+        r = run(bwrap, *RUN, "--seccomp", str(fd), "python3", "-c", code, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert (r.returncode, r.stdout) == (0, f"{errno.ENOSYS}\n"), r.stderr
+
+
+def test_seccomp_option_errors_are_bwraps(bwrap: str) -> None:
+    failed(run(bwrap, *RUN, "--add-seccomp-fd", "-1", "true"), "Invalid fd: -1")
+    failed(run(bwrap, *RUN, "--seccomp", "0a", "true"), "Invalid fd: 0a")
+    a, b = _fd_with(b""), _fd_with(b"\x01")
+    try:
+        r = run(bwrap, *RUN, "--add-seccomp-fd", str(a), "--seccomp", str(a), "true",
+                pass_fds=(a,))  # fmt: skip
+        failed(r, "--seccomp cannot be combined with --add-seccomp-fd")
+        r = run(bwrap, *RUN, "--add-seccomp-fd", str(b), "true", pass_fds=(b,))
+        failed(r, "Invalid seccomp data, must be multiple of 8")
+    finally:
+        os.close(a)
+        os.close(b)
+
+
+def test_disable_userns_stops_nested_sandboxes_and_the_assertion_checks_it(bwrap: str) -> None:
+    failed(run(bwrap, *RUN, "--disable-userns", "true"), "--disable-userns requires --unshare-user")
+    nested = f"{bwrap} --bind / / true"
+    r = run(bwrap, "--unshare-user", "--disable-userns", "--dev-bind", "/", "/", "sh", "-c", nested)
+    assert r.returncode != 0, r
+    r = run(bwrap, "--dev-bind", "/", "/", "sh", "-c", nested)
+    assert r.returncode == 0, r.stderr
+    r = run(bwrap, "--assert-userns-disabled", "--dev-bind", "/", "/", "true")
+    assert r.returncode == 1 and "not disabled" in r.stderr, r
+
+
+def test_a_program_that_cannot_start_exits_1_without_an_exit_code(
+    bwrap: str, tmp_path: Path
+) -> None:
+    status = tmp_path / "status.json"
+    with status.open("w") as f:
+        r = run(bwrap, *RUN, "--json-status-fd", str(f.fileno()), "/nonexistent",
+                pass_fds=(f.fileno(),))  # fmt: skip
+    assert r.returncode == 1 and r.stderr.startswith("bwrap: "), r
+    assert "exit-code" not in status.read_text()
+    r = run(bwrap, "--hakurei-status", *RUN, "/nonexistent")
+    assert r.returncode == 127, r
+
+
+def test_sync_fd_reads_eof_once_the_sandbox_is_gone(bwrap: str) -> None:
+    import select
+
+    r_fd, w_fd = os.pipe()
+    proc = subprocess.Popen(
+        [bwrap, *RUN, "--sync-fd", str(w_fd), "sh", "-c", "echo up; read x"],
+        pass_fds=(w_fd,), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(w_fd)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == b"up\n"
+        assert select.select([r_fd], [], [], 0)[0] == []  # held while the sandbox runs
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert os.read(r_fd, 1) == b""  # blocks until init, the last holder, is gone
+        assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(r_fd)
+        proc.kill()
+        proc.wait()
+
+
+def test_userns_block_fd_rules_are_bwraps(bwrap: str) -> None:
+    r_fd, w_fd = os.pipe()
+    try:
+        r = run(bwrap, *RUN, "--userns-block-fd", str(r_fd), "true", pass_fds=(r_fd,))
+        failed(r, "--userns-block-fd requires --unshare-user")
+        r = run(bwrap, *RUN, "--unshare-user", "--userns-block-fd", str(r_fd), "true",
+                pass_fds=(r_fd,))  # fmt: skip
+        failed(r, "--userns-block-fd requires --info-fd")
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
