@@ -121,10 +121,10 @@ class Stub:
                 self.binds.append((name, iface))
         elif obj == HOOK_FD_BACK:
             r, w = os.pipe()
+            with self.lock:  # before the event: a client that got it may look at once
+                self.read_ends.append(r)
             send(conn, wire.message(EVENT_OBJ, 1, b""), [w])
             os.close(w)
-            with self.lock:
-                self.read_ends.append(r)
         elif obj == HOOK_FLOOD:
             (kib,) = struct.unpack_from("=I", msg, 8)
             chunk = wire.message(EVENT_OBJ, 2, b"\0" * 1016)

@@ -198,8 +198,8 @@ def test_bubblewrap_spellings_of_what_hakurei_does_are_accepted() -> None:
     [
         (["--unshare-net", "--share-net"], "--unshare-net conflicts with --share-net"),
         (["--new-session", "--retain-session"], "--new-session conflicts with --retain-session"),
-        (["--lock-file", "/x"], "--lock-file is not supported"),
-        (["--chmod", "700", "/x"], "--chmod is not supported"),
+        (["--argv0", "x"], "--argv0 is not supported"),
+        (["--overlay-src", "/x"], "--overlay-src is not supported"),
         (["--size", "0", "--tmpfs", "/t"], "--size: 0 is not a positive number"),
         (["--size", "1", "--size", "2", "--tmpfs", "/t"], "--size given twice"),
         (["--perms", "700", "--perms", "755", "--dir", "/t"], "--perms given twice"),
