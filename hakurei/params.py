@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import and the CLI path avoids it
         userns_fd: int
         userns2_fd: int
         pidns_fd: int
+        visible_init: bool
 
 
 def _read_sysctl(name: str) -> int:
@@ -140,6 +141,7 @@ class Params:
         userns_fd: int = -1,
         userns2_fd: int = -1,
         pidns_fd: int = -1,
+        visible_init: bool = False,
     ) -> None:
         # A name without "/" is looked up in the container's PATH by init (as
         # execvp does); a relative path with "/" is relative to the working
@@ -202,6 +204,9 @@ class Params:
         self.userns2_fd = userns2_fd
         #: a pid namespace to start init in instead of a new one (bwrap --pidns)
         self.pidns_fd = pidns_fd
+        #: init dumpable once the program runs, in a landlock domain nested below init's
+        #: (bwrap's ``child-pid``: the caller may open /proc/PID/ns/* of it)
+        self.visible_init = visible_init
         check_params(self)  # ParamsError now, in the caller, not an error in init later
 
     def __str__(self) -> str:
@@ -268,6 +273,7 @@ class Params:
             userns_fd=self.userns_fd,
             userns2_fd=self.userns2_fd,
             pidns_fd=self.pidns_fd,
+            visible_init=self.visible_init,
         )
 
     def _seccomp(self) -> tuple[bytes | None, int]:
@@ -324,7 +330,7 @@ def check_params(p: Params) -> None:
         raise ParamsError(f"parent_perm {p.parent_perm:#o} is not a mode (0 to 0o7777)")
     if not isinstance(p.caps, int) or isinstance(p.caps, bool) or not 0 <= p.caps < CAPS_LIMIT:
         raise ParamsError("caps must be a capability bit mask (0 to 2**64 - 1)")
-    for name in ("as_pid_1", "disable_userns", "assert_userns_disabled"):
+    for name in ("as_pid_1", "disable_userns", "assert_userns_disabled", "visible_init"):
         if not isinstance(getattr(p, name), bool):
             raise ParamsError(f"{name} must be True or False")
     for program in p.seccomp_programs:

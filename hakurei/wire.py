@@ -36,7 +36,7 @@ MAGIC = b"HKRI"
 #: mechanisms: ``caps`` kept, ``as_pid_1``, ``seccomp_programs`` stacked after ours,
 #: ``disable_userns`` and ``assert_userns_disabled``, and the caller's ``sync_fd``,
 #: ``block_fd``, ``userns_block_fd``, ``userns_fd``, ``userns2_fd`` and ``pidns_fd``
-#: (the CLI path only, where the caller is the shim).
+#: (the CLI path only, where the caller is the shim), and ``visible_init``.
 VERSION = 5
 HEADER_LEN = 10  # magic, u16 version, u32 body length (big endian)
 #: Largest body accepted; bounds what a Place op can carry and what garbage can allocate.
@@ -115,6 +115,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("userns_fd", INT),
     ("userns2_fd", INT),
     ("pidns_fd", INT),
+    ("visible_init", BOOL),
 )
 
 #: Fields a record built in this process may leave out (a decoded one may not).
@@ -131,6 +132,7 @@ OPTIONAL: dict[str, object] = {
     "userns_fd": -1,
     "userns2_fd": -1,
     "pidns_fd": -1,
+    "visible_init": False,
 }
 
 
@@ -174,6 +176,7 @@ class Setup:
     userns_fd: int
     userns2_fd: int
     pidns_fd: int
+    visible_init: bool
     ops: list[Op]
 
     def __init__(self, ops: list[Op], **fields: Any) -> None:

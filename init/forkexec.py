@@ -1,4 +1,4 @@
-"""posix_spawn's work by hand, for a program that must run under the caller's seccomp programs.
+"""posix_spawn's work by hand: for the caller's seccomp programs, and for a visible init.
 
 bubblewrap's ``--seccomp FD``/``--add-seccomp-fd FD`` bind the program; our
 init only waits and reaps, and an allowlist written for the program (bubblewrap's
@@ -9,7 +9,12 @@ the session, the file actions and the signal defaults, which need calls the
 programs may deny.  A failure in the child comes back to init on a close-on-exec
 pipe (end of file: the exec worked), as ``posix_spawn`` reports its own.
 
-Imported by init only when the record carries such programs.
+The same child also takes the program into a landlock domain nested below
+init's (``landlock_scope``) when init is to be visible (``visible_init``):
+init then becomes dumpable, so the caller may open ``/proc/INIT/ns/*`` as
+bubblewrap's users do with ``child-pid``, while the kernel keeps the program
+and all it starts from ptracing, reading or signalling init, which is outside
+their domain.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def fork_exec(
     setsid: bool,
     sigdef: tuple[int, ...],
     programs: list[bytes],
+    landlock_scope: int = 0,
 ) -> int:
     """Start ``path`` as ``posix_spawn`` would, with ``programs`` loaded in the child only.
 
@@ -57,6 +63,8 @@ def fork_exec(
             _apply(k, file_actions)
             k.default_signals(sigdef)
             k.set_signal_mask(())
+            if landlock_scope:
+                k.landlock_scope(landlock_scope)
             what = LOAD
             for program in programs:
                 k.seccomp_load_prctl(program)

@@ -152,6 +152,8 @@ class Init:
         self.report = -1
         #: the program's terminal (init/pty.py): slave path and init's hold on it
         self.tty: tuple[str, int] | None = None
+        #: the program runs in a landlock domain below ours, so init may be dumpable
+        self.visible = False
         #: which of fds 0-2 were terminals in the CLI (bit ``1 << fd``): they get the slave
         self.tty_mask = 0
         #: the shim's "did the program start" pipe (``signal_started``), -1 if none
@@ -419,8 +421,11 @@ class Init:
             env["PWD"] = entered
         self.verbose(f"starting initial program {show(s.path)}")
 
+        nested = self.nested_scope()
+        self.show_init()  # before the spawn: a caller told the pid may look at once
+
         def spawn(path: str) -> int:
-            if s.seccomp_programs:
+            if s.seccomp_programs or nested:
                 try:
                     return _forkexec.fork_exec(
                         k,
@@ -431,6 +436,7 @@ class Init:
                         setsid=not s.retain_session,
                         sigdef=DEFAULTED,
                         programs=s.seccomp_programs,
+                        landlock_scope=nested,
                     )
                 except _forkexec.LoadError as e:
                     raise Fatal(f"cannot load seccomp program: {strerror(e.errno or 0)}") from None
@@ -455,6 +461,33 @@ class Init:
             return self.find(replace, env)
         finally:  # only reached when every exec failed
             self.signal_started(b"f")
+
+    def nested_scope(self) -> int:
+        """The landlock scope of the program's own domain when init is to be visible, else 0.
+
+        Needs scopes (ABI 6): without them nothing keeps the program from
+        ptracing a dumpable init, so init stays undumpable (and invisible).
+        """
+        if not self.s.visible_init or self.s.as_pid_1:
+            return 0
+        try:
+            abi = self.k.landlock_abi()
+        except OSError:
+            abi = 0
+        if abi < 6:
+            self.verbose("init stays undumpable: the kernel has no landlock scopes")
+            return 0
+        self.visible = True
+        return LANDLOCK_SCOPE_SIGNAL
+
+    def show_init(self) -> None:
+        """``visible_init``: dumpable, as the program will run in a domain below ours.
+
+        Nothing else runs in the container yet; the program (and all it
+        starts) gets its nested domain before its exec, in forkexec's child.
+        """
+        if self.visible:
+            self.step("cannot set SUID_DUMP_USER", self.k.set_dumpable, True)
 
     def prepare_exec(self) -> None:
         """``as_pid_1``: what posix_spawn would do in the child, done to init itself."""

@@ -776,6 +776,8 @@ def setup_of(spec: Spec) -> Setup:
         seccomp_programs=programs,
         disable_userns="--disable-userns" in spec.flags,
         assert_userns_disabled="--assert-userns-disabled" in spec.flags,
+        # --info-fd's child-pid is init: let the caller open its /proc/PID/ns/*, as bwrap's.
+        visible_init="--info-fd" in spec.values or "--json-status-fd" in spec.values,
         **spec.fds,  # type: ignore[arg-type]
     )
     return params.resolve(0, watch_parent=False)

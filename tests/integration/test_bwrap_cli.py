@@ -478,3 +478,36 @@ def test_userns_block_fd_rules_are_bwraps(bwrap: str) -> None:
     finally:
         os.close(r_fd)
         os.close(w_fd)
+
+
+def test_child_pid_namespaces_open_to_the_caller_but_init_stays_closed_to_the_program(
+    bwrap: str,
+) -> None:
+    """With --info-fd init is open to the caller (bwrap's child-pid), never to the program."""
+    r_fd, w_fd = os.pipe()
+    script = (
+        "cat /proc/1/environ >/dev/null 2>&1 && echo environ-read || echo environ-denied; "
+        "kill -0 1 2>/dev/null && echo signal-sent || echo signal-denied; echo up; read x"
+    )
+    proc = subprocess.Popen(
+        [bwrap, *RUN, "--proc", "/proc", "--dev", "/dev", "--unshare-pid",
+         "--info-fd", str(w_fd), "sh", "-c", script],
+        pass_fds=(w_fd,), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(w_fd)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        with os.fdopen(r_fd) as f:
+            child = json.loads(f.read())["child-pid"]
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines == ["environ-denied\n", "signal-denied\n", "up\n"]
+        fd = os.open(f"/proc/{child}/ns/user", os.O_RDONLY)  # the caller may: as with bwrap
+        os.close(fd)
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0
+    r = run(
+        bwrap, *RUN, "--proc", "/proc", "sh", "-c", "cat /proc/1/environ >/dev/null && echo read"
+    )
+    assert r.stdout == "", r  # without --info-fd init is not dumpable at all
