@@ -29,7 +29,7 @@ import sys
 from ..errors import HakureiError, describe, safe_line
 from ..ops import Ops
 from ..std import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, MS_RDONLY
-from ._table import ARGS_MAX
+from ._table import UsageError, read_args_fd, read_fd
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ DATA_MAX = 16 << 20
 EXIT_FAILURE = 1
 
 
-class BwrapError(HakureiError):
+class BwrapError(UsageError):
     """A bad command line or a failed setup, said as bubblewrap says it: ``bwrap: ...``, exit 1."""
 
 
@@ -147,24 +147,10 @@ def _fd(text: str, name: str) -> int:
     return fd
 
 
-def _read_fd(spec: Spec, text: str, name: str) -> bytes:
-    """Everything on an fd the caller gave (``--file``, ``--seccomp``), then the fd closed."""
-    fd = _fd(text, name)
-    chunks: list[bytes] = []
-    got = 0
-    try:
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-            got += len(chunk)
-            if got > DATA_MAX:
-                raise BwrapError(f"{name}: more than {DATA_MAX} bytes on fd {fd}")
-    except OSError as e:
-        raise BwrapError(f"Can't read from fd {fd}: {describe(e)}") from None
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-    return b"".join(chunks)
+def _read_fd(text: str, name: str, limit: int = DATA_MAX) -> bytes:
+    """Everything on an fd the caller gave (``--file``, ``--args``), then the fd closed."""
+    _fd(text, name)  # bubblewrap's "Invalid fd" first
+    return read_fd(name, text, limit)
 
 
 def _host(path: str) -> str:
@@ -249,10 +235,7 @@ def _data(spec: Spec, name: str, v: list[str]) -> None:
     from ..ops.place import MAX_DATA
 
     perms, _ = _take(spec, perms=True)
-    fd = _fd(v[0], name)
-    data = _read_fd(spec, v[0], name)
-    if len(data) > MAX_DATA:
-        raise BwrapError(f"{name}: more than {MAX_DATA} bytes on fd {fd}")
+    data = _read_fd(v[0], name, MAX_DATA)
     if name == "--file":
         spec.ops.file(_dest(v[1]), data, 0o666 if perms is None else perms)
     else:
@@ -399,25 +382,16 @@ def _default_caps() -> int:
     return 0
 
 
-def _seccomp_data(spec: Spec, text: str, name: str) -> bytes:
+def _seccomp_data(text: str, name: str) -> bytes:
     """A raw seccomp program from an fd, in bubblewrap's words when it is not one."""
     from ..wire import BPF_MAXINSNS
 
-    fd = _fd(text, name)
-    chunks: list[bytes] = []
     try:
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > 8 * BPF_MAXINSNS:
-                raise BwrapError(f"Invalid seccomp data, more than {BPF_MAXINSNS} instructions")
-    except OSError as e:
-        raise BwrapError(f"Can't read seccomp data: {os.strerror(e.errno or 0)}") from None
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    data = b"".join(chunks)
+        data = _read_fd(text, name, 8 * BPF_MAXINSNS)
+    except UsageError as e:
+        if isinstance(e, BwrapError):
+            raise
+        raise BwrapError(f"Can't read seccomp data: {e}") from None
     if len(data) % 8:
         raise BwrapError("Invalid seccomp data, must be multiple of 8")
     return data  # empty is refused once the command line is read, as bwrap's prctl would
@@ -435,7 +409,7 @@ def _seccomp(spec: Spec, name: str, v: list[str]) -> None:
 def _add_seccomp_fd(spec: Spec, name: str, v: list[str]) -> None:
     if "--seccomp" in spec.values:
         raise BwrapError("--add-seccomp-fd cannot be combined with --seccomp")
-    spec.seccomp_programs.append(_seccomp_data(spec, v[0], name))
+    spec.seccomp_programs.append(_seccomp_data(v[0], name))
 
 
 #: fd options the sandbox keeps using, and their Params keyword.
@@ -599,7 +573,7 @@ def parse(spec: Spec, argv: list[str]) -> bool:
                 "--overlay, --tmp-overlay, or --ro-overlay"
             )
         if arg == "--args":
-            argv[i:i] = _args_from(spec, values[0])
+            argv[i:i] = _args_from(values[0])
             continue
         handler(spec, arg, values)
     if spec.overlay_src:
@@ -624,14 +598,10 @@ def _takes(name: str, n: int) -> str:
 _WORDS = {2: "two", 3: "three"}
 
 
-def _args_from(spec: Spec, text: str) -> list[str]:
+def _args_from(text: str) -> list[str]:
     """``--args FD``: NUL-separated arguments read to end of file, inserted where it stood."""
-    data = _read_fd(spec, text, "--args")
-    if len(data) > ARGS_MAX:
-        raise BwrapError(f"--args: more than {ARGS_MAX} bytes")
-    if data.endswith(b"\0"):
-        data = data[:-1]
-    return [os.fsdecode(part) for part in data.split(b"\0")] if data else []
+    _fd(text, "--args")
+    return read_args_fd(text)
 
 
 def _write_stdout(text: str) -> None:
@@ -744,7 +714,7 @@ def setup_of(spec: Spec) -> Setup:
             raise BwrapError(f"--hakurei-seccomp: {e}") from None
     programs = list(spec.seccomp_programs)
     if "--seccomp" in spec.values:
-        programs.append(_seccomp_data(spec, spec.values["--seccomp"], "--seccomp"))
+        programs.append(_seccomp_data(spec.values["--seccomp"], "--seccomp"))
     if not all(programs):
         raise BwrapError("prctl(PR_SET_SECCOMP): Invalid argument (an empty seccomp program)")
     path, args = _program(spec)
