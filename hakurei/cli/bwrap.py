@@ -29,6 +29,7 @@ import sys
 from ..errors import HakureiError, describe, safe_line
 from ..ops import Ops
 from ..std import BIND_DEVICE, BIND_OPTIONAL, BIND_WRITABLE, MS_RDONLY
+from . import exec as _exec
 from ._table import UsageError, read_args_fd, read_fd
 
 TYPE_CHECKING = False
@@ -753,23 +754,21 @@ def setup_of(spec: Spec) -> Setup:
     return params.resolve(0, watch_parent=False)
 
 
-class Report:
+class Report(_exec.Report):
     """``--info-fd`` and ``--json-status-fd`` in bubblewrap's format, written by the shim.
 
-    The namespace ids are the shim's own (it unshared them; init is forked
-    into them), and for the pid namespace its ``pid_for_children``.
+    Beside ``child-pid``, the ids of the namespaces the sandbox got: the
+    shim's own (it unshared them; init is forked into them), and for the pid
+    namespace its ``pid_for_children``.  Always made, fds or not: it is how
+    the shim learns whether the program ran (``exit_status``).
     """
 
     def __init__(
         self, info: int | None, status: int | None, host_net: bool, hakurei_status: bool
     ) -> None:
-        self.info = info
-        self.status = status
+        super().__init__(info, status)
         self.host_net = host_net
         self.hakurei_status = hakurei_status
-        self.fds = [fd for fd in (info, status) if fd is not None]
-        for fd in self.fds:
-            os.set_inheritable(fd, False)  # never the program's
 
     def namespaces(self) -> list[tuple[str, int]]:
         found = []
@@ -794,29 +793,16 @@ class Report:
         if self.info is not None:
             text = f'{{\n    "child-pid": {pid}'
             text += "".join(f',\n    "{n}-namespace": {i}' for n, i in ns)
-            _write(self.info, text + "\n}\n")
+            _exec.write_all(self.info, text + "\n}\n")
             os.close(self.info)
         if self.status is not None:
             text = f'{{ "child-pid": {pid}'
             text += "".join(f', "{n}-namespace": {i}' for n, i in ns)
-            _write(self.status, text + " }\n")
-
-    def exited(self, status: int) -> None:
-        if self.status is not None:
-            _write(self.status, f'{{ "exit-code": {status} }}\n')
+            _exec.write_all(self.status, text + " }\n")
 
     def exit_status(self, status: int, ran: bool) -> int:
         """The program's status; bubblewrap's 1 when it never ran (init said why on stderr)."""
         return status if ran or self.hakurei_status else EXIT_FAILURE
-
-
-def _write(fd: int, text: str) -> None:
-    data = text.encode()
-    try:
-        while data:
-            data = data[os.write(fd, data) :]
-    except OSError:
-        pass
 
 
 def run(spec: Spec) -> NoReturn:
@@ -825,9 +811,7 @@ def run(spec: Spec) -> NoReturn:
 
     setup = setup_of(spec)
     if "--die-with-parent" in spec.flags:
-        from .exec import die_with_parent
-
-        die_with_parent(os.getppid())
+        _exec.die_with_parent(os.getppid())
     info, status = spec.values.get("--info-fd"), spec.values.get("--json-status-fd")
     # Always a report: it is how the shim learns whether the program ran (exit 1 if not).
     report = Report(

@@ -810,21 +810,21 @@ class Report:
 
     def started(self, pid: int) -> None:
         if self.info is not None:
-            _write(self.info, f'{{\n    "child-pid": {pid}\n}}\n')
+            write_all(self.info, f'{{\n    "child-pid": {pid}\n}}\n')
             os.close(self.info)
         if self.status is not None:
-            _write(self.status, f'{{ "child-pid": {pid} }}\n')
+            write_all(self.status, f'{{ "child-pid": {pid} }}\n')
 
     def exited(self, status: int) -> None:
         if self.status is not None:
-            _write(self.status, f'{{ "exit-code": {status} }}\n')
+            write_all(self.status, f'{{ "exit-code": {status} }}\n')
 
     def exit_status(self, status: int, ran: bool) -> int:
         """The program's status, or init's (125, 126, 127): ours are distinct already."""
         return status
 
 
-def _write(fd: int, text: str) -> None:
+def write_all(fd: int, text: str) -> None:
     """All of ``text`` to ``fd``; a reader that went away is not the container's problem."""
     data = text.encode()
     try:
