@@ -623,7 +623,7 @@ examples:
 exit status: the program's; 128+N if it was killed by signal N; 126 PROGRAM
 not executable, 127 not found; 125 a bad command line or a failed setup (one
 line on stderr).
-bubblewrap options not supported (refused, status 125):
+bubblewrap options not supported here (refused, status 125; `hakurei bwrap` takes them):
  """
 
 
