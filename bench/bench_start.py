@@ -255,6 +255,19 @@ def bwrap_argv(bwrap: str, seccomp_fd: int | None = None) -> list[str]:
     return [*argv, TRUE]
 
 
+def bwrap_link(hk: str) -> str:
+    """A ``bwrap`` symlink to the hakurei script, in a temp dir removed at exit: the front end."""
+    import atexit
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="hk-bwrap-")
+    atexit.register(shutil.rmtree, d, True)
+    link = os.path.join(d, "bwrap")
+    os.symlink(hk, link)
+    return link
+
+
 def console_script(explicit: str | None) -> str:
     """The installed ``hakurei`` entry point beside this interpreter (not resolved)."""
     path = explicit or os.path.join(os.path.dirname(sys.executable), "hakurei")
@@ -302,6 +315,12 @@ def build_variants(args: argparse.Namespace, hk: str, bpf_fd: int) -> list[Varia
         Variant("f", "await hakurei.run(), fork server", acall=trio_run(True, **kw), served=True),
         Variant("g", "hakurei.run_sync(), fork server", call=sync_run(True, **kw), served=True),
         Variant("d", "bwrap, same mounts, no seccomp", argv=bwrap_argv(args.bwrap), env=env),
+        Variant(
+            "h",
+            "hakurei bwrap (a bwrap symlink), the same command line as (d)",
+            argv=bwrap_argv(bwrap_link(hk)),
+            env=env,
+        ),
         Variant(
             "d2",
             "bwrap, same mounts, hakurei's seccomp BPF",
