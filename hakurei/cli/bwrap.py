@@ -577,6 +577,8 @@ def parse(spec: Spec, argv: list[str]) -> bool:
             argv[i:i] = _args_from(values[0])
             continue
         handler(spec, arg, values)
+        if arg not in MODIFIERS:  # bubblewrap: a modifier must be used by the very next option
+            _take(spec)
     if spec.overlay_src:
         raise BwrapError(
             "--overlay-src must be followed by another --overlay-src or one of "

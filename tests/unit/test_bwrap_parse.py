@@ -86,3 +86,11 @@ def test_any_command_line_is_a_record_or_one_bwrap_error(argv: list[str]) -> Non
             bwrap.setup_of(spec)
     except HakureiError as e:
         assert "\n" not in str(e) and str(e)
+
+
+def test_a_modifier_must_be_used_by_the_very_next_option() -> None:
+    msg = refused("--perms", "0700", "--setenv", "A", "B", "--dir", "/x", "true")
+    assert msg == "--perms must be followed by an option that creates a file"
+    msg = refused("--size", "4096", "--chdir", "/", "--tmpfs", "/x", "true")
+    assert msg == "--size must be followed by --tmpfs"
+    parsed("--size", "4096", "--perms", "0700", "--tmpfs", "/x", "true")
