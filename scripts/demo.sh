@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: install hakurei into a venv and start three containers as an
-# ordinary user: one from the CLI, one from a trio program, and one X11 app
-# through the launcher (`hakurei run -X`) under a private Xvfb.
+# `make demo`: install hakurei into a venv and start four containers as an
+# ordinary user: one from the CLI, one from a trio program, one from
+# bubblewrap's command line (`hakurei bwrap` through a symlink named bwrap),
+# and one X11 app through the launcher (`hakurei run -X`) under a private Xvfb.
 #
 # The venv lives at ./.venv so a second run only reinstalls the package; it is
 # built from Debian's /usr/bin/python3 because the ordinary user must be able
@@ -104,6 +105,16 @@ else
 	# The checkout is private to us: hand the program over on stdin.
 	as_user "${user_env[@]}" python - <"$REPO/examples/hello_trio.py" || status=$?
 fi
+
+# --- bubblewrap's command line: `hakurei bwrap` through a symlink named bwrap ---
+mkdir -p "$WORK/bwrap-bin"
+ln -sf "$VENV/bin/hakurei" "$WORK/bwrap-bin/bwrap"
+chmod 0755 "$WORK/bwrap-bin"
+bw_probe='echo "pid $$ as $(id -un); network: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\n" " ")"'
+printf '\n[%s]$ bwrap --ro-bind / / --proc /proc --dev /dev --unshare-all -- /bin/sh -c %s\n' \
+	"$DEMO_USER" "'...'   (bwrap: a symlink to hakurei)"
+as_user "${user_env[@]}" "$WORK/bwrap-bin/bwrap" --ro-bind / / --proc /proc --dev /dev \
+	--unshare-all --die-with-parent -- /bin/sh -c "$bw_probe" || status=$?
 
 # --- one confined X11 app under a private Xvfb ---------------------------------
 # The launcher's part: the demo user starts its own Xvfb with a cookie of its
