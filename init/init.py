@@ -577,7 +577,8 @@ class Init:
                 left = deadline - k.monotonic()
                 timed = k.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
                 if timed is None:
-                    say(f"{ERROR_PREFIX}timeout exceeded waiting for lingering processes")
+                    if s.adopt_wait_delay > 0:  # with no wait asked for, nothing was exceeded
+                        say(f"{ERROR_PREFIX}timeout exceeded waiting for lingering processes")
                     self.exit(result)
                 sig = timed
             if sig == _signal.SIGCHLD:

@@ -375,10 +375,14 @@ def test_the_last_orphan_reaped_ends_the_container_early() -> None:
     assert serve(make_setup(), calls) == 1
 
 
-def test_without_an_adopt_wait_init_leaves_with_the_program() -> None:
-    """``adopt_wait_delay`` 0: no wait at all once the program is gone."""
+def test_without_an_adopt_wait_init_leaves_with_the_program_and_says_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """``adopt_wait_delay`` 0 (bwrap's way): no wait at all once the program is gone, and no
+    "timeout exceeded" line for a wait nobody asked for."""
     calls = [reaped(PID, exited(9)), clock(T0), NOTHING, clock(T0), exits(9)]
     assert serve(make_setup(adopt_wait_delay=0.0), calls) == 9
+    assert capfd.readouterr().err == ""
 
 
 @pytest.mark.parametrize(
