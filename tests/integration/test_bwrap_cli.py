@@ -602,5 +602,5 @@ def test_userns_and_pidns_join_another_sandbox_through_its_child_pid(
 
 
 def test_the_sandbox_ends_with_the_program_silently_killing_what_it_left(bwrap: str) -> None:
-    r = sh(bwrap, script="sleep 1000 & exit 3")
+    r = sh(bwrap, "--dev", "/dev", script="sleep 1000 & exit 3")
     assert (r.returncode, r.stderr) == (3, "")
