@@ -255,23 +255,7 @@ def parse_fd(name: str, text: str) -> int:
 
 def read_args_fd(text: str) -> list[str]:
     """bubblewrap's ``--args FD``: NUL-terminated arguments read to end of file, then closed."""
-    fd = parse_fd("--args", text)
-    chunks: list[bytes] = []
-    got = 0
-    try:
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-            got += len(chunk)
-            if got > ARGS_MAX:
-                raise UsageError(f"--args: more than {ARGS_MAX} bytes on fd {fd}")
-    except OSError as e:
-        raise UsageError(f"--args: cannot read fd {fd}: {describe(e)}") from None
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    data = b"".join(chunks)
+    data = read_fd("--args", text, ARGS_MAX)
     if data.endswith(b"\0"):
         data = data[:-1]
     if not data:
