@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 def take_modifiers(
     spec: Spec, perms: bool = False, size: bool = False
 ) -> tuple[int | None, int | None]:
-    """The pending --perms/--size for the op being read; bubblewrap's errors if it takes none."""
+    """The pending --perms/--size for the op being read; bubblewrap's errors if it takes none.
+
+    Ops that take a modifier call it with what they take; :func:`parse` calls
+    it after every other option, so one that takes none refuses a pending one.
+    """
     if spec.perms is not None and not perms:
         raise BwrapError("--perms must be followed by an option that creates a file")
     if spec.size is not None and not size:
@@ -48,14 +52,12 @@ def take_modifiers(
 
 def _bind(flags: int) -> Callable[[Spec, str, list[str]], None]:
     def op(spec: Spec, name: str, v: list[str]) -> None:
-        take_modifiers(spec)
         spec.ops.bind(host_path(v[0]), dest_path(v[1]), flags)
 
     return op
 
 
 def _remount_ro(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.ops.remount(dest_path(v[0]), MS_RDONLY)
 
 
@@ -70,32 +72,26 @@ def _dir(spec: Spec, name: str, v: list[str]) -> None:
 
 
 def _symlink(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.ops.link(dest_path(v[1]), v[0])
 
 
 def _proc(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.ops.proc(dest_path(v[0]))
 
 
 def _dev(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.ops.dev_writable(dest_path(v[0]))
 
 
 def _chmod(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.ops.chmod(dest_path(v[1]), octal(v[0], "--chmod"))
 
 
 def _mqueue(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.ops.mqueue(dest_path(v[0]))
 
 
 def _lock_file(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.locks.append(dest_path(v[0]))
 
 
@@ -116,7 +112,6 @@ def _bind_fd(spec: Spec, name: str, v: list[str]) -> None:
     """``--bind-fd FD DEST``: init binds what our close-on-exec copy of FD names."""
     import fcntl
 
-    take_modifiers(spec)
     fd = fd_number(v[0], name)
     try:
         held = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
@@ -128,12 +123,10 @@ def _bind_fd(spec: Spec, name: str, v: list[str]) -> None:
 
 
 def _overlay_src(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     spec.overlay_src.append(host_path(v[0]))
 
 
 def _overlay(spec: Spec, name: str, v: list[str]) -> None:
-    take_modifiers(spec)
     # --overlay-src comes bottom first; overlayfs's lowerdir lists the top first.
     lower = spec.overlay_src[::-1]
     spec.overlay_src = []
