@@ -138,3 +138,22 @@ def failing(calls: list[Call], at: int, err: BaseException) -> list[Call]:
         elif c.name in OPENERS and c.err is None and isinstance(c.ret, int):
             live.append(c.ret)
     return want + [call("close", fd) for fd in reversed(live)]
+
+
+class RecordingReport:
+    """The ``Report`` a caller may pass the shim (the CLI's --info-fd): what it was told."""
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+        self.statuses: list[int] = []
+        self.ran: list[bool] = []
+
+    def started(self, pid: int) -> None:
+        raise AssertionError("the relay starts nothing")
+
+    def exited(self, status: int) -> None:
+        self.statuses.append(status)
+
+    def exit_status(self, status: int, ran: bool) -> int:
+        self.ran.append(ran)
+        return status

@@ -22,7 +22,7 @@ from hakurei.params import Params
 from hakurei.wire import BPF_MAXINSNS, decode, encode
 
 import records
-from fakekernel import Exited, FakeKernel, call, exits
+from fakekernel import Exited, FakeKernel, RecordingReport, call, exits
 
 ALLOW = b"\x06\x00\x00\x00\x00\x00\xff\x7f"  # ret SECCOMP_RET_ALLOW
 
@@ -124,21 +124,7 @@ PID, PARENT, CHILD, WAKE, STARTED = 0x1234, 20, 21, 22, 23
 WATCHED = (PARENT, CHILD, WAKE, STARTED)
 
 
-class Report:
-    def __init__(self) -> None:
-        self.fds: list[int] = []
-        self.statuses: list[int] = []
-        self.ran: list[bool] = []
-
-    def started(self, pid: int) -> None:
-        raise AssertionError("the relay starts nothing")
-
-    def exited(self, status: int) -> None:
-        self.statuses.append(status)
-
-    def exit_status(self, status: int, ran: bool) -> int:
-        self.ran.append(ran)
-        return status
+Report = RecordingReport
 
 
 def relay(calls: list[Any]) -> list[int]:

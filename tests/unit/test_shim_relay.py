@@ -17,7 +17,7 @@ import pytest
 
 from hakurei.init.shim import watch
 
-from fakekernel import Call, Exited, FakeKernel, call, exits
+from fakekernel import Call, Exited, FakeKernel, RecordingReport, call, exits
 
 PID = 0x1234  # init, as the shim sees it
 SHIM = 0x777
@@ -25,23 +25,7 @@ PARENT, CHILD, WAKE = 20, 21, 22  # the parent's pidfd, init's pidfd, the wakeup
 WATCHED = (PARENT, CHILD, WAKE)
 
 
-class Report:
-    """The ``Report`` a caller may pass (the CLI's --info-fd): what it was told."""
-
-    def __init__(self) -> None:
-        self.fds: list[int] = []
-        self.statuses: list[int] = []
-        self.ran: list[bool] = []
-
-    def started(self, pid: int) -> None:
-        raise AssertionError("the relay starts nothing")
-
-    def exited(self, status: int) -> None:
-        self.statuses.append(status)
-
-    def exit_status(self, status: int, ran: bool) -> int:
-        self.ran.append(ran)
-        return status
+Report = RecordingReport
 
 
 def ready(*fds: int, watched: tuple[int, ...] = WATCHED) -> Call:
