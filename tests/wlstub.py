@@ -299,10 +299,16 @@ def open_fds() -> set[int]:
 
 
 def settle_fds(baseline: set[int], deadline: float = 10.0) -> set[int]:
-    """Poll until this process holds no fd beyond ``baseline`` (threads close theirs async)."""
+    """Poll until this process holds no more fds than ``baseline`` (threads close theirs async).
+
+    Counted, not matched by number: the proxy keeps one spare upstream
+    socket for its next client, which a client's visit moves to a new number.
+    """
     end = time.monotonic() + deadline
     while True:
-        extra = open_fds() - baseline
-        if not extra or time.monotonic() > end:
-            return extra
+        now = open_fds()
+        if len(now) <= len(baseline):
+            return set()
+        if time.monotonic() > end:
+            return now - baseline
         time.sleep(0.01)

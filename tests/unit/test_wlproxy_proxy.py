@@ -345,11 +345,16 @@ def test_fuzzed_streams_from_one_client_disturb_no_other(
     good.close()
 
 
-def test_out_of_fds_the_proxy_pauses_accepting_instead_of_spinning(tmp: Path) -> None:
+# Both parities of the fd limit: with one fd to spare, accept() succeeds
+# where the upstream socket() then fails, which once dropped a queued client.
+@pytest.mark.parametrize("limit", [24, 25])
+def test_out_of_fds_the_proxy_pauses_accepting_and_drops_no_waiting_client(
+    tmp: Path, limit: int
+) -> None:
     stub = Stub(tmp / "up")
     argv = [sys.executable, "-m", "hakurei.app.wlproxy", "--listen", str(tmp / "proxy")]
     proc = subprocess.Popen(
-        ["prlimit", "--nofile=24:24", *argv, "--upstream", str(tmp / "up")],
+        ["prlimit", f"--nofile={limit}:{limit}", *argv, "--upstream", str(tmp / "up")],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -373,7 +378,10 @@ def test_out_of_fds_the_proxy_pauses_accepting_instead_of_spinning(tmp: Path) ->
         assert cpu_seconds(proc.pid) - cpu < 0.2
         for c in clients[:4]:
             c.close()
-        assert clients[-1].roundtrip()  # queued in the backlog, served once fds are free
+        # every client still connected is served: those queued in the backlog
+        # once fds are free, and none was taken from it only to be dropped
+        for i, c in enumerate(clients[4:], 5):
+            assert c.roundtrip(), f"client {i} of {len(clients)} was dropped"
     finally:
         for c in clients:
             c.close()

@@ -27,7 +27,9 @@ Bounds, so one client cannot hurt another or exhaust the proxy:
   drops its slow client, exactly as without a proxy);
 - at most ``MAX_CLIENTS`` connections; more are closed on accept;
 - out of fds (queued fds count), accepting pauses until a client leaves
-  rather than spinning on a listener that stays readable.
+  rather than spinning on a listener that stays readable; a client is
+  taken from the backlog only once its upstream socket exists, so none is
+  accepted just to be dropped.
 
 Hanging up: when one side closes, what was already read from it is still
 delivered to the other side (a compositor's ``wl_display.error`` arrives
@@ -67,6 +69,7 @@ _ERR = int(select.EPOLLERR | select.EPOLLHUP)
 _CTRUNC = int(socket.MSG_CTRUNC)
 _CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
 _SOL_SOCKET, _SCM_RIGHTS = int(socket.SOL_SOCKET), int(socket.SCM_RIGHTS)
+_STREAM_CLOEXEC = socket.SOCK_STREAM | socket.SOCK_CLOEXEC
 _HEADER_UNPACK = wire.HEADER.unpack_from
 _MIN, _MAX, _DISPLAY = wire.MIN_SIZE, wire.MAX_SIZE, wire.DISPLAY_ID
 
@@ -130,6 +133,8 @@ class Proxy:
         self.accepting = True
         self.resume_at = 0.0
         self.accepted = 0
+        #: The next client's upstream socket, made before that client is accepted.
+        self.spare: socket.socket | None = None
         #: Every read lands here first (see :meth:`_read`).
         self._rbuf = bytearray(RECV_SIZE)
         self._rview = memoryview(self._rbuf)
@@ -182,12 +187,23 @@ class Proxy:
     def close(self) -> None:
         for pair in list(self.pairs):
             self._close_pair(pair)
+        if self.spare is not None:
+            self.spare.close()
         self.ep.close()
 
     # --- accepting --------------------------------------------------------------
 
     def _accept(self) -> None:
         while True:
+            # The upstream socket first: a client taken from the backlog
+            # with no fd left for its upstream would have to be dropped,
+            # where waiting in the backlog it is served once fds are free.
+            if self.spare is None:
+                try:
+                    self.spare = socket.socket(socket.AF_UNIX, _STREAM_CLOEXEC)
+                except OSError as e:
+                    self._pause(e)
+                    return
             try:
                 sock, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -200,12 +216,7 @@ class Proxy:
                 print(f"wlproxy: more than {MAX_CLIENTS} clients: refused one", file=sys.stderr)
                 sock.close()
                 continue
-            try:
-                up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            except OSError as e:
-                sock.close()
-                self._pause(e)
-                return
+            up, self.spare = self.spare, None
             up.setblocking(False)
             try:
                 up.connect(self.upstream)
