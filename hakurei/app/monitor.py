@@ -299,6 +299,10 @@ async def _run_instance(
         stdout=launch.stdio[1],
         stderr=launch.stdio[2],
         fork_server=False,  # one container: the shim is our child, its pid in the journal
+        # The shim in a process group of its own (unless the app keeps the
+        # terminal): a terminal's Ctrl-C then reaches the launcher alone, and
+        # the app gets its one SIGINT, not that and the shim's relay of it too.
+        process_group=not p.retain_session,
         verbose=launch.verbose,
         **p.container_kwargs(),
     )
