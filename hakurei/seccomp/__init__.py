@@ -15,8 +15,9 @@ only on ENOSYS).  One module per job, each saying why it exists:
   a container gets from its settings;
 * ``appended``: what hakurei adds to every filter whatever the presets (the
   socket-family allowlist, io_uring, ``quotactl_fd``);
-* ``compile``: the libseccomp binding and compilation to BPF or readable PFC,
-  one context per arch;
+* ``library``: the libseccomp binding (ctypes, loaded on first use) and its
+  errors;
+* ``compile``: compilation to BPF or readable PFC, one context per arch;
 * ``json_rules``: the JSON form of a rule list (``--seccomp-rules``,
   ``hakurei seccomp --format json``);
 * ``cache``: ``filter_for``, the program a container gets, compiled once per
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
     from .appended import appended_rules
     from .appended import socket_comparisons as socket_comparisons
     from .cache import cache_clear, filter_for
-    from .compile import LibraryError, compile_bpf, export_pfc, libseccomp_version, syscall_number
+    from .compile import compile_bpf, export_pfc, syscall_number
     from .json_rules import rules_from_json, rules_to_json
+    from .library import LibraryError, libseccomp_version
     from .presets import (
         ALLOW_BLUETOOTH,
         ALLOW_CAN,
@@ -125,10 +127,8 @@ _LAZY = {
         "rules",
     ),
     **dict.fromkeys(("appended_rules", "socket_comparisons"), "appended"),
-    **dict.fromkeys(
-        ("LibraryError", "compile_bpf", "export_pfc", "libseccomp_version", "syscall_number"),
-        "compile",
-    ),
+    **dict.fromkeys(("compile_bpf", "export_pfc", "syscall_number"), "compile"),
+    **dict.fromkeys(("LibraryError", "libseccomp_version"), "library"),
     **dict.fromkeys(("rules_from_json", "rules_to_json"), "json_rules"),
     **dict.fromkeys(("cache_clear", "filter_for"), "cache"),
 }

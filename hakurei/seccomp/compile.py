@@ -1,9 +1,8 @@
 """Rules → BPF: libseccomp through plain ctypes, one context per arch.
 
-This is the only module that talks to libseccomp, and it loads the library
-(and ctypes) on the first call that needs it, never on import: building or
-parsing rules costs no dlopen.  libseccomp is found by soname, without
-pyseccomp's ``ldconfig`` runs, and compiles STRICT in ~0.3 ms once loaded.
+This module builds and exports programs; ``library`` is the binding (loaded
+on the first call that needs it, never on import: building or parsing rules
+costs no dlopen).  libseccomp compiles STRICT in ~0.3 ms once loaded.
 libseccomp 2.5 exports only to a file descriptor, so programs go through a
 memfd.
 
@@ -20,14 +19,15 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from ..errors import HakureiError, strerror
 from .appended import appended_rules, socket_comparisons
+from .library import LibraryError as LibraryError
+from .library import libseccomp_version as libseccomp_version
+from .library import load as _lib
 from .presets import ALLOW_MULTIARCH
 from .rules import EAFNOSUPPORT, ArgCmp, Rule, RuleError, SyscallNameError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import ctypes
     from collections.abc import Sequence
     from typing import Any
 
@@ -42,111 +42,11 @@ _ARCHES = {
     "aarch64": (_SCMP_ARCH_AARCH64, _SCMP_ARCH_ARM),
 }
 
-#: libseccomp result codes → LibraryError prefix (reference §8.2).  Code 6 is
-#: v1's text: libseccomp 2.5 has no export-to-memory, the BPF goes through a memfd.
-_PREFIX = {
-    1: "seccomp_init failed",
-    2: "seccomp_arch_add failed",
-    3: "seccomp_arch_add failed (multiarch)",
-    4: "internal libseccomp failure",
-    5: "seccomp_rule_add failed",
-    6: "seccomp_export_bpf failed",
-    7: "seccomp_load failed",
-}
-
-
-class LibraryError(HakureiError):
-    """libseccomp refused something: ``<prefix>: <seccomp errno> (<errno>)``.
-
-    ``seccomp`` is the negated return value of the libseccomp call (with the
-    raw-return-code attribute set, a real kernel errno), ``errno`` the C errno
-    when one is known.  Either part is left out of the message when absent.
-    """
-
-    def __init__(self, prefix: str, seccomp: int = 0, errno: int | None = None) -> None:
-        super().__init__(prefix, seccomp, errno)
-        self.prefix = prefix
-        self.seccomp = seccomp
-        self.errno = errno
-
-    @classmethod
-    def from_code(cls, code: int, seccomp: int = 0, errno: int | None = None) -> LibraryError:
-        return cls(_PREFIX[code], seccomp, errno)
-
-    def __str__(self) -> str:
-        if not self.seccomp:
-            if self.errno is None:
-                return self.prefix
-            return f"{self.prefix}: {strerror(self.errno)}"
-        if self.errno is None:
-            return f"{self.prefix}: {strerror(self.seccomp)}"
-        return f"{self.prefix}: {strerror(self.seccomp)} ({strerror(self.errno)})"
-
-
-# -- libseccomp through ctypes ------------------------------------------------------------
-
-_LIB: ctypes.CDLL | None = None
-
 #: libseccomp constants (seccomp.h).
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_ERRNO = 0x00050000
 _SCMP_ARCH_NATIVE = 0
 _SCMP_FLTATR_API_SYSRAWRC = 9
-
-
-def _lib() -> ctypes.CDLL:
-    """libseccomp through plain ctypes, dlopened by soname.
-
-    Not pyseccomp: it finds the library with ``ctypes.util.find_library``,
-    which imports subprocess, shutil and re and runs ``ldconfig -p`` twice
-    (~17 ms per process, against ~0.3 ms to compile STRICT).  Its binding is
-    only argtypes for the dozen calls below, so hakurei declares them here
-    and can compile on every start instead of trusting a file.
-    """
-    global _LIB
-    if _LIB is None:
-        import ctypes
-
-        class _Version(ctypes.Structure):
-            _fields_ = (
-                ("major", ctypes.c_uint),
-                ("minor", ctypes.c_uint),
-                ("micro", ctypes.c_uint),
-            )
-
-        try:
-            lib = ctypes.CDLL("libseccomp.so.2")
-        except OSError as e:
-            raise LibraryError("cannot load libseccomp.so.2", errno=e.errno) from e
-        ctx, u32, c_int = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
-        for fn, res, args in (
-            ("seccomp_version", ctypes.POINTER(_Version), ()),
-            ("seccomp_syscall_resolve_name", c_int, (ctypes.c_char_p,)),
-            ("seccomp_init", ctx, (u32,)),
-            ("seccomp_release", None, (ctx,)),
-            ("seccomp_attr_set", c_int, (ctx, c_int, u32)),
-            ("seccomp_arch_add", c_int, (ctx, u32)),
-            ("seccomp_arch_remove", c_int, (ctx, u32)),
-            ("seccomp_rule_add_array", c_int, (ctx, u32, c_int, ctypes.c_uint, ctypes.c_void_p)),
-            (
-                "seccomp_rule_add_exact_array",
-                c_int,
-                (ctx, u32, c_int, ctypes.c_uint, ctypes.c_void_p),
-            ),
-            ("seccomp_merge", c_int, (ctx, ctx)),
-            ("seccomp_export_bpf", c_int, (ctx, c_int)),
-            ("seccomp_export_pfc", c_int, (ctx, c_int)),
-        ):
-            f = getattr(lib, fn)
-            f.restype = res
-            f.argtypes = args
-        _LIB = lib
-    return _LIB
-
-
-def libseccomp_version() -> str:
-    v = _lib().seccomp_version().contents
-    return f"{v.major}.{v.minor}.{v.micro}"
 
 
 _NR_SCMP_ERROR = -1
