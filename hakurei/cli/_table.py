@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 
+from .. import std
 from ..errors import HakureiError, describe, q
 
 TYPE_CHECKING = False
@@ -344,9 +345,6 @@ def read_regular(path: str, limit: int, what: str) -> bytes:
 # -- the seccomp options, shared by exec and seccomp -----------------------------------
 
 SECCOMP = "seccomp"
-#: The presets ``hakurei exec`` (and so ``hakurei seccomp``) uses without --seccomp.
-DEFAULT_PRESETS = "everyday"
-
 SECCOMP_OPTIONS = (
     Opt(
         "--seccomp",
@@ -378,23 +376,32 @@ SECCOMP_OPTIONS = (
 
 
 def filter_settings(a: Args) -> tuple[bool, int, int, list[Any] | None]:
-    """(disabled, presets, flags, custom rules) from the seccomp options, each value checked."""
-    from .. import seccomp as sc
+    """(disabled, presets, flags, custom rules) from the seccomp options, each value checked.
 
+    The bits come from the leaf ``std``: without ``--seccomp`` or
+    ``--seccomp-rules`` no seccomp module is imported at all (the default's
+    program is compiled ahead, ``hakurei.seccomp.cache``).
+    """
     flags = (
-        sc.ALLOW_MULTIARCH * ("--multiarch" in a.flags)
-        | sc.ALLOW_CAN * ("--allow-can" in a.flags)
-        | sc.ALLOW_BLUETOOTH * ("--allow-bluetooth" in a.flags)
-        | sc.ALLOW_IO_URING * ("--allow-io-uring" in a.flags)
+        std.ALLOW_MULTIARCH * ("--multiarch" in a.flags)
+        | std.ALLOW_CAN * ("--allow-can" in a.flags)
+        | std.ALLOW_BLUETOOTH * ("--allow-bluetooth" in a.flags)
+        | std.ALLOW_IO_URING * ("--allow-io-uring" in a.flags)
     )
     if "--no-seccomp" in a.flags:
         return True, 0, flags, None
-    try:
-        presets = sc.parse_presets(a.values.get("--seccomp", DEFAULT_PRESETS))
-    except ValueError as e:
-        raise UsageError(f"--seccomp: {e}") from None
+    presets = std.EVERYDAY  # hakurei exec's (and so hakurei seccomp's) default
+    if "--seccomp" in a.values:
+        from .. import seccomp as sc
+
+        try:
+            presets = sc.parse_presets(a.values["--seccomp"])
+        except ValueError as e:
+            raise UsageError(f"--seccomp: {e}") from None
     rules = None
     if "--seccomp-rules" in a.values:
+        from .. import seccomp as sc
+
         path = a.values["--seccomp-rules"]
         what = f"--seccomp-rules {q(path)}"
         raw = read_regular(path, RULES_MAX, what)

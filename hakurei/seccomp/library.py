@@ -61,7 +61,6 @@ class LibraryError(HakureiError):
 _LIB: ctypes.CDLL | None = None
 
 
-
 def load() -> ctypes.CDLL:
     """libseccomp through plain ctypes, dlopened by soname.
 

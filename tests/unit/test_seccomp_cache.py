@@ -1,8 +1,10 @@
-"""The compiled filter is kept in memory only: nothing on disk decides it.
+"""The compiled filter is kept in memory only: nothing in the user's directories decides it.
 
 A file in the user's directories is a file any container with them bound
 writable can rewrite; so the program is compiled in every process that needs
-it, fast enough that no disk cache is worth that risk (bench/README.md).
+it, fast enough that no disk cache is worth that risk (bench/README.md).  The
+default settings' programs ship compiled in the package itself, like its code
+(test_seccomp_prebuilt.py).
 """
 
 from __future__ import annotations
