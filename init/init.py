@@ -52,6 +52,7 @@ from .kernel import (
     MS_REC,
     MS_SILENT,
     MS_SLAVE,
+    SI_KERNEL,
     Kernel,
 )
 
@@ -572,7 +573,7 @@ class Init:
                         k.close(fd)
                     self.extra = []
             if deadline is None:
-                sig = k.sigwaitinfo(HANDLED)
+                sig, code = k.sigwaitinfo(HANDLED)
             else:
                 left = deadline - k.monotonic()
                 timed = k.sigtimedwait(HANDLED, max(left, 0.0)) if left > 0 else None
@@ -580,8 +581,15 @@ class Init:
                     if s.adopt_wait_delay > 0:  # with no wait asked for, nothing was exceeded
                         say(f"{ERROR_PREFIX}timeout exceeded waiting for lingering processes")
                     self.exit(result)
-                sig = timed
+                sig, code = timed
             if sig == _signal.SIGCHLD:
+                continue
+            if code == SI_KERNEL and s.retain_session:
+                # Sharing the caller's terminal, init and the program are in
+                # its foreground group: what the terminal sent (Ctrl-C, Ctrl-\,
+                # Ctrl-Z, a hangup) reached the program too.  Passing it on
+                # would make one Ctrl-C two; stopping everything on Ctrl-Z
+                # would stop what the terminal did not.
                 continue
             if sig in (_signal.SIGTSTP, _signal.SIGCONT):
                 # The CLI was stopped (no terminal of its own, or kill -TSTP):

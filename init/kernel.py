@@ -144,6 +144,15 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 _prctl_raw = _libc.prctl
 _prctl_raw.argtypes = (ctypes.c_int,) + (ctypes.c_ulong,) * 4
+_signalfd = _libc.signalfd
+_signalfd.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
+#: signalfd(2) flags, and the size of one ``struct signalfd_siginfo`` read from it.
+_SFD_CLOEXEC = 0o2000000
+_SFD_NONBLOCK = 0o4000
+_SIGINFO_SIZE = 128
+#: ``si_code`` of a signal the kernel sent itself: a terminal's Ctrl-C, Ctrl-\ and
+#: Ctrl-Z to its foreground group, its hangup (siginfo.h).  kill(2) gives SI_USER (0).
+SI_KERNEL = 0x80
 _capset = _libc.capset
 
 
@@ -373,14 +382,43 @@ class Kernel:
         for sig in sigs:
             _signal.signal(sig, _signal.SIG_DFL)
 
-    def sigwaitinfo(self, sigset: tuple[int, ...]) -> int:
-        """Wait for one of the (blocked) signals ``sigset``; its number."""
-        return int(_signal.sigwaitinfo(sigset).si_signo)
+    def sigwaitinfo(self, sigset: tuple[int, ...]) -> tuple[int, int]:
+        """Wait for one of the (blocked) signals ``sigset``; its number and ``si_code``."""
+        info = _signal.sigwaitinfo(sigset)
+        return int(info.si_signo), int(info.si_code)
 
-    def sigtimedwait(self, sigset: tuple[int, ...], timeout: float) -> int | None:
+    def sigtimedwait(self, sigset: tuple[int, ...], timeout: float) -> tuple[int, int] | None:
         """``sigwaitinfo`` for at most ``timeout`` seconds; None if none came."""
         info = _signal.sigtimedwait(sigset, timeout)
-        return None if info is None else int(info.si_signo)
+        return None if info is None else (int(info.si_signo), int(info.si_code))
+
+    def signalfd(self, sigset: tuple[int, ...]) -> int:
+        """A non-blocking signalfd(2) for ``sigset`` (which the caller keeps blocked).
+
+        Unlike a handler and a wakeup fd, each signal read from it comes with
+        its ``si_code``: who sent it (``read_signals``).
+        """
+        mask = 0
+        for sig in sigset:
+            mask |= 1 << (sig - 1)
+        fd = int(_signalfd(-1, mask.to_bytes(8, sys.byteorder), _SFD_CLOEXEC | _SFD_NONBLOCK))
+        if fd < 0:
+            raise _oserror("signalfd")
+        return fd
+
+    def read_signals(self, fd: int) -> list[tuple[int, int]]:
+        """The signals pending on a signalfd, in order: (number, ``si_code``) each."""
+        try:
+            data = os.read(fd, 16 * _SIGINFO_SIZE)
+        except BlockingIOError:
+            return []
+        return [
+            (
+                int.from_bytes(data[i : i + 4], sys.byteorder),
+                int.from_bytes(data[i + 8 : i + 12], sys.byteorder, signed=True),
+            )
+            for i in range(0, len(data) - _SIGINFO_SIZE + 1, _SIGINFO_SIZE)
+        ]
 
     def monotonic(self) -> float:
         """The clock init's adopt-wait deadline is measured on (a fake one in tests)."""

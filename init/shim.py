@@ -30,6 +30,7 @@ from .kernel import (
     CLONE_NEWPID,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
+    SI_KERNEL,
     Kernel,
 )
 
@@ -308,7 +309,7 @@ def run(
     # see the program exit and our waitpid would fail.  Both need the default.
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     # Signals stay blocked across the fork: init keeps them blocked and takes
-    # them with sigwaitinfo; the shim unblocks after its handlers are in place.
+    # them with sigwaitinfo, the shim reads them from a signalfd (``relay``).
     _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
     alive_r, alive_w = os.pipe()
     # Did the program start?  Init writes "s" once it runs (and "f" after it,
@@ -335,7 +336,7 @@ def run(
         os.set_blocking(started_r, False)
     if term is not None:
         term.relay(pid, report, k)
-    relay(pid, parent, report, k=k, started=started_r)
+    relay(pid, parent, report, k=k, started=started_r, shared_terminal=setup.retain_session)
 
 
 def join_userns(k: Kernel, fd: int) -> None:
@@ -377,16 +378,21 @@ def relay(
     report: Report | None = None,
     k: Kernel | None = None,
     started: int = -1,
+    shared_terminal: bool = False,
 ) -> NoReturn:
-    """Pass signals to init until it exits; kill it if the parent dies first."""
+    """Pass signals to init until it exits; kill it if the parent dies first.
+
+    The signals stay blocked (since before the fork) and are read from a
+    signalfd, which says who sent each: ``shared_terminal`` (the program is
+    in our foreground group, ``retain_session``) skips what the terminal
+    sent, which reached the program as it reached us.
+    """
     k = Kernel() if k is None else k
     child = k.pidfd_open(pid)
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    for sig in RELAYED:
-        _signal.signal(sig, _noop)
-    _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
-    watch(k, pid, parent, child, wake_r, report, started)
+    for sig in RELAYED:  # an ignored signal would never queue; blocked, the default never acts
+        _signal.signal(sig, _signal.SIG_DFL)
+    sigfd = k.signalfd(RELAYED)
+    watch(k, pid, parent, child, sigfd, report, started, shared_terminal)
 
 
 def watch(
@@ -394,20 +400,24 @@ def watch(
     pid: int,
     parent: int | None,
     child: int,
-    wake_r: int,
+    sigfd: int,
     report: Report | None,
     started: int = -1,
+    shared_terminal: bool = False,
 ) -> NoReturn:
     """The relay's loop, over the kernel seam (tests/unit/test_shim_relay.py replays it).
 
     ``parent`` and ``child`` are pidfds (the parent's, None if nobody is
-    watched, and init's); ``wake_r`` is the signal wakeup pipe, one byte per
-    signal caught.  ``started`` (non-blocking, -1 if none) is init's "the
-    program started" pipe: ``report.exited`` is told only if it said so, as
-    bwrap's json-status fd has an exit code only for a program that ran.
+    watched, and init's); ``sigfd`` is the signalfd of ``RELAYED``.
+    ``started`` (non-blocking, -1 if none) is init's "the program started"
+    pipe: ``report.exited`` is told only if it said so, as bwrap's
+    json-status fd has an exit code only for a program that ran.  With
+    ``shared_terminal`` a signal the terminal sent (``SI_KERNEL``: Ctrl-C,
+    Ctrl-\\, Ctrl-Z, its hangup) is not passed on: the program is in the
+    terminal's foreground group and got it itself, so one Ctrl-C stays one.
     """
     said = b""
-    fds = tuple(fd for fd in (parent, child, wake_r) if fd is not None)
+    fds = tuple(fd for fd in (parent, child, sigfd) if fd is not None)
     if started >= 0:
         fds = (*fds, started)
     while True:
@@ -417,12 +427,13 @@ def watch(
                 if chunk == b"":  # init closed it (or exec'd as PID 1): all said
                     fds = tuple(f for f in fds if f != started)
                 said += chunk or b""
-            elif fd == wake_r:
-                for sig in k.read(wake_r, 64):
-                    try:
-                        k.kill(pid, sig)
-                    except ProcessLookupError:
-                        pass
+            elif fd == sigfd:
+                for sig, code in k.read_signals(sigfd):
+                    if not (shared_terminal and code == SI_KERNEL):
+                        try:
+                            k.kill(pid, sig)
+                        except ProcessLookupError:
+                            pass
                     if sig == _signal.SIGTSTP:  # init stops the container; then we stop
                         k.kill(k.getpid(), _signal.SIGSTOP)
             elif fd == parent:
@@ -451,7 +462,3 @@ def _drain(k: Kernel, fd: int) -> bytes | None:
         return k.read(fd, 16)
     except BlockingIOError:
         return None
-
-
-def _noop(signum: int, frame: object) -> None:
-    """A handler only so the signal reaches the wakeup fd instead of its default action."""

@@ -45,13 +45,14 @@ class Terminal:
         cols: int = 80,
         stdout: int | None = None,
         stderr: int | None = None,
+        command: str = "exec",
     ) -> None:
         """``stdout``/``stderr``: a file or pipe instead of the terminal (``> log``, ``| less``)."""
         self.master, self.slave = os.openpty()
         set_size(self.master, rows, cols)
         self.before = termios.tcgetattr(self.slave)
         self.p = subprocess.Popen(
-            [SCRIPT, "exec", *args],
+            [SCRIPT, command, *args],
             stdin=self.slave,
             stdout=self.slave if stdout is None else stdout,
             stderr=self.slave if stderr is None else stderr,
@@ -168,6 +169,53 @@ def test_ctrl_c_runs_the_programs_trap_and_its_status_is_returned() -> None:
         t.expect(b"armed")
         t.send(b"\x03")
         t.expect(b"trapped")
+        assert t.finish() == 7
+    finally:
+        t.close()
+
+
+#: Counts each SIGINT as it comes (sigwaitinfo merges nothing that arrives apart),
+#: then listens one more second before it says how many it got.
+COUNT_SIGINTS = """
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+print("armed", flush=True)
+signal.sigwaitinfo({signal.SIGINT})
+n = 1
+while signal.sigtimedwait({signal.SIGINT}, 1.0) is not None:
+    n += 1
+print(f"got-int-{n}-times", flush=True)
+sys.exit(7)
+"""
+
+
+def test_sharing_the_terminal_one_ctrl_c_reaches_the_program_once() -> None:
+    """With --retain-session the program is in the terminal's foreground group, as
+    CLI and init are: Ctrl-C reaches it from the terminal, and neither passes it on again
+    (a REPL would see one KeyboardInterrupt as three)."""
+    t = Terminal(["--retain-session", "--", "/usr/bin/python3", "-c", COUNT_SIGINTS])
+    try:
+        t.expect(b"armed")
+        t.send(b"\x03")
+        t.expect(b"got-int-")
+        t.expect(b"-times")
+        assert t.log.count(b"got-int-1-times") == 1, t.log[-500:]
+        assert t.finish() == 7
+    finally:
+        t.close()
+
+
+def test_hakurei_bwrap_in_a_terminal_one_ctrl_c_reaches_the_program_once() -> None:
+    """bubblewrap's default keeps the caller's session: the same rule holds there."""
+    fs = ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib"]
+    fs += ["--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
+    argv = [*fs, "--proc", "/proc", "--dev", "/dev", "/usr/bin/python3", "-c", COUNT_SIGINTS]
+    t = Terminal(argv, command="bwrap")
+    try:
+        t.expect(b"armed")
+        t.send(b"\x03")
+        t.expect(b"-times")
+        assert t.log.count(b"got-int-1-times") == 1, t.log[-500:]
         assert t.finish() == 7
     finally:
         t.close()

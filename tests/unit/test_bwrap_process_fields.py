@@ -216,7 +216,7 @@ def test_a_pid_1_whose_exec_failed_has_no_exit_reported() -> None:
 def test_a_signal_still_reaches_init_while_the_started_pipe_is_watched() -> None:
     calls = [
         call("poll", WATCHED, ret=[WAKE]),
-        call("read", WAKE, 64, ret=bytes([signal.SIGTERM])),
+        call("read_signals", WAKE, ret=[(signal.SIGTERM, 0)]),
         call("kill", PID, signal.SIGTERM),
         call("poll", WATCHED, ret=[CHILD]),
         call("waitpid", PID, 0, ret=(PID, signal.SIGTERM)),

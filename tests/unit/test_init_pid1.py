@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hakurei.init.init import HANDLED, Init
+from hakurei.init.kernel import SI_KERNEL
 from hakurei.wire import Setup
 
 import records
@@ -26,6 +27,8 @@ PID = 0x1234
 ORPHAN = 0xBABE
 #: what the clock reads when the program is reaped (exact in binary, as are the sums below)
 T0 = 1000.0
+#: ``si_code`` of a kill(2): what the shim's relay, or anyone's kill, gives
+SI_USER = 0
 LINGER = "hakurei: timeout exceeded waiting for lingering processes\n"
 
 
@@ -51,18 +54,18 @@ NOTHING = call("waitpid", -1, os.WNOHANG, ret=(0, 0))
 ECHILD = call("waitpid", -1, os.WNOHANG, err=ChildProcessError(errno.ECHILD, "No child processes"))
 
 
-def arrives(sig: int) -> Call:
-    """``sig`` taken while the program runs (no deadline yet)."""
-    return call("sigwaitinfo", HANDLED, ret=sig)
+def arrives(sig: int, code: int = SI_USER) -> Call:
+    """``sig`` taken while the program runs (no deadline yet); ``code`` says who sent it."""
+    return call("sigwaitinfo", HANDLED, ret=(sig, code))
 
 
 def clock(t: float) -> Call:
     return call("monotonic", ret=t)
 
 
-def waits(timeout: float, sig: int | None) -> Call:
+def waits(timeout: float, sig: int | None, code: int = SI_USER) -> Call:
     """The adopt wait: ``sig`` within ``timeout`` seconds, or None when it ran out."""
-    return call("sigtimedwait", HANDLED, timeout, ret=sig)
+    return call("sigtimedwait", HANDLED, timeout, ret=None if sig is None else (sig, code))
 
 
 def kill(pid: int, sig: int, err: OSError | None = None) -> Call:
@@ -247,6 +250,47 @@ def test_interrupt_with_retain_session_reaches_the_program_alone() -> None:
         exits(130),
     ]
     assert serve(make_setup(retain_session=True), calls) == 130
+
+
+def test_sharing_the_terminal_what_the_terminal_sent_is_not_passed_on() -> None:
+    """With retain_session init and the program are in the terminal's foreground group:
+    a Ctrl-C or Ctrl-\\ (SI_KERNEL) reached the program itself, and a Ctrl-Z stopped what
+    the terminal stops; passing them on would deliver each one twice."""
+    calls = [
+        NOTHING,
+        arrives(signal.SIGINT, SI_KERNEL),
+        NOTHING,
+        arrives(signal.SIGQUIT, SI_KERNEL),
+        NOTHING,
+        arrives(signal.SIGTSTP, SI_KERNEL),
+        NOTHING,
+        arrives(signal.SIGINT),  # kill -INT to the CLI alone, relayed by the shim
+        kill(PID, signal.SIGINT),
+        NOTHING,
+        arrives(signal.SIGCHLD),
+        reaped(PID, signalled(signal.SIGINT)),
+        clock(T0),
+        ECHILD,
+        exits(130),
+    ]
+    assert serve(make_setup(retain_session=True), calls) == 130
+
+
+def test_in_a_session_of_its_own_the_terminals_signals_are_passed_on() -> None:
+    """Without retain_session only the shim's group gets the terminal's Ctrl-C, and the
+    shim relays it: init must pass it on whatever its origin (a kernel-sent one too)."""
+    calls = [
+        NOTHING,
+        arrives(signal.SIGINT, SI_KERNEL),
+        kill(-PID, signal.SIGINT),
+        NOTHING,
+        arrives(signal.SIGCHLD),
+        reaped(PID, signalled(signal.SIGINT)),
+        clock(T0),
+        ECHILD,
+        exits(130),
+    ]
+    assert serve(make_setup(), calls) == 130
 
 
 def test_stop_and_continue_reach_every_process() -> None:

@@ -1,11 +1,12 @@
 """The shim's relay on the recording fake kernel: events in, calls out.
 
 After forking init the shim only waits: ``poll`` says which of the parent's
-pidfd, init's pidfd and the signal wakeup pipe is ready, and the shim passes
-caught signals on to init, kills init when the parent dies, and exits with
-init's status when init exits.  Each test is one such story as the exact
-calls ``shim.watch`` makes; the real signal plumbing (handlers, wakeup fd)
-is proven by the integration tests (test_lifecycle.py, test_process.py).
+pidfd, init's pidfd and the signalfd is ready, and the shim passes caught
+signals on to init (unless the terminal it shares with the program sent
+them), kills init when the parent dies, and exits with init's status when
+init exits.  Each test is one such story as the exact calls ``shim.watch``
+makes; the real signal plumbing (the signalfd) is proven by the integration
+tests (test_lifecycle.py, test_process.py, test_terminal.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from fakekernel import Call, Exited, FakeKernel, RecordingReport, call, exits
 
 PID = 0x1234  # init, as the shim sees it
 SHIM = 0x777
-PARENT, CHILD, WAKE = 20, 21, 22  # the parent's pidfd, init's pidfd, the wakeup pipe
+PARENT, CHILD, WAKE = 20, 21, 22  # the parent's pidfd, init's pidfd, the signalfd
+#: ``si_code``: a kill(2), and a signal the kernel sent (a terminal's Ctrl-C)
+SI_USER, SI_KERNEL = 0, 0x80
 WATCHED = (PARENT, CHILD, WAKE)
 
 
@@ -32,9 +35,9 @@ def ready(*fds: int, watched: tuple[int, ...] = WATCHED) -> Call:
     return call("poll", watched, ret=list(fds))
 
 
-def caught(*sigs: int) -> Call:
-    """The wakeup pipe's bytes: one per signal the shim caught, in order."""
-    return call("read", WAKE, 64, ret=bytes(sigs))
+def caught(*sigs: int, code: int = SI_USER) -> Call:
+    """The signalfd's records: each signal the shim caught, in order, and who sent it."""
+    return call("read_signals", WAKE, ret=[(sig, code) for sig in sigs])
 
 
 def kill(pid: int, sig: int, err: OSError | None = None) -> Call:
@@ -46,11 +49,16 @@ def init_exits(status: int, watched: tuple[int, ...] = WATCHED) -> list[Call]:
     return [ready(CHILD, watched=watched), call("waitpid", PID, 0, ret=(PID, status))]
 
 
-def relay(calls: list[Call], parent: int | None = PARENT, report: Report | None = None) -> int:
+def relay(
+    calls: list[Call],
+    parent: int | None = PARENT,
+    report: Report | None = None,
+    shared_terminal: bool = False,
+) -> int:
     """Run the relay's loop on ``calls`` (which end with ``exits``); the shim's exit status."""
     k = FakeKernel(calls)
     with pytest.raises(Exited) as e:
-        watch(k, PID, parent, CHILD, WAKE, report)
+        watch(k, PID, parent, CHILD, WAKE, report, shared_terminal=shared_terminal)
     k.done()
     return e.value.status
 
@@ -140,6 +148,40 @@ def test_without_a_watched_parent_only_init_and_signals_are_watched() -> None:
     calls = [
         ready(WAKE, watched=watched),
         caught(signal.SIGINT),
+        kill(PID, signal.SIGINT),
+        *init_exits(130 << 8, watched=watched),
+        exits(130),
+    ]
+    assert relay(calls, parent=None) == 130
+
+
+def test_sharing_the_terminal_its_own_signals_are_not_passed_on_but_a_kill_is() -> None:
+    """retain_session: the program is in the terminal's foreground group and got the
+    terminal's Ctrl-C itself; Ctrl-Z still stops the shim (so the shell sees the job
+    stop), and a kill sent to the shim alone still reaches init."""
+    watched = (CHILD, WAKE)
+    calls = [
+        ready(WAKE, watched=watched),
+        caught(signal.SIGINT, code=SI_KERNEL),
+        ready(WAKE, watched=watched),
+        caught(signal.SIGTSTP, code=SI_KERNEL),
+        call("getpid", ret=SHIM),
+        kill(SHIM, signal.SIGSTOP),
+        ready(WAKE, watched=watched),
+        caught(signal.SIGTERM),
+        kill(PID, signal.SIGTERM),
+        *init_exits(143 << 8, watched=watched),
+        exits(143),
+    ]
+    assert relay(calls, parent=None, shared_terminal=True) == 143
+
+
+def test_in_a_session_of_its_own_the_terminals_ctrl_c_is_passed_on() -> None:
+    """Without retain_session only the shim's group hears the terminal: it relays."""
+    watched = (CHILD, WAKE)
+    calls = [
+        ready(WAKE, watched=watched),
+        caught(signal.SIGINT, code=SI_KERNEL),
         kill(PID, signal.SIGINT),
         *init_exits(130 << 8, watched=watched),
         exits(130),
