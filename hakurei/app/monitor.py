@@ -178,6 +178,17 @@ def launch(launch: Launch) -> int:
     return trio.run(_main, launch)
 
 
+class Stop(list[int]):
+    """The first signal that stopped the launch (empty: none), as the watcher saw it.
+
+    ``app_has_terminal``: the app runs and shares the terminal (``tty``), in
+    its foreground group as the launcher is, so a Ctrl-C reached it directly:
+    the launcher does not stop it for that (a SIGTERM or SIGHUP still does).
+    """
+
+    app_has_terminal = False
+
+
 async def _main(launch: Launch) -> int:
     try:
         return await _watched(launch)
@@ -189,13 +200,18 @@ async def _watched(launch: Launch) -> int:
     env = dict(os.environ if launch.host_env is None else launch.host_env)
     log = launch.say if launch.verbose else (lambda line: None)
     step = Steps(log, _kill_at(os.environ))
-    got: list[int] = []  # the first forwarded signal
+    got = Stop()
     with trio.open_signal_receiver(*FORWARDED) as signals:
         async with trio.open_nursery() as watcher:
             life = trio.CancelScope()
 
             async def watch() -> None:
                 async for signum in signals:
+                    if signum == signal.SIGINT and got.app_has_terminal:
+                        # In the terminal's foreground group the app got this
+                        # Ctrl-C itself, and is the one to decide what it means.
+                        log("got SIGINT: the app has the terminal and got it too")
+                        continue
                     if not got:
                         got.append(signum)
                         log(f"got {signal.Signals(signum).name}: stopping the app")
@@ -215,7 +231,7 @@ async def _launch(
     log: Callable[[str], None],
     step: Steps,
     life: trio.CancelScope,
-    got: list[int],
+    got: Stop,
 ) -> int:
     config = launch.config
     check_identifier_fd(launch.identifier_fd)
@@ -287,7 +303,7 @@ async def _run_instance(
     log: Callable[[str], None],
     step: Steps,
     life: trio.CancelScope,
-    got: list[int],
+    got: Stop,
     launcher_start: int,
 ) -> int:
     """Steps 4 to 10 of the module docstring, for one instance that is created and locked."""
@@ -356,6 +372,7 @@ async def _run_instance(
                     write_identifier(launch.identifier_fd, instance.id)
                     launch.identifier_fd = None
                 step("app running")
+                got.app_has_terminal = p.retain_session  # tty: a shared foreground group
                 await container.wait()
                 helpers.cancel_scope.cancel()
     if launch.identifier_fd is not None:

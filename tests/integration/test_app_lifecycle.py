@@ -9,12 +9,15 @@ crash recovery), not an enablement's.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections.abc import Iterator
@@ -271,6 +274,50 @@ def test_ctrl_c_reaches_the_app_and_the_launcher_reverts(box: Box, group: bool) 
     out, err = p.communicate(timeout=30)
     assert (p.returncode, out, err) == (7, "got-int 1\n", "")
     assert box.instances() == []
+
+
+def test_an_app_sharing_the_terminal_gets_its_ctrl_c_once_and_decides_itself(box: Box) -> None:
+    """``tty: true``: the app is in the terminal's foreground group, as the launcher is.
+    A Ctrl-C reaches it from the terminal once; the launcher neither sends another nor
+    stops it (the app below goes on after it, and its own status is the launcher's)."""
+    script = (
+        "import signal, sys\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+        "print('armed', flush=True)\n"
+        "signal.sigwaitinfo({signal.SIGINT})\n"
+        "n = 1\n"
+        "while signal.sigtimedwait({signal.SIGINT}, 1.0) is not None:\n"
+        "    n += 1\n"
+        "print(f'got-int-{n}-times', flush=True)\n"
+        "sys.exit(7)\n"
+    )
+    master, slave = os.openpty()
+    try:
+        p = box.app(
+            box.config(["python3", "-c", script], tty=True),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"armed" not in seen:
+            assert time.monotonic() < deadline, seen
+            if select.select([master], [], [], 1.0)[0]:
+                seen += os.read(master, 4096)
+        os.write(master, b"\x03")
+        while p.poll() is None or select.select([master], [], [], 0)[0]:
+            assert time.monotonic() < deadline, seen
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        assert b"got-int-1-times" in seen, seen
+        assert p.returncode == 7
+        assert box.instances() == []
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def test_an_app_that_ignores_sigint_is_killed_after_wait_delay(box: Box) -> None:
