@@ -28,7 +28,7 @@ import os
 import sys
 
 from .errors import ParamsError, StartError, describe
-from .process import Process, write_all
+from .process import CANCEL_SIGNAL, Process, write_all
 from .wire import FD_LIMIT, encode
 
 TYPE_CHECKING = False
@@ -152,8 +152,10 @@ def cold(
                 {"HAKUREI_SETUP": str(SETUP_FD)},
                 file_actions=actions,
                 # SIGINT blocked until the shim has made its action the default: Python
-                # would otherwise turn a Ctrl-C during its start into a traceback.
-                setsigmask=(_SIGINT,),
+                # would otherwise turn a Ctrl-C during its start into a traceback.  The
+                # cancel signal stays blocked: one that comes before init exists waits
+                # for the shim's relay to pass it on, instead of killing the shim.
+                setsigmask=(_SIGINT, CANCEL_SIGNAL),
                 **group,
             )
         except OSError as e:

@@ -22,6 +22,21 @@ from hakurei.sync import run_sync
 #: Debian's interpreter, visible inside the default profile through /usr.
 PY = "/usr/bin/python3"
 
+#: A program (``python3 -c``) that counts each SIGINT as it comes (sigwaitinfo
+#: merges none that arrive apart, where a shell's trap would), listens one more
+#: second, says ``got-int-N-times`` and exits 7: one Ctrl-C must be one SIGINT.
+COUNT_SIGINTS = """
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+print("armed", flush=True)
+signal.sigwaitinfo({signal.SIGINT})
+n = 1
+while signal.sigtimedwait({signal.SIGINT}, 1.0) is not None:
+    n += 1
+print(f"got-int-{n}-times", flush=True)
+sys.exit(7)
+"""
+
 
 def hakurei(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     """``python -m hakurei ARGS`` as a user types it, text output captured, bounded."""

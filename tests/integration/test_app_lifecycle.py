@@ -34,7 +34,7 @@ from hakurei.app.store import Store
 from hakurei.cli.run import _filesystem
 from hakurei.profile import account
 
-from conftest import descendants
+from conftest import COUNT_SIGINTS, descendants
 
 DEADLINE = 20.0
 
@@ -237,6 +237,12 @@ def test_the_state_store_is_hidden_where_a_bind_would_show_it(box: Box) -> None:
 # -- signals -----------------------------------------------------------------------------
 
 
+def _armed(p: subprocess.Popen[str]) -> None:
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    assert line == "armed\n", (line, p.stderr.read() if p.stderr else "")
+
+
 def _started(p: subprocess.Popen[str]) -> None:
     assert p.stdout is not None
     line = p.stdout.readline()
@@ -251,28 +257,15 @@ def test_ctrl_c_reaches_the_app_and_the_launcher_reverts(box: Box, group: bool) 
     "quit now", so one press must not arrive twice (the launcher's own
     forward and its shim's relay of the group's signal).
     """
-    # Counts every SIGINT as it comes (a shell's trap merges two close ones),
-    # then listens one more second for a second one before it exits.
-    script = (
-        "import signal, sys\n"
-        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
-        "print('ready', flush=True)\n"
-        "signal.sigwaitinfo({signal.SIGINT})\n"
-        "n = 1\n"
-        "while signal.sigtimedwait({signal.SIGINT}, 1.0) is not None:\n"
-        "    n += 1\n"
-        "print(f'got-int {n}')\n"
-        "sys.exit(7)\n"
-    )
-    p = box.app(box.config(["python3", "-c", script]), start_new_session=group)
-    _started(p)
+    p = box.app(box.config(["python3", "-c", COUNT_SIGINTS]), start_new_session=group)
+    _armed(p)
     assert len(box.instances()) == 1
     if group:
         os.killpg(p.pid, signal.SIGINT)
     else:
         p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
-    assert (p.returncode, out, err) == (7, "got-int 1\n", "")
+    assert (p.returncode, out, err) == (7, "got-int-1-times\n", "")
     assert box.instances() == []
 
 
@@ -280,21 +273,10 @@ def test_an_app_sharing_the_terminal_gets_its_ctrl_c_once_and_decides_itself(box
     """``tty: true``: the app is in the terminal's foreground group, as the launcher is.
     A Ctrl-C reaches it from the terminal once; the launcher neither sends another nor
     stops it (the app below goes on after it, and its own status is the launcher's)."""
-    script = (
-        "import signal, sys\n"
-        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
-        "print('armed', flush=True)\n"
-        "signal.sigwaitinfo({signal.SIGINT})\n"
-        "n = 1\n"
-        "while signal.sigtimedwait({signal.SIGINT}, 1.0) is not None:\n"
-        "    n += 1\n"
-        "print(f'got-int-{n}-times', flush=True)\n"
-        "sys.exit(7)\n"
-    )
     master, slave = os.openpty()
     try:
         p = box.app(
-            box.config(["python3", "-c", script], tty=True),
+            box.config(["python3", "-c", COUNT_SIGINTS], tty=True),
             stdin=slave,
             stdout=slave,
             stderr=slave,

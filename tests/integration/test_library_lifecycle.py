@@ -258,6 +258,23 @@ async def test_wait_before_serve_raises_instead_of_hanging() -> None:
     assert await c.wait() == 0
 
 
+# -- a cancel before init exists ---------------------------------------------------------
+
+
+async def test_a_cancel_that_reaches_the_shim_before_init_exists_is_kept_not_fatal() -> None:
+    """The cancel signal (SIGUSR2) may reach a cold shim while it reads its setup or makes
+    the namespaces: blocked from its first instruction, it is relayed to init once init
+    exists (which then ends the container as a cancel does: status 0), instead of killing
+    the shim by its default action (status 140, what the launcher once reported)."""
+    c = hakurei.Container("/bin/sleep", ["sleep", "1000"], fork_server=False, **kwargs())
+    await c.start()
+    assert c.pid is not None
+    os.kill(c.pid, signal.SIGUSR2)  # the shim's: it waits for its setup
+    await c.serve()
+    with trio.fail_after(30):
+        assert await c.wait() == 0
+
+
 # -- the report channel is optional -------------------------------------------------------
 
 

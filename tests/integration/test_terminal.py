@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from conftest import processes_with
+from conftest import COUNT_SIGINTS, PY, processes_with
 
 SCRIPT = str(Path(sys.executable).with_name("hakurei"))
 DEADLINE = 30.0
@@ -174,51 +174,31 @@ def test_ctrl_c_runs_the_programs_trap_and_its_status_is_returned() -> None:
         t.close()
 
 
-#: Counts each SIGINT as it comes (sigwaitinfo merges nothing that arrives apart),
-#: then listens one more second before it says how many it got.
-COUNT_SIGINTS = """
-import signal, sys
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-print("armed", flush=True)
-signal.sigwaitinfo({signal.SIGINT})
-n = 1
-while signal.sigtimedwait({signal.SIGINT}, 1.0) is not None:
-    n += 1
-print(f"got-int-{n}-times", flush=True)
-sys.exit(7)
-"""
+def ctrl_c_arrives_once(t: Terminal) -> None:
+    """Type one Ctrl-C at ``COUNT_SIGINTS``: it counts one, and exits with its own 7."""
+    try:
+        t.expect(b"armed")
+        t.send(b"\x03")
+        t.expect(b"-times")
+        assert t.log.count(b"got-int-1-times") == 1, t.log[-500:]
+        assert t.finish() == 7
+    finally:
+        t.close()
 
 
 def test_sharing_the_terminal_one_ctrl_c_reaches_the_program_once() -> None:
     """With --retain-session the program is in the terminal's foreground group, as
     CLI and init are: Ctrl-C reaches it from the terminal, and neither passes it on again
     (a REPL would see one KeyboardInterrupt as three)."""
-    t = Terminal(["--retain-session", "--", "/usr/bin/python3", "-c", COUNT_SIGINTS])
-    try:
-        t.expect(b"armed")
-        t.send(b"\x03")
-        t.expect(b"got-int-")
-        t.expect(b"-times")
-        assert t.log.count(b"got-int-1-times") == 1, t.log[-500:]
-        assert t.finish() == 7
-    finally:
-        t.close()
+    ctrl_c_arrives_once(Terminal(["--retain-session", "--", PY, "-c", COUNT_SIGINTS]))
 
 
 def test_hakurei_bwrap_in_a_terminal_one_ctrl_c_reaches_the_program_once() -> None:
     """bubblewrap's default keeps the caller's session: the same rule holds there."""
     fs = ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib"]
     fs += ["--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
-    argv = [*fs, "--proc", "/proc", "--dev", "/dev", "/usr/bin/python3", "-c", COUNT_SIGINTS]
-    t = Terminal(argv, command="bwrap")
-    try:
-        t.expect(b"armed")
-        t.send(b"\x03")
-        t.expect(b"-times")
-        assert t.log.count(b"got-int-1-times") == 1, t.log[-500:]
-        assert t.finish() == 7
-    finally:
-        t.close()
+    argv = [*fs, "--proc", "/proc", "--dev", "/dev", PY, "-c", COUNT_SIGINTS]
+    ctrl_c_arrives_once(Terminal(argv, command="bwrap"))
 
 
 def test_the_window_size_of_its_own_terminal_follows_a_resize() -> None:
