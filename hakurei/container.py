@@ -284,8 +284,10 @@ class Container:
         if shim is None or shim.done:
             return
         with trio.CancelScope(shield=True):
-            shim.close_setup()
+            # The signal first: a shim still waiting for its setup then finds it
+            # pending when the stream ends, and ends as cancelled, quietly.
             shim.signal(CANCEL_SIGNAL)
+            shim.close_setup()
             with trio.move_on_after(self.wait_delay):
                 await self._reap()
                 return

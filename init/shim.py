@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 #: Signals the shim passes on to init: the ones init handles (but SIGCHLD).
 RELAYED = _init.RELAYED
+#: The parent's cancel signal (hakurei.process.CANCEL_SIGNAL), blocked from the spawn on.
+CANCEL_SIGNAL = _signal.SIGUSR2
 
 
 #: The report channel to the parent (init's ``tell``): our dup of the setup
@@ -193,8 +195,10 @@ def take_setup() -> tuple[Setup, list[int]]:
     try:
         setup = receive(os.environ)
     except HakureiError as e:
+        end_if_cancelled()
         fail(str(e))
     except Exception as e:  # anything else is still a setup failure, in one line
+        end_if_cancelled()
         fail(f"cannot decode init setup payload: {describe(e)}")
     setup_fd = int(os.environ["HAKUREI_SETUP"])
     if setup.files and setup_fd < 2:
@@ -205,6 +209,16 @@ def take_setup() -> tuple[Setup, list[int]]:
         os.close(_report)
         _report = above
     return setup, extra
+
+
+def end_if_cancelled() -> None:
+    """A parent that gave up before sending the setup (``Container``'s cancel: the
+    signal, then the end of the stream) gets no error line, only the status a death
+    by the cancel signal gives (kept blocked since the spawn, it is pending).  Exit,
+    not the signal's default action: an init the fork server cloned is PID 1, which
+    a default action never ends."""
+    if CANCEL_SIGNAL in _signal.sigpending():
+        os._exit(128 + CANCEL_SIGNAL)
 
 
 def reporting() -> int:

@@ -275,6 +275,23 @@ async def test_a_cancel_that_reaches_the_shim_before_init_exists_is_kept_not_fat
         assert await c.wait() == 0
 
 
+@pytest.mark.parametrize("fork_server", [False, True], ids=["cold", "fork-server"])
+async def test_a_container_cancelled_before_its_setup_was_sent_ends_without_a_word(
+    tmp_path: Any, fork_server: bool
+) -> None:
+    """Leaving ``async with`` before ``serve()`` cancels a container still waiting for its
+    setup: it ends quietly, not with a "truncated setup stream" line on the program's stderr
+    (the caller gave up; nothing was malformed)."""
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        async with hakurei.Container(
+            "/bin/true", fork_server=fork_server, stderr=f, **kwargs()
+        ) as c:
+            pass
+    assert c.returncode is not None
+    assert err.read_bytes() == b""
+
+
 # -- the report channel is optional -------------------------------------------------------
 
 
