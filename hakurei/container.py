@@ -138,6 +138,15 @@ class Container:
     def returncode(self) -> int | None:
         return self._shim.status if self._shim else None
 
+    @property
+    def program_started(self) -> bool:
+        """Whether init reported the program started (final once the container is reaped).
+
+        A container cancelled before that has a status of its own (128+SIGUSR2
+        if the setup was never read), which is not the program's.
+        """
+        return self._shim is not None and self._shim.started
+
     async def start(self) -> None:
         """Spawn the shim.  Raises StartError (or OpError for a bad op) on failure."""
         if self._shim is not None:

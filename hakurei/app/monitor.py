@@ -379,8 +379,10 @@ async def _run_instance(
         os.close(launch.identifier_fd)  # the app never ran: the reader sees EOF, no id
         launch.identifier_fd = None
     status = container.returncode
-    if not ran or status is None:
-        # Stopped before the setup was sent: a shell's status for the signal.
+    if not ran or status is None or (got and not container.program_started):
+        # Stopped before the app ran (before the setup was sent, or while it was
+        # being sent or built): a shell's status for the signal, not the
+        # container's 128+SIGUSR2 for a cancelled setup.
         return 128 + (got[0] if got else signal.SIGKILL)
     step(f"app exited with status {status}")
     return status

@@ -256,6 +256,7 @@ async def test_wait_before_serve_raises_instead_of_hanging() -> None:
         await c.wait()
     await c.serve()
     assert await c.wait() == 0
+    assert c.program_started
 
 
 # -- a cancel before init exists ---------------------------------------------------------
@@ -288,7 +289,7 @@ async def test_a_container_cancelled_before_its_setup_was_sent_ends_without_a_wo
             "/bin/true", fork_server=fork_server, stderr=f, **kwargs()
         ) as c:
             pass
-    assert c.returncode is not None
+    assert (c.returncode, c.program_started) == (128 + signal.SIGUSR2, False)
     assert err.read_bytes() == b""
 
 
