@@ -238,6 +238,12 @@ class Container:
                 await stream.send_all(encode(setup))
             except trio.BrokenResourceError:
                 pass  # the shim exited early; its report and status say why
+            except BaseException:
+                # Cancelled with the record unsent or half sent: the cancel
+                # signal before the stream ends (as in _cancel), so the shim
+                # finds it pending and ends quietly, not as a bad record.
+                shim.signal(CANCEL_SIGNAL)
+                raise
             finally:
                 shim.end_setup()
                 await stream.aclose()

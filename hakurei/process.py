@@ -207,9 +207,13 @@ class Process:
         self.exit_fd = self.pidfd = -1
 
     def abandon(self) -> None:
-        """Kill and reap after a failure, so nothing outlives the caller's error."""
-        self.close_setup()
+        """Kill and reap after a failure, so nothing outlives the caller's error.
+
+        SIGKILL before the setup stream ends: a shim still reading it must not
+        live to report a truncated record.
+        """
         self.signal(SIGKILL)
+        self.close_setup()
         try:
             self.reap()
         except ServerLostError:

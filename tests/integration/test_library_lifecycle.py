@@ -293,6 +293,24 @@ async def test_a_container_cancelled_before_its_setup_was_sent_ends_without_a_wo
     assert err.read_bytes() == b""
 
 
+@pytest.mark.parametrize("fork_server", [False, True], ids=["cold", "fork-server"])
+async def test_serve_cancelled_before_the_record_is_written_ends_without_a_word(
+    tmp_path: Any, fork_server: bool
+) -> None:
+    """A serve() whose scope is already cancelled never writes the record: the cancel
+    signal goes out before the setup stream ends, so the container ends quietly (the
+    launcher's Ctrl-C while it serves the setup printed a truncated-record line)."""
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        c = hakurei.Container("/bin/true", fork_server=fork_server, stderr=f, **kwargs())
+        await c.start()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await c.serve()
+    assert (c.returncode, c.program_started) == (128 + signal.SIGUSR2, False)
+    assert err.read_bytes() == b""
+
+
 # -- the report channel is optional -------------------------------------------------------
 
 
