@@ -50,6 +50,23 @@ def hakurei(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: A root as bubblewrap users build it on the command line: the host read-only,
+#: /proc and a private /tmp (``hakurei exec`` and ``hakurei bwrap`` options).
+BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
+
+
+def exec_sh(*options: str, script: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """``hakurei exec OPTIONS -- /bin/sh -c SCRIPT``."""
+    return hakurei("exec", *options, "--", "/bin/sh", "-c", script, **kw)
+
+
+def one_line_125(r: subprocess.CompletedProcess[str], needle: str) -> None:
+    """Refused as bad input: exit 125 and one ``hakurei:`` line that says ``needle``."""
+    assert r.returncode == 125, r
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("hakurei: "), r.stderr
+    assert needle in r.stderr, r.stderr
+
+
 def processes_with(marker: str, *, skip: bytes | None = None) -> list[int]:
     """Pids whose command line holds ``marker`` (and not ``skip``): a /proc scan.
 

@@ -24,21 +24,7 @@ import pytest
 from hakurei import capnames
 from hakurei.errors import ParamsError
 
-from conftest import PY, children, hakurei, ok, py, run, sh
-
-#: The host as bubblewrap users bind it: read-only, with /proc and a private /tmp.
-BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
-
-
-def exec_sh(*options: str, script: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return hakurei("exec", *BASE, *options, "--", "/bin/sh", "-c", script, **kw)
-
-
-def one_line_125(r: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert r.returncode == 125, r
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("hakurei: "), r.stderr
-    assert needle in r.stderr, r.stderr
-
+from conftest import BASE, PY, children, exec_sh, hakurei, ok, one_line_125, py, run, sh
 
 # -- 1. --json-status-fd: an exit code only for a program that ran --------------------
 
@@ -94,7 +80,7 @@ def test_json_status_as_pid_1_has_the_exit_code_only_when_the_exec_worked() -> N
 
 
 def test_as_pid_1_program_is_pid_1() -> None:
-    r = exec_sh("--as-pid-1", script="echo $$; exit 3")
+    r = exec_sh(*BASE, "--as-pid-1", script="echo $$; exit 3")
     assert (r.returncode, r.stdout) == (3, "1\n"), r.stderr
 
 
@@ -116,6 +102,7 @@ def test_as_pid_1_gets_the_passed_fds_and_a_new_session() -> None:
     r_fd, w_fd = os.pipe()
     try:
         r = exec_sh(
+            *BASE,
             "--as-pid-1",
             "--pass-fd",
             str(w_fd),
@@ -163,7 +150,7 @@ def test_kept_caps_survive_the_exec_of_a_non_root_program_and_init_holds_none() 
 
 
 def test_cap_add_all_then_cap_drop_one_through_exec() -> None:
-    r = exec_sh("--cap-add", "ALL", "--cap-drop", "CAP_KILL", script=CAPS_SCRIPT)
+    r = exec_sh(*BASE, "--cap-add", "ALL", "--cap-drop", "CAP_KILL", script=CAPS_SCRIPT)
     assert r.returncode == 0, r.stderr
     program, init = program_and_init(r.stdout)
     want = ((1 << (last_cap() + 1)) - 1) & ~(1 << capnames.number("KILL"))
@@ -320,6 +307,7 @@ def test_a_seccomp_program_that_is_not_whole_instructions_is_refused() -> None:
 
 def test_disable_userns_leaves_the_program_unable_to_create_a_user_namespace() -> None:
     r = exec_sh(
+        *BASE,
         "--disable-userns",
         "--no-seccomp",
         script="unshare -U true && echo created; echo 100 > /proc/sys/user/max_user_namespaces"
@@ -330,7 +318,10 @@ def test_disable_userns_leaves_the_program_unable_to_create_a_user_namespace() -
 
 
 def test_without_disable_userns_the_program_can_create_one() -> None:
-    assert exec_sh("--no-seccomp", script="unshare -U true && echo created").stdout == "created\n"
+    assert (
+        exec_sh(*BASE, "--no-seccomp", script="unshare -U true && echo created").stdout
+        == "created\n"
+    )
 
 
 def test_hakurei_inside_a_disabled_container_cannot_start_one() -> None:
@@ -347,10 +338,13 @@ def test_hakurei_inside_a_disabled_container_cannot_start_one() -> None:
 
 def test_assert_userns_disabled_refuses_a_container_that_can_create_one() -> None:
     one_line_125(
-        exec_sh("--assert-userns-disabled", "--no-seccomp", script="true"),
+        exec_sh(*BASE, "--assert-userns-disabled", "--no-seccomp", script="true"),
         "creation of new user namespaces was not disabled as requested",
     )
-    assert exec_sh("--disable-userns", "--assert-userns-disabled", script="true").returncode == 0
+    assert (
+        exec_sh(*BASE, "--disable-userns", "--assert-userns-disabled", script="true").returncode
+        == 0
+    )
 
 
 def test_disable_userns_through_the_library() -> None:
@@ -520,7 +514,7 @@ def test_userns_joins_the_user_namespace_of_another_container() -> None:
             )  # fmt: skip
         finally:
             os.close(fd)
-        fresh = exec_sh(script="readlink /proc/self/ns/user")
+        fresh = exec_sh(*BASE, script="readlink /proc/self/ns/user")
     finally:
         if first.stdin is not None:
             first.stdin.close()

@@ -21,27 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import hakurei, processes_with
-
-#: A root like bubblewrap users build it: the host read-only, a private /tmp.
-BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
-
-
-def sh(*options: str, script: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return hakurei("exec", *options, "--", "/bin/sh", "-c", script, **kw)
-
-
-def one_line_125(r: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert r.returncode == 125, r
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("hakurei: "), r.stderr
-    assert needle in r.stderr, r.stderr
-
+from conftest import BASE, exec_sh, hakurei, one_line_125, processes_with
 
 # -- --chmod -------------------------------------------------------------------------
 
 
 def test_chmod_sets_the_mode_of_what_earlier_options_made() -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, "--dir", "/tmp/d", "--chmod", "1755", "/tmp/d",
         "--file", "0", "/tmp/f", "--chmod", "0400", "/tmp/f",
         script="stat -c %a /tmp/d /tmp/f", input="",
@@ -51,7 +37,7 @@ def test_chmod_sets_the_mode_of_what_earlier_options_made() -> None:
 
 def test_chmod_applies_in_command_line_order() -> None:
     """Before the --dir that makes it, there is nothing to change: one line, 125."""
-    r = sh(*BASE, "--chmod", "700", "/tmp/d", "--dir", "/tmp/d", script="true")
+    r = exec_sh(*BASE, "--chmod", "700", "/tmp/d", "--dir", "/tmp/d", script="true")
     one_line_125(r, "cannot chmod 0700 /tmp/d: no such file or directory")
 
 
@@ -65,7 +51,9 @@ def test_chmod_never_follows_a_link_out_of_the_new_root(tmp_path: Path) -> None:
     victim.write_text("x")
     victim.chmod(0o644)
     (tmp_path / "esc").symlink_to(f"/host{victim}")
-    r = sh(*BASE, "--bind", str(tmp_path), "/tmp/w", "--chmod", "777", "/tmp/w/esc", script="true")
+    r = exec_sh(
+        *BASE, "--bind", str(tmp_path), "/tmp/w", "--chmod", "777", "/tmp/w/esc", script="true"
+    )
     one_line_125(r, "cannot chmod 0777 /tmp/w/esc")
     assert victim.stat().st_mode & 0o7777 == 0o644
 
@@ -90,7 +78,7 @@ def test_chmod_with_a_bad_mode_is_one_line(mode: str) -> None:
     ],
 )
 def test_data_files_have_bubblewraps_modes_and_the_fds_bytes(options: list[str], mode: str) -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, *options, "/tmp/file",
         script="stat -c %a /tmp/file; cat /tmp/file", input="data from fd 0\n",
     )  # fmt: skip
@@ -110,7 +98,7 @@ def test_bind_data_is_writable_and_ro_bind_data_is_not() -> None:
     script = "echo new > /tmp/rw && cat /tmp/rw; echo new > /tmp/ro 2>/dev/null || echo refused"
     fd = pipe_with(b"old")
     try:
-        r = sh(
+        r = exec_sh(
             *BASE, "--bind-data", "0", "/tmp/rw", "--ro-bind-data", str(fd), "/tmp/ro",
             script=script, input="old", pass_fds=(fd,),
         )  # fmt: skip
@@ -123,7 +111,7 @@ def test_file_is_written_into_the_tree_where_the_host_sees_it(tmp_path: Path) ->
     """--file writes into the directory (here a writable bind); --bind-data never does."""
     fd = pipe_with(b"private bytes")
     try:
-        r = sh(
+        r = exec_sh(
             *BASE, "--bind", str(tmp_path), "/tmp/w",
             "--file", "0", "/tmp/w/written", "--bind-data", str(fd), "/tmp/w/private",
             script="cat /tmp/w/private", input="bytes", pass_fds=(fd,),
@@ -140,7 +128,7 @@ def test_file_is_written_into_the_tree_where_the_host_sees_it(tmp_path: Path) ->
 def test_data_files_read_a_pipe_and_parents_follow_bubblewraps_modes() -> None:
     r_fd = pipe_with(b"piped\n")
     try:
-        r = sh(
+        r = exec_sh(
             *BASE, "--ro-bind-data", str(r_fd), "/tmp/p/q/f",
             script="cat /tmp/p/q/f; stat -c %a /tmp/p /tmp/p/q", pass_fds=(r_fd,),
         )  # fmt: skip
@@ -151,7 +139,9 @@ def test_data_files_read_a_pipe_and_parents_follow_bubblewraps_modes() -> None:
 
 
 def test_file_refuses_to_follow_a_link_at_its_destination() -> None:
-    r = sh(*BASE, "--symlink", "/etc/hostname", "/tmp/l", "--file", "0", "/tmp/l", script="true")
+    r = exec_sh(
+        *BASE, "--symlink", "/etc/hostname", "/tmp/l", "--file", "0", "/tmp/l", script="true"
+    )
     one_line_125(r, "/tmp/l")
 
 
@@ -240,7 +230,7 @@ def test_lock_file_is_held_while_the_container_lives_and_freed_when_it_is_killed
 
 
 def test_lock_file_that_does_not_exist_fails_setup_in_one_line() -> None:
-    r = sh(*BASE, "--lock-file", "/tmp/missing", script="true")
+    r = exec_sh(*BASE, "--lock-file", "/tmp/missing", script="true")
     one_line_125(r, "cannot open lock file /tmp/missing: no such file or directory")
 
 
@@ -248,7 +238,7 @@ def test_lock_file_that_does_not_exist_fails_setup_in_one_line() -> None:
 
 
 def test_mqueue_mounts_the_containers_own_message_queues() -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, "--mqueue", "/tmp/mq",
         script="grep ' /tmp/mq ' /proc/self/mountinfo | cut -d' ' -f9; ls -A /tmp/mq | wc -l",
     )  # fmt: skip
@@ -262,7 +252,7 @@ def test_bind_fd_binds_the_directory_the_fd_is_open_on(tmp_path: Path) -> None:
     (tmp_path / "file-data").write_text("from the fd\n")
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        r = sh(
+        r = exec_sh(
             *BASE, "--bind-fd", str(fd), "/tmp/b", "--ro-bind-fd", str(fd), "/tmp/ro",
             script="cat /tmp/b/file-data; echo w > /tmp/b/new && echo written; "
             "echo w > /tmp/ro/x 2>/dev/null || echo refused; ls /proc/self/fd | wc -l",
@@ -282,7 +272,7 @@ def test_bind_fd_follows_a_directory_renamed_after_it_was_opened(tmp_path: Path)
     try:
         (tmp_path / "old").rename(tmp_path / "new")
         (tmp_path / "old").mkdir()  # a decoy under the old name
-        r = sh(*BASE, "--ro-bind-fd", str(fd), "/tmp/b", script="cat /tmp/b/f", pass_fds=(fd,))
+        r = exec_sh(*BASE, "--ro-bind-fd", str(fd), "/tmp/b", script="cat /tmp/b/f", pass_fds=(fd,))
     finally:
         os.close(fd)
     assert (r.returncode, r.stdout) == (0, "moved\n"), r.stderr
@@ -300,7 +290,7 @@ def test_bind_fd_of_a_removed_directory_fails_in_one_line_and_binds_no_decoy(
         (tmp_path / "gone").mkdir()
         (tmp_path / "gone (deleted)").mkdir()
         (tmp_path / "gone (deleted)" / "decoy").write_text("decoy")
-        r = sh(*BASE, "--ro-bind-fd", str(fd), "/tmp/b", script="ls /tmp/b", pass_fds=(fd,))
+        r = exec_sh(*BASE, "--ro-bind-fd", str(fd), "/tmp/b", script="ls /tmp/b", pass_fds=(fd,))
     finally:
         os.close(fd)
     one_line_125(r, "removed, or replaced by another file")

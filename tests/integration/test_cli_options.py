@@ -13,27 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import hakurei, processes_with
-
-#: A root like bubblewrap users build it: the host read-only, a private /tmp.
-BASE = ("--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp")
-
-
-def sh(*options: str, script: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return hakurei("exec", *options, "--", "/bin/sh", "-c", script, **kw)
-
-
-def one_line_125(r: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert r.returncode == 125, r
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("hakurei: "), r.stderr
-    assert needle in r.stderr, r.stderr
-
+from conftest import BASE, exec_sh, hakurei, one_line_125, processes_with
 
 # -- /dev read-only after all ops --------------------------------------------------
 
 
 def test_a_device_bound_under_dev_after_dev_works_and_dev_is_still_read_only() -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, "--dev", "/dev", "--dev-bind", "/dev/null", "/dev/hostnull",
         script="echo x > /dev/hostnull && echo bound; touch /dev/shm/f && echo shm; "
         "touch /dev/new 2>&1; grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6",
@@ -46,7 +32,7 @@ def test_a_device_bound_under_dev_after_dev_works_and_dev_is_still_read_only() -
 
 
 def test_dev_bind_try_binds_what_exists_and_skips_what_does_not() -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, "--dev", "/dev",
         "--dev-bind-try", "/dev/null", "/dev/n2", "--dev-bind-try", "/nonexistent", "/dev/x",
         script="echo x > /dev/n2 && echo bound; test -e /dev/x || echo skipped",
@@ -63,7 +49,7 @@ def test_pass_fd_gives_the_program_the_fds_as_3_4_in_order(tmp_path: Path) -> No
     b.write_text("second\n")
     fa, fb = os.open(b, os.O_RDONLY), os.open(a, os.O_RDONLY)  # fb < fa: order is the options'
     try:
-        r = sh(
+        r = exec_sh(
             *BASE, "--pass-fd", str(fb), "--pass-fd", str(fa),
             script="cat <&3; cat <&4; ls /proc/self/fd | sort -n | tr '\\n' ' '",
             pass_fds=(fa, fb),
@@ -222,7 +208,7 @@ def test_clearenv_clears_everything_even_our_defaults() -> None:
 
 
 def test_bind_mount_points_and_their_parents_are_0755() -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, "--ro-bind", "/usr", "/tmp/a/b", "--ro-bind", "/etc/hostname", "/tmp/c/d",
         script="stat -c %a /tmp/a /tmp/c",
     )  # fmt: skip
@@ -231,7 +217,7 @@ def test_bind_mount_points_and_their_parents_are_0755() -> None:
 
 def test_perms_apply_to_the_leaf_only_and_parents_lose_what_it_denies() -> None:
     """bubblewrap's rule: a parent is 0755 less the group/other access the leaf denies."""
-    r = sh(
+    r = exec_sh(
         *BASE, "--perms", "0700", "--tmpfs", "/tmp/a/b", "--perms", "1777", "--dir", "/tmp/c/d",
         "--perms", "0750", "--dir", "/tmp/e/f", "--perms", "0604", "--dir", "/tmp/g/h",
         script="stat -c %a /tmp/a /tmp/a/b /tmp/c /tmp/c/d /tmp/e /tmp/g",
@@ -240,12 +226,12 @@ def test_perms_apply_to_the_leaf_only_and_parents_lose_what_it_denies() -> None:
 
 
 def test_symlink_that_already_exists_identically_is_fine() -> None:
-    r = sh(
+    r = exec_sh(
         *BASE, "--symlink", "usr/bin", "/tmp/l", "--symlink", "usr/bin", "/tmp/l",
         script="readlink /tmp/l",
     )  # fmt: skip
     assert (r.returncode, r.stdout) == (0, "usr/bin\n"), r.stderr
-    r = sh(*BASE, "--symlink", "a", "/tmp/l", "--symlink", "b", "/tmp/l", script="true")
+    r = exec_sh(*BASE, "--symlink", "a", "/tmp/l", "--symlink", "b", "/tmp/l", script="true")
     assert r.returncode == 125 and "/tmp/l" in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
