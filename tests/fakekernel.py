@@ -15,6 +15,7 @@ unexpected, out-of-order or missing call fails the test with both sides shown.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from hakurei.init.kernel import Kernel
@@ -120,6 +121,11 @@ OPENERS = frozenset(
         "fsmount",
     )
 )
+
+
+def oserror(err: int, filename: str | None = None) -> OSError:
+    """What the real kernel seam raises: a typed OSError subclass for ``err``."""
+    return OSError(err, os.strerror(err), filename) if filename else OSError(err, os.strerror(err))
 
 
 def failing(calls: list[Call], at: int, err: BaseException) -> list[Call]:

@@ -28,7 +28,7 @@ from hakurei.spawn import init_argv
 from hakurei.wire import Setup
 
 import records
-from fakekernel import Call, Exited, FakeKernel, call, exits
+from fakekernel import Call, Exited, FakeKernel, call, exits, oserror
 from fakekernel import failing as with_clean_up
 
 EPERM, EINVAL, ENOSYS = errno.EPERM, errno.EINVAL, errno.ENOSYS
@@ -40,11 +40,6 @@ PRCTL_LIBC = ("set_ptracer", "ambient_clear_all", "ambient_raise")
 
 def make_setup(ops: list[Op] | None = None, **fields: Any) -> Setup:
     return records.make_setup(ops or [], **{"bpf": BPF, "nrules": 2, **fields})
-
-
-def oserror(err: int, filename: str | None = None) -> OSError:
-    """What the real kernel seam raises: a typed OSError subclass for ``err``."""
-    return OSError(err, os.strerror(err), filename) if filename else OSError(err, os.strerror(err))
 
 
 def failing(c: Call, err: int) -> Call:

@@ -22,7 +22,7 @@ from hakurei.std import (
     MS_NOSUID,
 )
 
-from fakekernel import Call, FakeKernel, call
+from fakekernel import Call, FakeKernel, call, oserror
 
 REG = os.stat_result((0o100644, 7, 3, 1, 0, 0, 0, 0, 0, 0))
 DIR = os.stat_result((0o040755, 7, 3, 1, 0, 0, 0, 0, 0, 0))
@@ -34,10 +34,6 @@ def run(op: object, calls: list[Call], parent_perm: int = 0o755) -> None:
     k = FakeKernel(calls)
     op.apply(State(k, parent_perm=parent_perm))  # type: ignore[attr-defined]
     k.done()
-
-
-def oserror(err: int) -> OSError:
-    return OSError(err, os.strerror(err))
 
 
 # -- Chmod ---------------------------------------------------------------------------
