@@ -403,8 +403,7 @@ def relay(
     """
     k = Kernel() if k is None else k
     child = k.pidfd_open(pid)
-    for sig in RELAYED:  # an ignored signal would never queue; blocked, the default never acts
-        _signal.signal(sig, _signal.SIG_DFL)
+    k.default_signals(RELAYED)  # an ignored one would never queue; blocked, the default never acts
     sigfd = k.signalfd(RELAYED)
     watch(k, pid, parent, child, sigfd, report, started, shared_terminal)
 
