@@ -62,11 +62,26 @@ def prebuilt(presets: int, flags: int, retain_session: bool) -> tuple[bytes, int
     from . import prebuilt as ahead
 
     hit = ahead.PROGRAMS.get((presets, flags, retain_session))
-    if hit is None or os.uname().machine != ahead.MACHINE:
+    if hit is None or not _made_here():
         return None
-    from .library import libseccomp_version
+    return hit
 
-    return hit if libseccomp_version() == ahead.LIBSECCOMP else None
+
+#: Whether this machine and its libseccomp are the ones the table was compiled
+#: with (None: not asked yet): asked once per process, where a library
+#: caller may start a container, and so ask, thousands of times.
+_MADE_HERE: bool | None = None
+
+
+def _made_here() -> bool:
+    global _MADE_HERE
+    if _MADE_HERE is None:
+        from . import prebuilt as ahead
+        from .library import libseccomp_version
+
+        same_machine = os.uname().machine == ahead.MACHINE
+        _MADE_HERE = same_machine and libseccomp_version() == ahead.LIBSECCOMP
+    return _MADE_HERE
 
 
 def compile_for(
