@@ -51,22 +51,18 @@ _argv: list[str] = []
 def init_argv(code: str = _INIT_CODE) -> list[str]:
     """The interpreter command line that runs ``code`` on the init path (``-I -S``).
 
-    The directories holding hakurei, msgpack and _prctl follow as argv, for
-    ``code`` to put on ``sys.path`` (``-S`` leaves site-packages out).
+    The directories holding hakurei and msgpack follow as argv, for ``code``
+    to put on ``sys.path`` (``-S`` leaves site-packages out).
     """
     if not _argv:
-        import _prctl
         import msgpack
 
-        dirs: list[str] = []
-        for mod_file in (__file__, msgpack.__file__, _prctl.__file__):
+        for mod_file in (__file__, msgpack.__file__):
             assert mod_file is not None
-            d = os.path.dirname(os.path.abspath(mod_file))
-            if mod_file != _prctl.__file__:
-                d = os.path.dirname(d)  # a package: its parent is the sys.path entry
-            if d not in dirs:
-                dirs.append(d)
-        _argv.extend(dirs)
+            # a package's module: the package's parent is the sys.path entry
+            d = os.path.dirname(os.path.dirname(os.path.abspath(mod_file)))
+            if d not in _argv:
+                _argv.append(d)
     return [sys.executable, "-I", "-S", "-c", code, *_argv]
 
 

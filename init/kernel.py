@@ -5,17 +5,17 @@ instance.  Production uses this class; unit tests pass a recording fake that
 replays an expected, ordered list of calls, so "bind with the writable flag
 issues mount(..., 0x4004) then remounts with nosuid" is a plain assertion.
 
-This is also the only module that touches ``ctypes`` and python-prctl's C
-extension.  It runs in init for every container, so it imports only what init
-needs anyway (``ctypes``, ``_prctl``) and loads libc once, at import time,
-while the host filesystem is still visible.
+This is also the only module that calls C directly, through ``ffi`` (C types
+on ``_ctypes``, without ctypes' 4 ms import), every ``prctl`` included.  It
+runs in init for every container, so it imports only what init needs anyway
+and loads libc once, at import time, while the host filesystem is still
+visible.
 """
 
 from __future__ import annotations
 
 import _signal
 import _socket
-import ctypes
 import errno
 import fcntl
 import os
@@ -23,8 +23,6 @@ import select
 import stat
 import sys
 import time
-
-import _prctl
 
 from ..errors import MountError, PathError, SymlinkExistsError
 
@@ -56,6 +54,23 @@ from ..std import MS_RELATIME as MS_RELATIME
 from ..std import MS_REMOUNT as MS_REMOUNT
 from ..std import MS_SILENT as MS_SILENT
 from ..std import MS_SLAVE as MS_SLAVE
+from . import ffi
+from .ffi import (
+    Structure,
+    addressof,
+    byref,
+    c_char_p,
+    c_int,
+    c_uint,
+    c_uint32,
+    c_uint64,
+    c_ulong,
+    c_ushort,
+    c_void_p,
+    get_errno,
+    sizeof,
+    string_buffer,
+)
 
 # mount_setattr(2): reaches every submount of a tree in one call (Linux 5.12).
 AT_RECURSIVE = 0x8000
@@ -126,26 +141,18 @@ LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
 LANDLOCK_SCOPE_SIGNAL = 2
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-_mount = _libc.mount
-_mount.argtypes = (ctypes.c_char_p,) * 3 + (ctypes.c_ulong, ctypes.c_char_p)
-_umount2 = _libc.umount2
-_umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-_unshare = _libc.unshare
-_unshare.argtypes = (ctypes.c_int,)
-_setns = _libc.setns
-_setns.argtypes = (ctypes.c_int, ctypes.c_int)
-_sethostname = _libc.sethostname
-_sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+_libc = ffi.Library(None)
+_syscall = _libc.function("syscall", ffi.c_long)
+_mount = _libc.function("mount", argtypes=(c_char_p,) * 3 + (c_ulong, c_char_p))
+_umount2 = _libc.function("umount2", argtypes=(c_char_p, c_int))
+_unshare = _libc.function("unshare", argtypes=(c_int,))
+_setns = _libc.function("setns", argtypes=(c_int, c_int))
+_sethostname = _libc.function("sethostname", argtypes=(c_char_p, ffi.c_size_t))
 #: prctl(2) options for a raw seccomp program (linux/prctl.h, linux/seccomp.h).
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
-_prctl_raw = _libc.prctl
-_prctl_raw.argtypes = (ctypes.c_int,) + (ctypes.c_ulong,) * 4
-_signalfd = _libc.signalfd
-_signalfd.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
+_prctl_raw = _libc.function("prctl", argtypes=(c_int,) + (c_ulong,) * 4)
+_signalfd = _libc.function("signalfd", argtypes=(c_int, c_char_p, c_int))
 #: signalfd(2) flags, and the size of one ``struct signalfd_siginfo`` read from it.
 _SFD_CLOEXEC = 0o2000000
 _SFD_NONBLOCK = 0o4000
@@ -153,62 +160,62 @@ _SIGINFO_SIZE = 128
 #: ``si_code`` of a signal the kernel sent itself: a terminal's Ctrl-C, Ctrl-\ and
 #: Ctrl-Z to its foreground group, its hangup (siginfo.h).  kill(2) gives SI_USER (0).
 SI_KERNEL = 0x80
-_capset = _libc.capset
+_capset = _libc.function("capset")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+class _CapHeader(Structure):
+    _fields_ = (("version", c_uint32), ("pid", c_int))
 
 
-class _CapData(ctypes.Structure):
+class _CapData(Structure):
     _fields_ = (
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", c_uint32),
+        ("permitted", c_uint32),
+        ("inheritable", c_uint32),
     )
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+class _SockFprog(Structure):
+    _fields_ = (("len", c_ushort), ("filter", c_void_p))
 
 
-class _MountAttr(ctypes.Structure):
+class _MountAttr(Structure):
     _fields_ = (
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
+        ("attr_set", c_uint64),
+        ("attr_clr", c_uint64),
+        ("propagation", c_uint64),
+        ("userns_fd", c_uint64),
     )
 
 
-class _OpenHow(ctypes.Structure):
+class _OpenHow(Structure):
     _fields_ = (
-        ("flags", ctypes.c_uint64),
-        ("mode", ctypes.c_uint64),
-        ("resolve", ctypes.c_uint64),
+        ("flags", c_uint64),
+        ("mode", c_uint64),
+        ("resolve", c_uint64),
     )
 
 
-class _CloneArgs(ctypes.Structure):
+class _CloneArgs(Structure):
     """struct clone_args (clone3, Linux 5.3): the first 64 bytes, CLONE_ARGS_SIZE_VER0."""
 
     _fields_ = (
-        ("flags", ctypes.c_uint64),
-        ("pidfd", ctypes.c_uint64),
-        ("child_tid", ctypes.c_uint64),
-        ("parent_tid", ctypes.c_uint64),
-        ("exit_signal", ctypes.c_uint64),
-        ("stack", ctypes.c_uint64),
-        ("stack_size", ctypes.c_uint64),
-        ("tls", ctypes.c_uint64),
+        ("flags", c_uint64),
+        ("pidfd", c_uint64),
+        ("child_tid", c_uint64),
+        ("parent_tid", c_uint64),
+        ("exit_signal", c_uint64),
+        ("stack", c_uint64),
+        ("stack_size", c_uint64),
+        ("tls", c_uint64),
     )
 
 
-class _LandlockAttr(ctypes.Structure):
+class _LandlockAttr(Structure):
     _fields_ = (
-        ("handled_access_fs", ctypes.c_uint64),
-        ("handled_access_net", ctypes.c_uint64),
-        ("scoped", ctypes.c_uint64),
+        ("handled_access_fs", c_uint64),
+        ("handled_access_net", c_uint64),
+        ("scoped", c_uint64),
     )
 
 
@@ -218,7 +225,7 @@ if TYPE_CHECKING:
 
 
 def _errno() -> int:
-    return ctypes.get_errno()
+    return get_errno()
 
 
 def _oserror(what: str) -> OSError:
@@ -227,7 +234,8 @@ def _oserror(what: str) -> OSError:
 
 
 def _prctl_libc(option: int, arg2: int = 0, arg3: int = 0) -> None:
-    """prctl(2) through libc, for what python-prctl refuses (ambient caps, Yama)."""
+    """prctl(2) through libc: every option hakurei sets (python-prctl's import cost
+    ~0.5 ms per start, and it refuses ambient caps and Yama's PR_SET_PTRACER)."""
     if _prctl_raw(option, arg2, arg3, 0, 0) != 0:
         raise _oserror("prctl")
 
@@ -308,7 +316,7 @@ class Kernel:
             s.close()
 
     def pidfd_open(self, pid: int) -> int:
-        fd = int(_syscall(SYS_PIDFD_OPEN, ctypes.c_int(pid), ctypes.c_uint(0)))
+        fd = int(_syscall(SYS_PIDFD_OPEN, c_int(pid), c_uint(0)))
         if fd < 0:
             raise _oserror("pidfd_open")
         return fd
@@ -321,13 +329,13 @@ class Kernel:
         a single-threaded caller: CPython's after-fork hooks do not run (the
         fork server has no threads, no locks held, nothing registered).
         """
-        pidfd = ctypes.c_int(-1)
+        pidfd = c_int(-1)
         args = _CloneArgs(
             flags=flags | CLONE_PIDFD,
-            pidfd=ctypes.addressof(pidfd),
+            pidfd=addressof(pidfd),
             exit_signal=17,  # SIGCHLD, so the parent's waitpid sees it as a child
         )
-        pid = int(_syscall(SYS_CLONE3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))))
+        pid = int(_syscall(SYS_CLONE3, byref(args), ffi.c_size_t(sizeof(args))))
         if pid < 0:
             raise _oserror("clone3")
         return pid, pidfd.value if pid else -1
@@ -450,15 +458,17 @@ class Kernel:
     # recorded call says what it does ("set_no_new_privs", not "prctl 38 1").
     def set_name(self, name: str) -> None:
         """PR_SET_NAME, so ``ps`` shows ``init``/``hakurei-shim`` rather than python."""
-        _prctl.prctl(PR_SET_NAME, name)
+        # The kernel copies at most 15 bytes and ends them itself.
+        raw = string_buffer(os.fsencode(name)[:15] + b"\0")
+        _prctl_libc(PR_SET_NAME, addressof(raw))
 
     def set_pdeathsig(self, sig: int) -> None:
         """PR_SET_PDEATHSIG: ``sig`` arrives when the thread that forked us exits."""
-        _prctl.prctl(PR_SET_PDEATHSIG, sig)
+        _prctl_libc(PR_SET_PDEATHSIG, sig)
 
     def set_dumpable(self, dumpable: bool) -> None:
         """PR_SET_DUMPABLE; False is SUID_DUMP_DISABLE (no core, no ptrace by the same user)."""
-        _prctl.prctl(PR_SET_DUMPABLE, int(dumpable))
+        _prctl_libc(PR_SET_DUMPABLE, int(dumpable))
 
     def set_ptracer(self, pid: int) -> None:
         """Yama's PR_SET_PTRACER; 0 takes back any exception granted to another process."""
@@ -466,7 +476,7 @@ class Kernel:
 
     def set_no_new_privs(self) -> None:
         """PR_SET_NO_NEW_PRIVS: for good, for us and every process we start."""
-        _prctl.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _prctl_libc(PR_SET_NO_NEW_PRIVS, 1)
 
     def ambient_clear_all(self) -> None:
         """PR_CAP_AMBIENT_CLEAR_ALL: no capability survives an exec as ambient."""
@@ -478,7 +488,7 @@ class Kernel:
 
     def capbset_drop(self, cap: int) -> None:
         """PR_CAPBSET_DROP: ``cap`` leaves the bounding set, for us and our descendants."""
-        _prctl.prctl(PR_CAPBSET_DROP, cap)
+        _prctl_libc(PR_CAPBSET_DROP, cap)
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         """capset(2) with a v3 header: three 64-bit sets as two 32-bit words each."""
@@ -489,7 +499,7 @@ class Kernel:
             data[i].effective = (effective >> shift) & 0xFFFFFFFF
             data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
             data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-        if _capset(ctypes.byref(hdr), data) != 0:
+        if _capset(byref(hdr), data) != 0:
             raise _oserror("capset")
 
     def seccomp_load_prctl(self, bpf: bytes) -> None:
@@ -500,18 +510,18 @@ class Kernel:
         """
         if len(bpf) % 8 or not bpf:
             raise OSError(22, "invalid BPF program length", "prctl(PR_SET_SECCOMP)")
-        buf = ctypes.create_string_buffer(bpf, len(bpf))
-        prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-        if _prctl_raw(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
+        buf = string_buffer(bpf)
+        prog = _SockFprog(len(bpf) // 8, addressof(buf))
+        if _prctl_raw(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, addressof(prog), 0, 0) != 0:
             raise _oserror("prctl(PR_SET_SECCOMP)")
 
     def seccomp_load(self, bpf: bytes) -> None:
         """Install a compiled classic-BPF program on the calling thread."""
         if len(bpf) % 8 or not bpf:
             raise OSError(22, "invalid BPF program length", "seccomp")
-        buf = ctypes.create_string_buffer(bpf, len(bpf))
-        prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-        r = _syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog))
+        buf = string_buffer(bpf)
+        prog = _SockFprog(len(bpf) // 8, addressof(buf))
+        r = _syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, byref(prog))
         if r != 0:
             raise _oserror("seccomp")
 
@@ -524,7 +534,7 @@ class Kernel:
     def landlock_scope(self, scoped: int) -> None:
         """Restrict the calling thread to a landlock domain with only scopes set."""
         attr = _LandlockAttr(0, 0, scoped)
-        fd = int(_syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), 24, 0))
+        fd = int(_syscall(SYS_LANDLOCK_CREATE_RULESET, byref(attr), 24, 0))
         if fd < 0:
             raise _oserror("landlock_create_ruleset")
         try:
@@ -567,7 +577,7 @@ class Kernel:
         how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
         raw = _b(path)
         for _ in range(_OPENAT2_TRIES):
-            fd = int(_syscall(SYS_OPENAT2, dirfd, raw, ctypes.byref(how), ctypes.sizeof(how)))
+            fd = int(_syscall(SYS_OPENAT2, dirfd, raw, byref(how), sizeof(how)))
             if fd >= 0:
                 return fd
             err = _errno()
@@ -627,7 +637,7 @@ class Kernel:
         """mount_setattr(2) on exactly the mount ``fd`` is the root of; only adds attributes."""
         attr = _MountAttr(attrs, 0, 0, 0)
         flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-        r = _syscall(SYS_MOUNT_SETATTR, fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+        r = _syscall(SYS_MOUNT_SETATTR, fd, b"", flags, byref(attr), sizeof(attr))
         if r != 0:
             err = _errno()
             raise OSError(err, os.strerror(err), "mount_setattr")
@@ -649,11 +659,12 @@ class Kernel:
 
     def is_mount_root(self, fd: int) -> bool:
         """statx(2) STATX_ATTR_MOUNT_ROOT: whether ``fd`` is the root of a mount (Linux 5.8)."""
-        buf = ctypes.create_string_buffer(256)
+        buf = string_buffer(256)
         if _syscall(SYS_STATX, fd, b"", AT_EMPTY_PATH, 0, buf) != 0:
             raise _oserror("statx")
-        attributes = int.from_bytes(buf.raw[8:16], "little")
-        mask = int.from_bytes(buf.raw[56:64], "little")
+        raw = bytes(buf)
+        attributes = int.from_bytes(raw[8:16], "little")
+        mask = int.from_bytes(raw[56:64], "little")
         if not mask & STATX_ATTR_MOUNT_ROOT:
             raise OSError(38, "statx lacks STATX_ATTR_MOUNT_ROOT (Linux < 5.8)", "statx")
         return bool(attributes & STATX_ATTR_MOUNT_ROOT)

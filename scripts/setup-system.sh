@@ -2,8 +2,8 @@
 # Install the Debian packages that building the venv and running hakurei need.
 #
 # The venv must come from Debian's /usr/bin/python3 (python3-venv), not from a
-# pyenv under /root that an ordinary user cannot execute; python-prctl builds
-# from source (python3-dev, libcap-dev, gcc); bubblewrap is the comparison
+# pyenv under /root that an ordinary user cannot execute; python3-dev and gcc
+# build any dependency that comes without a wheel; bubblewrap is the comparison
 # point for tests and benchmarks; make, gcc, xterm and xvfb are the everyday
 # tools tests/integration/test_everyday_tools.py runs under the default filter;
 # the rest are the real desktop components the launcher tests start (Xvfb,
@@ -12,7 +12,7 @@
 # can call it on every run.
 set -euo pipefail
 
-PACKAGES=(python3-venv python3-dev libcap-dev gcc make bubblewrap xterm xvfb git python3-pip
+PACKAGES=(python3-venv python3-dev gcc make bubblewrap xterm xvfb git python3-pip
 	xauth x11-utils x11-apps imagemagick pulseaudio pulseaudio-utils xdg-dbus-proxy dbus dbus-tests
 	weston sway foot wayland-utils grim)
 

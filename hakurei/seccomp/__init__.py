@@ -1,7 +1,7 @@
 """Syscall filter: presets → rules → BPF, compiled in the parent (reference §8).
 
 Init never imports this package.  The parent resolves the presets to an
-ordered rule list, compiles it with libseccomp (through ctypes) and ships the
+ordered rule list, compiles it with libseccomp (through _ctypes) and ships the
 BPF bytes in the setup record; init installs them with ``seccomp(2)`` and the
 initial process inherits the filter across fork+exec.
 
@@ -15,7 +15,7 @@ only on ENOSYS).  One module per job, each saying why it exists:
   a container gets from its settings;
 * ``appended``: what hakurei adds to every filter whatever the presets (the
   socket-family allowlist, io_uring, ``quotactl_fd``);
-* ``library``: the libseccomp binding (ctypes, loaded on first use) and its
+* ``library``: the libseccomp binding (_ctypes, loaded on first use) and its
   errors;
 * ``compile``: compilation to BPF or readable PFC, one context per arch;
 * ``json_rules``: the JSON form of a rule list (``--seccomp-rules``,

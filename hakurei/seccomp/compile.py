@@ -1,4 +1,4 @@
-"""Rules → BPF: libseccomp through plain ctypes, one context per arch.
+"""Rules → BPF: libseccomp through ``_ctypes`` (``library``), one context per arch.
 
 This module builds and exports programs; ``library`` is the binding (loaded
 on the first call that needs it, never on import: building or parsing rules
@@ -66,21 +66,21 @@ def syscall_number(name: str) -> int:
 
 
 class _ArgCmpC:
-    """``struct scmp_arg_cmp[]`` built lazily (ctypes types are created on first use)."""
+    """``struct scmp_arg_cmp[]``, its type made on first use (``hakurei.init.ffi``)."""
 
     _type: Any = None
 
     @classmethod
     def array(cls, cmps: Sequence[ArgCmp]) -> Any:
         if cls._type is None:
-            import ctypes
+            from ..init import ffi
 
-            class ScmpArgCmp(ctypes.Structure):
+            class ScmpArgCmp(ffi.Structure):
                 _fields_ = (
-                    ("arg", ctypes.c_uint),
-                    ("op", ctypes.c_int),
-                    ("datum_a", ctypes.c_uint64),
-                    ("datum_b", ctypes.c_uint64),
+                    ("arg", ffi.c_uint),
+                    ("op", ffi.c_int),
+                    ("datum_a", ffi.c_uint64),
+                    ("datum_b", ffi.c_uint64),
                 )
 
             cls._type = ScmpArgCmp

@@ -1,4 +1,4 @@
-"""The libseccomp binding: plain ctypes, loaded on first use, and its errors.
+"""The libseccomp binding: C types on ``_ctypes`` (``hakurei.init.ffi``), loaded on first use.
 
 Split from ``compile`` so that asking which libseccomp this is (the key of
 the programs compiled ahead, ``prebuilt``) loads neither the rule modules
@@ -12,7 +12,7 @@ from ..errors import HakureiError, strerror
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import ctypes
+    from ..init.ffi import Function
 
 
 #: libseccomp result codes → LibraryError prefix (reference §8.2).  Code 6 is
@@ -56,57 +56,68 @@ class LibraryError(HakureiError):
         return f"{self.prefix}: {strerror(self.seccomp)} ({strerror(self.errno)})"
 
 
-# -- libseccomp through ctypes ------------------------------------------------------------
-
-_LIB: ctypes.CDLL | None = None
+# -- libseccomp through _ctypes -----------------------------------------------------------
 
 
-def load() -> ctypes.CDLL:
-    """libseccomp through plain ctypes, dlopened by soname.
+class Libseccomp:
+    """The dozen libseccomp functions hakurei calls, each declared with its C types."""
+
+    seccomp_version: Function
+    seccomp_syscall_resolve_name: Function
+    seccomp_init: Function
+    seccomp_release: Function
+    seccomp_attr_set: Function
+    seccomp_arch_add: Function
+    seccomp_arch_remove: Function
+    seccomp_rule_add_array: Function
+    seccomp_rule_add_exact_array: Function
+    seccomp_merge: Function
+    seccomp_export_bpf: Function
+    seccomp_export_pfc: Function
+
+
+_LIB: Libseccomp | None = None
+
+
+def load() -> Libseccomp:
+    """libseccomp, dlopened by soname, its functions declared (``hakurei.init.ffi``).
 
     Not pyseccomp: it finds the library with ``ctypes.util.find_library``,
     which imports subprocess, shutil and re and runs ``ldconfig -p`` twice
     (~17 ms per process, against ~0.3 ms to compile STRICT).  Its binding is
     only argtypes for the dozen calls below, so hakurei declares them here
-    and can compile on every start instead of trusting a file.
+    and can compile on every start instead of trusting a file.  Not ctypes
+    either: asking the version is on every ``hakurei exec``'s path, and
+    ``import ctypes`` alone costs ~4 ms.
     """
     global _LIB
     if _LIB is None:
-        import ctypes
+        from ..init import ffi
 
-        class _Version(ctypes.Structure):
-            _fields_ = (
-                ("major", ctypes.c_uint),
-                ("minor", ctypes.c_uint),
-                ("micro", ctypes.c_uint),
-            )
+        class _Version(ffi.Structure):
+            _fields_ = (("major", ffi.c_uint), ("minor", ffi.c_uint), ("micro", ffi.c_uint))
 
         try:
-            lib = ctypes.CDLL("libseccomp.so.2")
+            so = ffi.Library("libseccomp.so.2")
         except OSError as e:
             raise LibraryError("cannot load libseccomp.so.2", errno=e.errno) from e
-        ctx, u32, c_int = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
+        ctx, u32, c_int, arr = ffi.c_void_p, ffi.c_uint32, ffi.c_int, ffi.c_void_p
+        lib = Libseccomp()
         for fn, res, args in (
-            ("seccomp_version", ctypes.POINTER(_Version), ()),
-            ("seccomp_syscall_resolve_name", c_int, (ctypes.c_char_p,)),
+            ("seccomp_version", ffi.POINTER(_Version), ()),
+            ("seccomp_syscall_resolve_name", c_int, (ffi.c_char_p,)),
             ("seccomp_init", ctx, (u32,)),
             ("seccomp_release", None, (ctx,)),
             ("seccomp_attr_set", c_int, (ctx, c_int, u32)),
             ("seccomp_arch_add", c_int, (ctx, u32)),
             ("seccomp_arch_remove", c_int, (ctx, u32)),
-            ("seccomp_rule_add_array", c_int, (ctx, u32, c_int, ctypes.c_uint, ctypes.c_void_p)),
-            (
-                "seccomp_rule_add_exact_array",
-                c_int,
-                (ctx, u32, c_int, ctypes.c_uint, ctypes.c_void_p),
-            ),
+            ("seccomp_rule_add_array", c_int, (ctx, u32, c_int, ffi.c_uint, arr)),
+            ("seccomp_rule_add_exact_array", c_int, (ctx, u32, c_int, ffi.c_uint, arr)),
             ("seccomp_merge", c_int, (ctx, ctx)),
             ("seccomp_export_bpf", c_int, (ctx, c_int)),
             ("seccomp_export_pfc", c_int, (ctx, c_int)),
         ):
-            f = getattr(lib, fn)
-            f.restype = res
-            f.argtypes = args
+            setattr(lib, fn, so.function(fn, res, args))
         _LIB = lib
     return _LIB
 

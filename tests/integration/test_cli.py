@@ -182,10 +182,12 @@ def test_exec_imports_nothing_slow() -> None:
     collections alone cost ~2.5 ms of every start when a runtime
     ``collections.abc`` import slipped into the profile; site (.pth files,
     sitecustomize) ~2 ms, and older pips' console-script wrapper imported re.
+    ctypes ~4 ms (its C types come from ``_ctypes`` through hakurei.init.ffi),
+    python-prctl's ``_prctl`` ~0.5 ms (prctl goes through libc).
     """
     imported = exec_imports("--", "/bin/true")
     slow = {"trio", "argparse", "typing", "subprocess", "collections", "enum", "termios"}
-    slow |= {"re", "site", "importlib.metadata", "msgpack"}
+    slow |= {"re", "site", "importlib.metadata", "msgpack", "ctypes", "_prctl", "types"}
     assert imported & slow == set()
     # The default profile builds no overlay and no auto root: their modules stay out.
     assert {"hakurei.ops.overlay", "hakurei.ops.root"} & imported == set()
