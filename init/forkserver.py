@@ -56,7 +56,7 @@ import msgpack
 from ..errors import describe, safe_line
 from . import init as _init
 from . import shim
-from .kernel import Kernel
+from .kernel import SI_KERNEL, Kernel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,22 +107,27 @@ class Server:
         poller.register(wake_r, select.POLLIN)
         # The server shares its caller's process group, so whatever signals the
         # group (a terminal's Ctrl-C and Ctrl-Z, systemd's SIGTERM to a unit)
-        # reaches it, and not its inits (each leads a group of its own).  A
+        # reaches it, and not its inits that lead a group of their own.  A
         # cold start's shim relays those to its init; the server does the same
-        # for all of them, and neither dies nor stops itself.  Each child gets
-        # the dispositions of a fresh interpreter back (``child``).
-        for sig in RELAYED:
-            _signal.signal(sig, _noop)
+        # for all of them, and neither dies nor stops itself: they stay blocked
+        # and are read from a signalfd, which says who sent each (``relay``).
+        # Each child gets the dispositions of a fresh interpreter back (``child``).
+        self.k.default_signals(RELAYED)  # an ignored one would never queue
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
+        sigfd = self.k.signalfd(RELAYED)
+        poller.register(sigfd, select.POLLIN)
         serving = True
         gc.freeze()  # what is imported stays shared with every child, untouched by gc
         while serving or self.children:
             # Signals first: one the group got before a request came must
             # reach the inits that existed then, not the one it creates.
-            for fd, _ in sorted(poller.poll(), key=lambda event: event[0] != wake_r):
+            for fd, _ in sorted(poller.poll(), key=lambda event: event[0] not in (sigfd, wake_r)):
                 if fd == self.caller_fd:
                     self.die()
+                elif fd == sigfd:
+                    self.relay(self.k.read_signals(sigfd))
                 elif fd == wake_r:
-                    self.relay(_drain(wake_r))
+                    _drain(wake_r)
                     self.reap()
                 elif not self.request():
                     # End of stream: the caller closed its end (a newer server
@@ -142,15 +147,23 @@ class Server:
                 pass
         self.k.exit(0)
 
-    def relay(self, signals: bytes) -> None:
-        """Pass the group's signals on to every init, as each one's shim would."""
-        for sig in dict.fromkeys(signals):  # in order, once each
-            if sig in RELAYED:
-                for pid in self.children:
-                    try:
-                        self.k.kill(pid, sig)
-                    except ProcessLookupError:
-                        pass
+    def relay(self, signals: list[tuple[int, int]]) -> None:
+        """Pass the group's signals on to every init, as each one's shim would.
+
+        Not what the terminal sent (``SI_KERNEL``: Ctrl-C, Ctrl-\\, Ctrl-Z,
+        a hangup) to an init still in our group (``retain_session``): it and
+        its program are in the terminal's foreground group and got it
+        themselves, so one Ctrl-C stays one.
+        """
+        group = os.getpgrp()
+        for sig, code in signals:
+            for pid in self.children:
+                try:
+                    if code == SI_KERNEL and os.getpgid(pid) == group:
+                        continue
+                    self.k.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
 
     def reap(self) -> None:
         """Collect every exited init and tell its caller the status."""
@@ -216,13 +229,11 @@ class Server:
             return _request_error(f"fork server: bad request: {describe(e)}"), b""
         flags = shim.namespaces(bool(host_net))
         alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
-        # Blocked across the clone: init takes them with sigwaitinfo, and one
-        # that arrived before it is ready must wait, not kill it.
-        _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
+        # RELAYED stay blocked across the clone (the server keeps them so): init
+        # takes them with sigwaitinfo, and one that came before it is ready waits.
         try:
             pid, pidfd = self.k.clone_pidfd(flags)
         except OSError as e:
-            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
             os.close(alive_r)
             os.close(alive_w)
             return _request_error(f"cannot create the container's namespaces: {describe(e)}"), b""
@@ -234,7 +245,6 @@ class Server:
                 os.write(2, f"hakurei: fork server: {safe_line(describe(e))}\n".encode())
             finally:
                 self.k.exit(125)
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
         os.close(alive_r)
         try:
             shim.write_id_maps(self.k, uid, gid, host_uid, host_gid, f"/proc/{pid}")
@@ -348,7 +358,7 @@ def _above(fd: int, floor: int) -> int:
 
 
 def _drain(fd: int) -> bytes:
-    """Empty the (non-blocking) signal wakeup pipe: the numbers of the signals caught."""
+    """Empty the (non-blocking) SIGCHLD wakeup pipe."""
     got = b""
     try:
         while chunk := os.read(fd, 4096):

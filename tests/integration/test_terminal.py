@@ -46,13 +46,15 @@ class Terminal:
         stdout: int | None = None,
         stderr: int | None = None,
         command: str = "exec",
+        caller: list[str] | None = None,
     ) -> None:
-        """``stdout``/``stderr``: a file or pipe instead of the terminal (``> log``, ``| less``)."""
+        """``stdout``/``stderr``: a file or pipe instead of the terminal (``> log``, ``| less``);
+        ``caller``: this command line instead of ``hakurei COMMAND ARGS`` (a library user)."""
         self.master, self.slave = os.openpty()
         set_size(self.master, rows, cols)
         self.before = termios.tcgetattr(self.slave)
         self.p = subprocess.Popen(
-            [SCRIPT, command, *args],
+            [SCRIPT, command, *args] if caller is None else caller,
             stdin=self.slave,
             stdout=self.slave if stdout is None else stdout,
             stderr=self.slave if stderr is None else stderr,
@@ -199,6 +201,30 @@ def test_hakurei_bwrap_in_a_terminal_one_ctrl_c_reaches_the_program_once() -> No
     fs += ["--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
     argv = [*fs, "--proc", "/proc", "--dev", "/dev", PY, "-c", COUNT_SIGINTS]
     ctrl_c_arrives_once(Terminal(argv, command="bwrap"))
+
+
+#: A library user in a terminal: one container with ``retain_session``, its status ours.
+#: Its own Ctrl-C handler only keeps it alive (an ignored SIGINT would be the program's).
+LIBRARY_CALLER = """
+import os, signal, sys
+from hakurei import prestart, run_sync
+from hakurei.profile import default_env, default_ops
+signal.signal(signal.SIGINT, lambda *_: None)
+prestart()  # else a process's first container starts cold; HAKUREI_FORKSERVER=0 keeps it so
+uid, gid = os.getuid(), os.getgid()
+ops = default_ops(uid, gid)
+r = run_sync(sys.argv[1], sys.argv[1:], ops=ops, env=default_env(), uid=uid, gid=gid,
+             stdin=0, stdout=1, stderr=2, retain_session=True)
+sys.exit(r.returncode)
+"""
+
+
+def test_a_library_container_sharing_the_terminal_gets_one_ctrl_c_once() -> None:
+    """``retain_session`` through the library, the fork server's way and the cold way
+    (the suite's second run): the program, its init and the caller's fork server (or
+    shim) all get the terminal's Ctrl-C, and only the program acts on it."""
+    caller = [sys.executable, "-c", LIBRARY_CALLER, PY, "-c", COUNT_SIGINTS]
+    ctrl_c_arrives_once(Terminal([], caller=caller))
 
 
 def test_the_window_size_of_its_own_terminal_follows_a_resize() -> None:
