@@ -16,6 +16,12 @@ then runs, per round and in alternating order, direct and proxied:
 * **sync**: a stdlib client sends ``wl_display.sync`` and waits for its
   ``wl_callback.done``, ``--syncs`` times on one connection; median and p99.
 
+With a C compiler (``cc``) on the machine, a third variant runs through
+``null_relay`` (bench/null_relay.c, built here): a relay in C that parses
+nothing and only passes bytes and fds on, the cheapest proxy any process
+could be.  What it adds to a round trip is the floor of every proxy that
+lives in a process of its own; hakurei's proxy is measured against both.
+
 Report the medians over rounds; the proxied/direct ratio is the number issue
 8 asks to keep within 10 %.
 """
@@ -124,6 +130,17 @@ def syncs(path: str, n: int) -> list[float]:
     return out
 
 
+def build_relay(tmp: str) -> str | None:
+    """bench/null_relay.c compiled into ``tmp`` with the system's cc, or None without one."""
+    cc = shutil.which("cc")
+    if cc is None:
+        return None
+    out = os.path.join(tmp, "null_relay")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "null_relay.c")
+    subprocess.run([cc, "-O2", "-o", out, src], check=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--rounds", type=int, default=5)
@@ -142,6 +159,8 @@ def main() -> None:
     upstream = os.path.join(runtime, "wayland-b")
     proxy_path = os.path.join(runtime, "proxy")
     proxy: subprocess.Popen[bytes] | None = None
+    relay: subprocess.Popen[bytes] | None = None
+    relay_bin = build_relay(tmp)
     try:
         wait_for(upstream, weston)
         proxy = subprocess.Popen(
@@ -154,13 +173,19 @@ def main() -> None:
             "direct": (upstream, [weston.pid]),
             "proxy": (proxy_path, [weston.pid, proxy.pid]),
         }
+        if relay_bin is not None:
+            relay_path = os.path.join(runtime, "relay")
+            relay = subprocess.Popen([relay_bin, relay_path, upstream], env=base)
+            wait_for(relay_path, relay)
+            variants["relay"] = (relay_path, [weston.pid, relay.pid])
         res: dict[str, dict[str, list[float]]] = {
             v: {"fps": [], "cpu": [], "p50": [], "p99": []} for v in variants
         }
         for path, _ in variants.values():  # warm-up
             syncs(path, 200)
         for r in range(args.rounds):
-            order = list(variants) if r % 2 == 0 else list(reversed(variants))
+            names = list(variants)
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 path, pids = variants[name]
                 fps, cpu = frames({**base, "WAYLAND_DISPLAY": path}, args.seconds, pids)
@@ -176,16 +201,22 @@ def main() -> None:
                 f"{v:7s} frames {m['fps']:6.1f}/s  cpu/frame {m['cpu']:.3f} ms  "
                 f"sync p50 {m['p50']:.1f} us  p99 {m['p99']:.1f} us"
             )
-        d, p = med["direct"], med["proxy"]
-        print(
-            f"proxy/direct: frames {p['fps'] / d['fps']:.3f}, cpu/frame {p['cpu'] / d['cpu']:.2f}, "
-            f"sync p50 {p['p50'] / d['p50']:.2f} (+{p['p50'] - d['p50']:.1f} us)  "
-            f"[{args.rounds} rounds of {args.seconds} s and {args.syncs} syncs, interleaved]"
-        )
+        d = med["direct"]
+        for v in variants:
+            if v == "direct":
+                continue
+            p = med[v]
+            print(
+                f"{v}/direct: frames {p['fps'] / d['fps']:.3f}, "
+                f"cpu/frame {p['cpu'] / d['cpu']:.2f}, "
+                f"sync p50 {p['p50'] / d['p50']:.2f} (+{p['p50'] - d['p50']:.1f} us)"
+            )
+        print(f"[{args.rounds} rounds of {args.seconds} s and {args.syncs} syncs, interleaved]")
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait()
+        for helper in (proxy, relay):
+            if helper is not None:
+                helper.terminate()
+                helper.wait()
         weston.terminate()
         weston.wait()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -56,12 +56,13 @@ else
 	as_user() { "$@"; }
 fi
 
-# The checkout may be unreadable to that user: run a copy of the script.
+# The checkout may be unreadable to that user: run a copy of the script (and of
+# the C sources a script builds, bench_wayland.py's null_relay.c).
 WORK=$(mktemp -d /tmp/hakurei-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-cp "$REPO/bench/$SCRIPT" "$WORK/"
+cp "$REPO/bench/$SCRIPT" "$REPO"/bench/*.c "$WORK/"
 chmod 0755 "$WORK"
-chmod 0644 "$WORK/$SCRIPT"
+chmod 0644 "$WORK/$SCRIPT" "$WORK"/*.c
 
 as_user "$VENV/bin/python" -c pass 2>/dev/null ||
 	die "$BENCH_USER cannot run $VENV/bin/python (a venv under a 0700 home? set HK_VENV)"
