@@ -51,18 +51,13 @@ _argv: list[str] = []
 def init_argv(code: str = _INIT_CODE) -> list[str]:
     """The interpreter command line that runs ``code`` on the init path (``-I -S``).
 
-    The directories holding hakurei and msgpack follow as argv, for ``code``
-    to put on ``sys.path`` (``-S`` leaves site-packages out).
+    The directory holding hakurei follows as argv, for ``code`` to put on
+    ``sys.path`` (``-S`` leaves site-packages out).  Nothing else is needed:
+    the init path imports only the standard library (no msgpack: the record
+    is read with ``hakurei.msgcodec``).
     """
     if not _argv:
-        import msgpack
-
-        for mod_file in (__file__, msgpack.__file__):
-            assert mod_file is not None
-            # a package's module: the package's parent is the sys.path entry
-            d = os.path.dirname(os.path.dirname(os.path.abspath(mod_file)))
-            if d not in _argv:
-                _argv.append(d)
+        _argv.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, "-I", "-S", "-c", code, *_argv]
 
 

@@ -7,7 +7,8 @@ before it touches the system: a wrong magic, version, length, field type, op
 tag or relative path is one ``SetupError`` and exit 125, with nothing
 unshared or mounted.  See docs/protocol.md for the byte layout.
 
-Imported by init for every container: only ``os`` and ``msgpack`` at runtime.
+Imported by init for every container: only ``os`` and ``hakurei.msgcodec`` (a
+stdlib msgpack decoder) at runtime; the parent encodes with the msgpack library.
 """
 
 from __future__ import annotations
@@ -443,12 +444,13 @@ def _check_header(header: bytes) -> int:
 
 
 def _decode_body(body: bytes) -> Setup:
-    import msgpack
+    # Not the msgpack library: its import is ~8 ms of every cold start (msgcodec.py).
+    from .msgcodec import UnpackError, unpackb
 
     try:
-        rec = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
-    except Exception as e:  # msgpack raises several unrelated types for bad input
-        raise SetupError(f"malformed msgpack body: {type(e).__name__}") from None
+        rec = unpackb(body)
+    except UnpackError as e:
+        raise SetupError(f"malformed msgpack body: {e}") from None
     if not isinstance(rec, dict):
         raise SetupError("record is not a map")
     if rec.get("version") != VERSION:

@@ -33,7 +33,8 @@ Why it is safe:
   process that is not its child); end of stream without a status means this
   server died.
 
-Request (one datagram): msgpack ``[version, targets, umask, nice, cpus,
+Request (one datagram): msgpack (read with ``hakurei.msgcodec``, as the setup
+record is: no msgpack import here) ``[version, targets, umask, nice, cpus,
 rlimits, ignored, [uid, gid, host_uid, host_gid], host_net]`` with fds
 ``[setup, cwd, *sources]``: ``sources[i]`` goes to fd ``targets[i]``; a stdio
 target not listed gets /dev/null.  The ids and host_net make the namespaces
@@ -51,9 +52,8 @@ import os
 import select
 from array import array
 
-import msgpack
-
 from ..errors import describe, safe_line
+from ..msgcodec import packb, unpackb
 from . import init as _init
 from . import shim
 from .kernel import SI_KERNEL, Kernel
@@ -75,7 +75,7 @@ _UNTOUCHABLE = (9, 19, 32, 33)
 
 
 def _request_error(text: str) -> bytes:
-    return msgpack.packb(["error", safe_line(text)])  # type: ignore[no-any-return]
+    return packb(["error", safe_line(text)])
 
 
 class Server:
@@ -218,7 +218,7 @@ class Server:
     def fork(self, data: bytes, fds: list[int]) -> tuple[bytes, bytes]:
         """Check a request and clone its init: (reply, fds to send as raw bytes)."""
         try:
-            req = msgpack.unpackb(data)
+            req = unpackb(data)
             version, targets, umask, nice, cpus, rlimits, ignored, ids, host_net = req
             if version != VERSION:
                 return _request_error(f"fork server speaks version {VERSION}, not {version}"), b""
@@ -260,7 +260,7 @@ class Server:
         # The alive pipe's write end lives as long as init does here: init
         # checks it for end of file once its pdeathsig is armed (init.identity).
         self.children[pid] = (ours.detach(), alive_w)
-        return msgpack.packb([pid]), array("i", [pidfd, theirs.detach()]).tobytes()
+        return packb([pid]), array("i", [pidfd, theirs.detach()]).tobytes()
 
     def child(
         self,
