@@ -71,10 +71,13 @@ INIT_FORBIDDEN = (
     "signal",
     "tempfile",
     "random",
+    "ctypes",
+    "msgpack",
+    "datetime",
 )
 #: Modules the CLI process must not load (it exists to avoid trio; hakurei
-#: compiles the seccomp program through ctypes, pyseccomp would run ldconfig).
-CLI_FORBIDDEN = ("trio", "pyseccomp", "subprocess")
+#: compiles the seccomp program through _ctypes, pyseccomp would run ldconfig).
+CLI_FORBIDDEN = ("trio", "pyseccomp", "subprocess", "ctypes", "msgpack")
 
 
 # -- variants ---------------------------------------------------------------------------
@@ -625,18 +628,19 @@ def import_report(hk: str, runs: int) -> list[str]:
     out += summarise(lines, {ln.name for ln in base}, INIT_FORBIDDEN)
 
     env = dict(os.environ)
-    base, why = importtime([py, "-X", "importtime", "-c", "pass"], env, None, runs)
+    base, why = importtime([py, "-I", "-S", "-X", "importtime", "-c", "pass"], env, None, runs)
     if not base:
-        return [*out, f"baseline interpreter with site failed: {why}"]
-    lines, why = importtime(
-        [hk, "exec", "--", TRUE], dict(env, PYTHONPROFILEIMPORTTIME="1"), None, runs
-    )
+        return [*out, f"baseline interpreter failed: {why}"]
+    # The command execs this venv's python with -I -S on itself (bin/hakurei), and -I
+    # ignores PYTHONPROFILEIMPORTTIME: the same command line, with -X importtime added.
+    cli = [py, "-I", "-S", "-X", "importtime", hk, "exec", "--", TRUE]
+    lines, why = importtime(cli, env, None, runs)
     if not lines:
         return [*out, f"CLI run failed: {why}"]
     out.append("")
     out.append(
-        f"CLI process (`{hk} exec -- {TRUE}` with PYTHONPROFILEIMPORTTIME=1, which the shim's "
-        f"`-I` ignores; baseline `python -c pass`: {total_ms(base):.1f} ms of imports):"
+        f"CLI process (`python -I -S -X importtime {hk} exec -- {TRUE}`, as the command starts "
+        f"itself; baseline `python -I -S -c pass`: {total_ms(base):.1f} ms of imports):"
     )
     out += summarise(lines, {ln.name for ln in base}, CLI_FORBIDDEN)
     return out
