@@ -69,7 +69,6 @@ SERVER_FD = 3
 MAX_FDS = 250
 SETUP_FD = 3
 SIGKILL = 9
-RELAYED = _init.RELAYED
 #: Signals never touched: SIGKILL, SIGSTOP, and glibc's internal 32 and 33.
 _UNTOUCHABLE = (9, 19, 32, 33)
 
@@ -112,9 +111,7 @@ class Server:
         # for all of them, and neither dies nor stops itself: they stay blocked
         # and are read from a signalfd, which says who sent each (``relay``).
         # Each child gets the dispositions of a fresh interpreter back (``child``).
-        self.k.default_signals(RELAYED)  # an ignored one would never queue
-        _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
-        sigfd = self.k.signalfd(RELAYED)
+        sigfd = shim.relayed_signals(self.k)
         poller.register(sigfd, select.POLLIN)
         serving = True
         gc.freeze()  # what is imported stays shared with every child, untouched by gc
@@ -229,7 +226,7 @@ class Server:
             return _request_error(f"fork server: bad request: {describe(e)}"), b""
         flags = shim.namespaces(bool(host_net))
         alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
-        # RELAYED stay blocked across the clone (the server keeps them so): init
+        # The relayed signals stay blocked across the clone (the server keeps them so): init
         # takes them with sigwaitinfo, and one that came before it is ready waits.
         try:
             pid, pidfd = self.k.clone_pidfd(flags)

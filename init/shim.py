@@ -403,9 +403,18 @@ def relay(
     """
     k = Kernel() if k is None else k
     child = k.pidfd_open(pid)
-    k.default_signals(RELAYED)  # an ignored one would never queue; blocked, the default never acts
-    sigfd = k.signalfd(RELAYED)
-    watch(k, pid, parent, child, sigfd, report, started, shared_terminal)
+    watch(k, pid, parent, child, relayed_signals(k), report, started, shared_terminal)
+
+
+def relayed_signals(k: Kernel) -> int:
+    """A signalfd of ``RELAYED``, which stay blocked: the shim's relay, the fork server's.
+
+    Each back to its default action first: an ignored one would never queue,
+    and blocked, the default never acts.  Read with ``k.read_signals``.
+    """
+    k.default_signals(RELAYED)
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
+    return k.signalfd(RELAYED)
 
 
 def watch(
