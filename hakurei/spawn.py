@@ -45,20 +45,18 @@ _SIGINT = 2  # signal.SIGINT, without importing signal on this path
 #: directories that hold hakurei and its init-side dependencies follow as argv.
 _INIT_CODE = "import sys;sys.path[0:0]=sys.argv[1:];from hakurei.init.shim import main;main()"
 
-_argv: list[str] = []
+#: The sys.path entry holding hakurei, passed to ``code`` (``-S`` leaves site-packages out).
+_SITE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def init_argv(code: str = _INIT_CODE) -> list[str]:
     """The interpreter command line that runs ``code`` on the init path (``-I -S``).
 
     The directory holding hakurei follows as argv, for ``code`` to put on
-    ``sys.path`` (``-S`` leaves site-packages out).  Nothing else is needed:
-    the init path imports only the standard library (no msgpack: the record
-    is read with ``hakurei.msgcodec``).
+    ``sys.path``.  Nothing else is needed: the init path imports only the
+    standard library (no msgpack: the record is read with ``hakurei.msgcodec``).
     """
-    if not _argv:
-        _argv.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return [sys.executable, "-I", "-S", "-c", code, *_argv]
+    return [sys.executable, "-I", "-S", "-c", code, _SITE]
 
 
 def _fileno(f: Stdio) -> int | None:
